@@ -362,11 +362,10 @@ impl AudioStream {
             self.flush_resampler()?;
             self.current_rate = Some(rate);
             if rate != self.cfg.sample_rate {
-                let r = StreamResampler::new(rate, self.cfg.sample_rate, self.cfg.resample_chunk).map_err(|e| {
-                    AudioError::InvalidParameters {
-                        name: self.name.clone(),
-                        reason: e.to_string(),
-                    }
+                let r = StreamResampler::new(self.cfg.resampler, rate, self.cfg.sample_rate, self.cfg.resample_chunk)
+                    .map_err(|e| AudioError::InvalidParameters {
+                    name: self.name.clone(),
+                    reason: e.to_string(),
                 })?;
                 self.resampler = Some(r);
             }

@@ -14,7 +14,7 @@ mod resample;
 
 pub use decode::AudioStream;
 pub use error::AudioError;
-pub use resample::{ResampleError, StreamResampler};
+pub use resample::{FftResampler, ResampleError, ResamplerKind, SincResampler, StreamResampler};
 
 use std::path::Path;
 
@@ -26,8 +26,9 @@ use serde::{Deserialize, Serialize};
 pub struct AudioConfig {
     /// Output sample rate in Hz. The published systems analyse at 16 kHz.
     pub sample_rate: u32,
-    /// Input samples per resampler call. Larger chunks are faster but delay
-    /// the first output a little; 4096 is well past the knee.
+    /// Resampling algorithm; the default is the published (torchaudio) one.
+    pub resampler: ResamplerKind,
+    /// Input samples per call of the FFT resampler.
     pub resample_chunk: usize,
     /// Output samples per block returned by [`AudioStream::next_block`].
     pub block_samples: usize,
@@ -40,6 +41,7 @@ impl Default for AudioConfig {
     fn default() -> Self {
         Self {
             sample_rate: 16_000,
+            resampler: ResamplerKind::Sinc,
             resample_chunk: 4096,
             block_samples: 16_384,
             max_duration_s: None,

@@ -1,1 +1,89 @@
-fn main() {}
+//! The `sampleid` binary: a thin layer that parses arguments, sets up logging
+//! and hands each command to the pipeline crates under `crates/`.
+
+mod cli;
+mod cmd;
+mod config;
+mod progress;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+use crate::cli::{BenchCommand, Cli, Command};
+use crate::config::Config;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose, cli.quiet);
+    // Decoders run under catch_unwind; a panic there becomes a "corrupt file"
+    // error. Keep its report to one line instead of a backtrace dump.
+    std::panic::set_hook(Box::new(|info| {
+        tracing::error!("internal error: {info}");
+    }));
+    match run(&cli) {
+        Ok(0) => ExitCode::SUCCESS,
+        Ok(failed) => {
+            eprintln!("{failed} input(s) failed");
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Runs the command; `Ok(n)` is the number of inputs that failed.
+fn run(cli: &Cli) -> anyhow::Result<usize> {
+    let cfg = Config::load(cli.config.as_deref())?;
+    match &cli.command {
+        Command::Features(args) => cmd::features::run(args, &cfg, cli.quiet),
+        Command::Info(args) => cmd::info::run(args, &cfg, cli.quiet),
+        Command::Config => {
+            print!("{}", cfg.to_toml()?);
+            Ok(0)
+        }
+        Command::Bench(BenchCommand::Frontend(args)) => cmd::bench::frontend(args, &cfg).map(|()| 0),
+    }
+}
+
+const SYMPHONIA_CRATES: &[&str] = &[
+    "symphonia",
+    "symphonia_core",
+    "symphonia_metadata",
+    "symphonia_format_ogg",
+    "symphonia_format_riff",
+    "symphonia_format_isomp4",
+    "symphonia_bundle_mp3",
+    "symphonia_bundle_flac",
+    "symphonia_codec_vorbis",
+    "symphonia_codec_aac",
+    "symphonia_codec_alac",
+    "symphonia_codec_pcm",
+];
+
+fn init_logging(verbose: u8, quiet: bool) {
+    let default = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "debug",
+        (false, _) => "trace",
+    };
+    // symphonia logs its own view of damaged input (e.g. "probe reached EOF")
+    // at error level; our typed errors already say it with the file name, so
+    // its records are shown only with -v.
+    let mut directives = default.to_string();
+    if verbose == 0 {
+        for krate in SYMPHONIA_CRATES {
+            directives.push_str(&format!(",{krate}=off"));
+        }
+    }
+    let filter = EnvFilter::try_from_env("SAMPLEID_LOG").unwrap_or_else(|_| EnvFilter::new(directives));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}

@@ -1,0 +1,141 @@
+//! Command-line interface definitions.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// sampleid: which recorded music does this audio contain?
+///
+/// Audio identification (a noisy clip → its song), sample identification (a
+/// track → the records it sampled, through pitch/tempo changes and mixing) and
+/// audio matching (passages where two recordings play the same music).
+#[derive(Debug, Parser)]
+#[command(name = "sampleid", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// More log output (-v debug, -vv trace). Logs go to stderr.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Only errors on stderr; no progress bars.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
+    /// Configuration file (TOML); missing settings take the published defaults.
+    /// `sampleid config` prints every setting.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Compute features of audio files and write them as NumPy .npy (float32).
+    ///
+    /// Shapes (rows are time):
+    ///   mel       (frames, 64)        log-mel in dB, 31.25 frames/s (hop 512 at 16 kHz)
+    ///   segments  (n, 64, 128)        encoder inputs: 4.08 s windows every 0.512 s,
+    ///                                 mel-major, min-max normalised to [0, 1]
+    ///   chroma    (frames, 12)        ℓ2-normalised chroma, 10 frames/s, bin 0 = C
+    ///   cens      (frames, 12)        CENS, 1 frame/s
+    /// Frame t of mel is centred on t × 32 ms.
+    #[command(verbatim_doc_comment)]
+    Features(FeaturesArgs),
+
+    /// Decode files completely and report their format, duration and level;
+    /// damaged files are reported with the reason.
+    Info(InfoArgs),
+
+    /// Print the effective configuration (defaults merged with --config) as TOML.
+    Config,
+
+    /// Benchmarks (speed and memory, on your own files).
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+/// Which features `sampleid features` computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FeatureKind {
+    /// Log-mel spectrogram (frames × 64, dB).
+    Mel,
+    /// Normalised encoder segments (n × 64 × 128).
+    Segments,
+    /// Chroma (frames × 12).
+    Chroma,
+    /// CENS (frames × 12).
+    Cens,
+}
+
+impl FeatureKind {
+    /// Short name used in output file names.
+    pub fn name(self) -> &'static str {
+        match self {
+            FeatureKind::Mel => "mel",
+            FeatureKind::Segments => "segments",
+            FeatureKind::Chroma => "chroma",
+            FeatureKind::Cens => "cens",
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct FeaturesArgs {
+    /// Audio files (mp3, ogg, opus, flac, wav, aiff, m4a).
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+
+    /// Output file (only with a single input).
+    #[arg(long, short, value_name = "OUT.npy", conflicts_with = "out_dir")]
+    pub out: Option<PathBuf>,
+
+    /// Output directory: each input gets `<name>.<kind>.npy` there
+    /// (default: the current directory).
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: Option<PathBuf>,
+
+    /// What to compute.
+    #[arg(long, short, value_enum, default_value_t = FeatureKind::Mel)]
+    pub kind: FeatureKind,
+
+    /// One JSON object per input on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct InfoArgs {
+    /// Audio files.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+
+    /// One JSON object per input on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Decode + resample + log-mel + segmentation throughput (× realtime) and peak memory.
+    Frontend(BenchFrontendArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchFrontendArgs {
+    /// Real audio files to process (each run processes all of them).
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+
+    /// Thread counts to measure; files are spread over the threads.
+    #[arg(long, value_delimiter = ',', default_value = "1,2")]
+    pub threads: Vec<usize>,
+
+    /// Runs per thread count; the median is reported.
+    #[arg(long, default_value_t = 5)]
+    pub repeat: usize,
+
+    /// Print the results as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}

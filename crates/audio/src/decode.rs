@@ -67,6 +67,12 @@ pub struct AudioStream {
     current_rate: Option<u32>,
     mono: Vec<f32>,
     out: Vec<f32>,
+    /// The packet read ahead (see [`AudioStream::step`]).
+    lookahead: Option<Packet>,
+    /// Still in the leading packets whose start trims are real.
+    at_start: bool,
+    /// Container trims ignored in mid-stream (in track frames).
+    ignored_trim_frames: u64,
     /// Expected timestamp of the next packet, in the track's time base.
     next_pts: Option<i64>,
     /// The track's time base as (numerator, denominator) seconds.
@@ -164,6 +170,9 @@ impl AudioStream {
             mono: Vec::new(),
             out: Vec::new(),
             priming_s,
+            lookahead: None,
+            at_start: true,
+            ignored_trim_frames: 0,
             next_pts: None,
             time_base,
             source_frames: 0,
@@ -220,26 +229,45 @@ impl AudioStream {
         }
     }
 
-    /// Reads one packet and decodes it (or finishes the stream).
+    /// Reads one packet and decodes the one before it (or finishes the stream).
+    ///
+    /// One packet is held back so that we know whether a packet is the last
+    /// of its stream: demuxers derive start/end trims from container
+    /// timestamps, which are only meaningful at the start (encoder delay) and
+    /// at the end (padding). ffmpeg writes Ogg granule positions that follow
+    /// its input timestamps (after seeking or concatenating), and symphonia
+    /// then trims real audio in the middle of the stream: 6.7 s over a 3 h
+    /// file here. Trims on packets that are neither at the start nor last are
+    /// therefore ignored.
     fn step(&mut self) -> Result<(), AudioError> {
         match self.reader.next_packet() {
             Ok(Some(packet)) => {
-                if packet.track_id == self.track_id {
-                    self.decode_packet(&packet)?;
+                if packet.track_id == self.track_id
+                    && let Some(prev) = self.lookahead.replace(packet)
+                {
+                    self.decode_held(prev, false)?;
                 }
                 Ok(())
             }
-            Ok(None) => self.finish(),
+            Ok(None) => {
+                self.drain_lookahead()?;
+                self.finish()
+            }
             Err(SymError::ResetRequired) => {
                 // A chained stream (e.g. concatenated Ogg files): a new track list.
+                self.drain_lookahead()?;
                 let (track_id, packets, _, time_base) = open_track(&self.name, self.reader.as_ref())?;
                 self.track_id = track_id;
                 self.packets = packets;
                 self.time_base = time_base;
                 self.next_pts = None;
+                self.at_start = true;
                 Ok(())
             }
-            Err(SymError::IoError(e)) if e.kind() == ErrorKind::UnexpectedEof => self.on_unexpected_end(),
+            Err(SymError::IoError(e)) if e.kind() == ErrorKind::UnexpectedEof => {
+                self.drain_lookahead()?;
+                self.on_unexpected_end()
+            }
             Err(SymError::IoError(e)) => Err(AudioError::Io {
                 name: self.name.clone(),
                 source: e,
@@ -250,6 +278,28 @@ impl AudioStream {
                 reason: e.to_string(),
             }),
         }
+    }
+
+    fn drain_lookahead(&mut self) -> Result<(), AudioError> {
+        match self.lookahead.take() {
+            Some(p) => self.decode_held(p, true),
+            None => Ok(()),
+        }
+    }
+
+    /// Decodes a held-back packet, keeping its trims only where they can be real.
+    fn decode_held(&mut self, mut packet: Packet, last: bool) -> Result<(), AudioError> {
+        if packet.trim_start.get() == 0 {
+            self.at_start = false;
+        } else if !self.at_start {
+            self.ignored_trim_frames += packet.trim_start.get();
+            packet.trim_start = Default::default();
+        }
+        if !last && packet.trim_end.get() > 0 {
+            self.ignored_trim_frames += packet.trim_end.get();
+            packet.trim_end = Default::default();
+        }
+        self.decode_packet(&packet)
     }
 
     /// Damaged pages or frames that a demuxer skips leave a jump in the packet
@@ -454,6 +504,9 @@ impl AudioStream {
                     100.0 * self.non_finite as f64 / self.source_frames as f64
                 ),
             });
+        }
+        if self.ignored_trim_frames > 0 {
+            tracing::debug!(input = %self.name, frames = self.ignored_trim_frames, "ignored mid-stream container trims");
         }
         if self.bad_packets > 0 {
             tracing::warn!(input = %self.name, skipped = self.bad_packets, "skipped undecodable packets");

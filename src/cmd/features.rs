@@ -79,25 +79,13 @@ pub fn run(args: &FeaturesArgs, cfg: &Config, quiet: bool) -> Result<usize> {
         .collect();
     bar.finish_and_clear();
 
-    let mut failed = 0;
-    for (r, (input, _)) in results.iter().zip(&jobs) {
-        match r {
-            Ok(w) if args.json => println!("{}", serde_json::to_string(w)?),
-            Ok(w) => println!(
-                "{} → {} {:?} ({:.1} s of audio)",
-                w.input, w.output, w.shape, w.duration_s
-            ),
-            Err(e) => {
-                failed += 1;
-                if args.json {
-                    let obj = serde_json::json!({"input": input.display().to_string(), "error": format!("{e:#}")});
-                    println!("{obj}");
-                }
-                eprintln!("error: {e:#}");
-            }
-        }
-    }
-    Ok(failed)
+    let inputs: Vec<PathBuf> = jobs.iter().map(|(input, _)| input.clone()).collect();
+    super::report(&inputs, &results, args.json, |w| {
+        format!(
+            "{} → {} {:?} ({:.1} s of audio)",
+            w.input, w.output, w.shape, w.duration_s
+        )
+    })
 }
 
 /// Streams one input into one `.npy` file.

@@ -59,40 +59,25 @@ pub fn run(args: &InfoArgs, cfg: &Config, quiet: bool) -> Result<usize> {
         .collect();
     bar.finish_and_clear();
 
-    let mut failed = 0;
-    for (r, path) in results.iter().zip(&args.files) {
-        match r {
-            Ok(rep) if args.json => println!("{}", serde_json::to_string(rep)?),
-            Ok(rep) => {
-                let s = &rep.source;
-                let opt = |v: Option<String>| v.unwrap_or_else(|| "?".into());
-                println!(
-                    "{}: {}/{}, {} Hz, {} ch, {:.2} s decoded (declared {}), peak {:.3}{}{}",
-                    rep.input,
-                    s.container,
-                    s.codec,
-                    opt(s.sample_rate.map(|r| r.to_string())),
-                    opt(s.channels.map(|c| c.to_string())),
-                    rep.decoded_s,
-                    opt(s.duration_s.map(|d| format!("{d:.2} s"))),
-                    rep.peak,
-                    if rep.silent { ", SILENT" } else { "" },
-                    if rep.skipped_packets > 0 {
-                        format!(", {} bad packets skipped", rep.skipped_packets)
-                    } else {
-                        String::new()
-                    }
-                );
+    super::report(&args.files, &results, args.json, |rep| {
+        let s = &rep.source;
+        let opt = |v: Option<String>| v.unwrap_or_else(|| "?".into());
+        format!(
+            "{}: {}/{}, {} Hz, {} ch, {:.2} s decoded (declared {}), peak {:.3}{}{}",
+            rep.input,
+            s.container,
+            s.codec,
+            opt(s.sample_rate.map(|r| r.to_string())),
+            opt(s.channels.map(|c| c.to_string())),
+            rep.decoded_s,
+            opt(s.duration_s.map(|d| format!("{d:.2} s"))),
+            rep.peak,
+            if rep.silent { ", SILENT" } else { "" },
+            if rep.skipped_packets > 0 {
+                format!(", {} bad packets skipped", rep.skipped_packets)
+            } else {
+                String::new()
             }
-            Err(e) => {
-                failed += 1;
-                if args.json {
-                    let obj = serde_json::json!({"input": path.display().to_string(), "error": format!("{e:#}")});
-                    println!("{obj}");
-                }
-                eprintln!("error: {e:#}");
-            }
-        }
-    }
-    Ok(failed)
+        )
+    })
 }

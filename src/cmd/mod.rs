@@ -1,5 +1,37 @@
-//! One module per command.
+//! One module per command, and the per-input reporting they share.
 
 pub mod bench;
 pub mod features;
 pub mod info;
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use serde::Serialize;
+
+/// Prints one line per input, in input order: `human(ok)` or, with `json`,
+/// the value as a JSON object; failures as `error: …` on stderr (and an
+/// `{"input", "error"}` object with `json`). Returns how many failed.
+pub fn report<T: Serialize>(
+    inputs: &[PathBuf],
+    results: &[Result<T>],
+    json: bool,
+    human: impl Fn(&T) -> String,
+) -> Result<usize> {
+    let mut failed = 0;
+    for (input, r) in inputs.iter().zip(results) {
+        match r {
+            Ok(v) if json => println!("{}", serde_json::to_string(v)?),
+            Ok(v) => println!("{}", human(v)),
+            Err(e) => {
+                failed += 1;
+                if json {
+                    let obj = serde_json::json!({"input": input.display().to_string(), "error": format!("{e:#}")});
+                    println!("{obj}");
+                }
+                eprintln!("error: {e:#}");
+            }
+        }
+    }
+    Ok(failed)
+}

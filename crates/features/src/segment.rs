@@ -39,12 +39,8 @@ pub fn min_max_normalise(x: &mut [f32]) {
 
 /// Streaming segmenter: audio samples in, normalised segments out.
 pub struct SegmentStream {
-    cfg: FrontendConfig,
     mel: LogMelStream,
-    /// The last `segment_frames` log-mel frames.
-    window: VecDeque<Vec<f32>>,
-    frames_seen: usize,
-    emitted: usize,
+    cutter: Cutter,
 }
 
 impl SegmentStream {
@@ -52,86 +48,76 @@ impl SegmentStream {
     pub fn new(cfg: &FrontendConfig) -> Result<Self, FeatureError> {
         Ok(Self {
             mel: LogMelStream::new(cfg, cfg.min_segment_samples)?,
-            window: VecDeque::with_capacity(cfg.segment_frames),
-            cfg: cfg.clone(),
-            frames_seen: 0,
-            emitted: 0,
+            cutter: Cutter {
+                window: VecDeque::with_capacity(cfg.segment_frames),
+                cfg: cfg.clone(),
+                frames_seen: 0,
+                emitted: 0,
+            },
         })
     }
 
     /// Segments emitted so far.
     pub fn segments(&self) -> usize {
-        self.emitted
+        self.cutter.emitted
     }
 
     /// Feeds samples; `on_segment` receives each finished segment.
     pub fn push(&mut self, samples: &[f32], on_segment: &mut dyn FnMut(Segment)) {
-        let Self {
-            cfg,
-            mel,
-            window,
-            frames_seen,
-            emitted,
-        } = self;
-        mel.push(samples, &mut |frame| {
-            accept(cfg, window, frames_seen, emitted, frame, on_segment);
-        });
+        let cutter = &mut self.cutter;
+        self.mel.push(samples, &mut |frame| cutter.accept(frame, on_segment));
     }
 
     /// Ends the input and emits the last segments.
     pub fn finish(&mut self, on_segment: &mut dyn FnMut(Segment)) {
-        let Self {
-            cfg,
-            mel,
-            window,
-            frames_seen,
-            emitted,
-        } = self;
-        mel.finish(&mut |frame| {
-            accept(cfg, window, frames_seen, emitted, frame, on_segment);
-        });
+        let cutter = &mut self.cutter;
+        self.mel.finish(&mut |frame| cutter.accept(frame, on_segment));
     }
 }
 
-fn accept(
-    cfg: &FrontendConfig,
-    window: &mut VecDeque<Vec<f32>>,
-    frames_seen: &mut usize,
-    emitted: &mut usize,
-    frame: &[f32],
-    on_segment: &mut dyn FnMut(Segment),
-) {
-    let recycled = if window.len() == cfg.segment_frames {
-        window.pop_front()
-    } else {
-        None
-    };
-    let mut f = recycled.unwrap_or_default();
-    f.clear();
-    f.extend_from_slice(frame);
-    window.push_back(f);
-    *frames_seen += 1;
-    if *frames_seen < cfg.segment_frames || (*frames_seen - cfg.segment_frames) % cfg.segment_hop != 0 {
-        return;
-    }
-    let t_len = cfg.segment_frames;
-    let mut data = vec![0.0f32; cfg.n_mels * t_len];
-    for (t, frame) in window.iter().enumerate() {
-        for (m, v) in frame.iter().enumerate() {
-            data[m * t_len + t] = *v;
+/// Keeps the last `segment_frames` log-mel frames and cuts a segment every `segment_hop`.
+struct Cutter {
+    cfg: FrontendConfig,
+    window: VecDeque<Vec<f32>>,
+    frames_seen: usize,
+    emitted: usize,
+}
+
+impl Cutter {
+    fn accept(&mut self, frame: &[f32], on_segment: &mut dyn FnMut(Segment)) {
+        let cfg = &self.cfg;
+        let recycled = if self.window.len() == cfg.segment_frames {
+            self.window.pop_front()
+        } else {
+            None
+        };
+        let mut f = recycled.unwrap_or_default();
+        f.clear();
+        f.extend_from_slice(frame);
+        self.window.push_back(f);
+        self.frames_seen += 1;
+        if self.frames_seen < cfg.segment_frames || (self.frames_seen - cfg.segment_frames) % cfg.segment_hop != 0 {
+            return;
         }
+        let t_len = cfg.segment_frames;
+        let mut data = vec![0.0f32; cfg.n_mels * t_len];
+        for (t, frame) in self.window.iter().enumerate() {
+            for (m, v) in frame.iter().enumerate() {
+                data[m * t_len + t] = *v;
+            }
+        }
+        if cfg.segment_norm == SegmentNorm::MinMax {
+            min_max_normalise(&mut data);
+        }
+        let start_frame = self.frames_seen - cfg.segment_frames;
+        on_segment(Segment {
+            index: self.emitted,
+            start_frame,
+            start_s: start_frame as f64 * cfg.hop_s(),
+            data,
+        });
+        self.emitted += 1;
     }
-    if cfg.segment_norm == SegmentNorm::MinMax {
-        min_max_normalise(&mut data);
-    }
-    let start_frame = *frames_seen - cfg.segment_frames;
-    on_segment(Segment {
-        index: *emitted,
-        start_frame,
-        start_s: start_frame as f64 * cfg.hop_s(),
-        data,
-    });
-    *emitted += 1;
 }
 
 #[cfg(test)]

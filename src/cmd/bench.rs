@@ -95,7 +95,7 @@ pub fn frontend(args: &BenchFrontendArgs, cfg: &Config) -> Result<()> {
     let mut audio_s = 0.0;
     let mut segments = 0;
     for f in &files {
-        let r = process(f, cfg).with_context(|| format!("benchmark input {}", f.display()))?;
+        let r = process(f, cfg)?;
         audio_s += r.audio_s;
         segments += r.segments;
     }

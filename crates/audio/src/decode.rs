@@ -95,9 +95,9 @@ impl AudioStream {
     /// Opens a file. The extension is only a hint; the content decides the format.
     pub fn open(path: &Path, cfg: &AudioConfig) -> Result<Self, AudioError> {
         let name = path.display().to_string();
-        let io_err = |source| AudioError::Io {
+        let io_err = |err| AudioError::Io {
             name: name.clone(),
-            source,
+            err,
         };
         let meta = std::fs::metadata(path).map_err(io_err)?;
         if meta.is_dir() {
@@ -140,9 +140,9 @@ impl AudioStream {
         }
         let magic = sniff_magic(&mut source);
         let priming_s = crate::mp4::priming_seconds(&mut source).unwrap_or(0.0);
-        source.seek(SeekFrom::Start(0)).map_err(|e| AudioError::Io {
+        source.seek(SeekFrom::Start(0)).map_err(|err| AudioError::Io {
             name: name.clone(),
-            source: e,
+            err,
         })?;
         let mss = MediaSourceStream::new(source, Default::default());
         let mut hint = Hint::new();
@@ -268,9 +268,9 @@ impl AudioStream {
                 self.drain_lookahead()?;
                 self.on_unexpected_end()
             }
-            Err(SymError::IoError(e)) => Err(AudioError::Io {
+            Err(SymError::IoError(err)) => Err(AudioError::Io {
                 name: self.name.clone(),
-                source: e,
+                err,
             }),
             Err(SymError::DecodeError(msg)) => self.bad_packet(msg),
             Err(e) => Err(AudioError::Corrupt {
@@ -579,7 +579,7 @@ fn probe_error(name: &str, e: SymError, magic: Option<&'static str>) -> AudioErr
             name,
             reason: "no known stream header found".into(),
         },
-        SymError::IoError(source) => AudioError::Io { name, source },
+        SymError::IoError(err) => AudioError::Io { name, err },
         SymError::DecodeError(msg) => AudioError::Corrupt {
             name,
             reason: format!("malformed header: {msg}"),

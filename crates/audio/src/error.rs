@@ -6,13 +6,10 @@ use std::io;
 /// Why an input could not be turned into audio samples.
 #[derive(Debug, thiserror::Error)]
 pub enum AudioError {
-    /// The file could not be opened or read.
-    #[error("{name}: cannot read: {source}")]
-    Io {
-        name: String,
-        #[source]
-        source: io::Error,
-    },
+    /// The file could not be opened or read. (The cause is part of the
+    /// message, not a `source`, so that it is printed once.)
+    #[error("{name}: cannot read: {err}")]
+    Io { name: String, err: io::Error },
     /// The input has zero bytes.
     #[error("{name}: file is empty")]
     Empty { name: String },

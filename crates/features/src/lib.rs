@@ -23,13 +23,9 @@ pub enum FeatureError {
     /// Settings that describe no computable front end.
     #[error("invalid feature configuration: {0}")]
     InvalidConfig(String),
-    /// Reading or writing a feature file failed.
-    #[error("{}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    /// Reading or writing a feature file failed (the cause is in the message).
+    #[error("{}: {err}", path.display())]
+    Io { path: PathBuf, err: std::io::Error },
     /// A malformed or unsupported `.npy` file.
     #[error("npy: {0}")]
     Npy(String),

@@ -4,21 +4,22 @@ use crate::FeatureError;
 use crate::config::{FrontendConfig, MelNorm, MelScale};
 use crate::stft::StreamingStft;
 
+/// Slaney scale: linear at `SLANEY_HZ_PER_MEL` Hz per mel below `SLANEY_LOG_HZ`, then
+/// logarithmic with `slaney_log_step()` per mel.
+const SLANEY_HZ_PER_MEL: f64 = 200.0 / 3.0;
+const SLANEY_LOG_HZ: f64 = 1000.0;
+const SLANEY_LOG_MEL: f64 = SLANEY_LOG_HZ / SLANEY_HZ_PER_MEL;
+
+fn slaney_log_step() -> f64 {
+    6.4f64.ln() / 27.0
+}
+
 /// Hz → mel.
 pub fn hz_to_mel(f: f64, scale: MelScale) -> f64 {
     match scale {
         MelScale::Htk => 2595.0 * (1.0 + f / 700.0).log10(),
-        MelScale::Slaney => {
-            let f_sp = 200.0 / 3.0;
-            let min_log_hz = 1000.0;
-            let min_log_mel = min_log_hz / f_sp;
-            let logstep = 6.4f64.ln() / 27.0;
-            if f >= min_log_hz {
-                min_log_mel + (f / min_log_hz).ln() / logstep
-            } else {
-                f / f_sp
-            }
-        }
+        MelScale::Slaney if f >= SLANEY_LOG_HZ => SLANEY_LOG_MEL + (f / SLANEY_LOG_HZ).ln() / slaney_log_step(),
+        MelScale::Slaney => f / SLANEY_HZ_PER_MEL,
     }
 }
 
@@ -26,17 +27,8 @@ pub fn hz_to_mel(f: f64, scale: MelScale) -> f64 {
 pub fn mel_to_hz(m: f64, scale: MelScale) -> f64 {
     match scale {
         MelScale::Htk => 700.0 * (10f64.powf(m / 2595.0) - 1.0),
-        MelScale::Slaney => {
-            let f_sp = 200.0 / 3.0;
-            let min_log_hz = 1000.0;
-            let min_log_mel = min_log_hz / f_sp;
-            let logstep = 6.4f64.ln() / 27.0;
-            if m >= min_log_mel {
-                min_log_hz * (logstep * (m - min_log_mel)).exp()
-            } else {
-                f_sp * m
-            }
-        }
+        MelScale::Slaney if m >= SLANEY_LOG_MEL => SLANEY_LOG_HZ * (slaney_log_step() * (m - SLANEY_LOG_MEL)).exp(),
+        MelScale::Slaney => SLANEY_HZ_PER_MEL * m,
     }
 }
 

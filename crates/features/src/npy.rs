@@ -28,10 +28,7 @@ impl NpyWriter {
     /// Starts a file whose rows have shape `row_shape` (e.g. `[64]` for mel frames).
     pub fn create(path: &Path, row_shape: &[usize]) -> Result<Self, FeatureError> {
         let tmp = temp_path(path);
-        let io = |source| FeatureError::Io {
-            path: tmp.clone(),
-            source,
-        };
+        let io = |err| FeatureError::Io { path: tmp.clone(), err };
         let file = File::create(&tmp).map_err(io)?;
         let mut out = BufWriter::new(file);
         out.write_all(&header(0, row_shape)).map_err(io)?;
@@ -58,9 +55,9 @@ impl NpyWriter {
         for v in row {
             bytes.extend_from_slice(&v.to_le_bytes());
         }
-        self.out.write_all(&bytes).map_err(|source| FeatureError::Io {
+        self.out.write_all(&bytes).map_err(|err| FeatureError::Io {
             path: self.tmp.clone(),
-            source,
+            err,
         })?;
         self.rows += 1;
         Ok(())
@@ -73,18 +70,18 @@ impl NpyWriter {
 
     /// Writes the final shape and moves the file into place.
     pub fn finish(self) -> Result<Vec<usize>, FeatureError> {
-        let io = |source| FeatureError::Io {
+        let io = |err| FeatureError::Io {
             path: self.tmp.clone(),
-            source,
+            err,
         };
         let mut file = self.out.into_inner().map_err(|e| io(e.into_error()))?;
         file.seek(SeekFrom::Start(0)).map_err(io)?;
         file.write_all(&header(self.rows, &self.row_shape)).map_err(io)?;
         file.sync_all().map_err(io)?;
         drop(file);
-        std::fs::rename(&self.tmp, &self.path).map_err(|source| FeatureError::Io {
+        std::fs::rename(&self.tmp, &self.path).map_err(|err| FeatureError::Io {
             path: self.path.clone(),
-            source,
+            err,
         })?;
         let mut shape = vec![self.rows];
         shape.extend_from_slice(&self.row_shape);
@@ -135,9 +132,9 @@ pub struct NpyArray {
 
 /// Reads a little-endian float32 (`<f4`) or float64 (`<f8`, converted) C-order `.npy` file.
 pub fn read_npy(path: &Path) -> Result<NpyArray, FeatureError> {
-    let io = |source| FeatureError::Io {
+    let io = |err| FeatureError::Io {
         path: path.to_path_buf(),
-        source,
+        err,
     };
     let mut r = BufReader::new(File::open(path).map_err(io)?);
     let mut magic = [0u8; 8];

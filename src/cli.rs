@@ -53,6 +53,52 @@ pub enum Command {
     /// Benchmarks (speed and memory, on your own files).
     #[command(subcommand)]
     Bench(BenchCommand),
+
+    /// The training/benchmark corpus built from freely licensed Debian packages.
+    #[command(subcommand)]
+    Corpus(CorpusCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CorpusCommand {
+    /// Download (apt-get download, no installation), extract and render the
+    /// corpus, and write DIR/manifest.csv with a fixed 70/10/20 % split.
+    /// Idempotent and resumable: run it again to complete or update.
+    Fetch(CorpusFetchArgs),
+    /// Hours per kind and split of an existing corpus.
+    Stats(CorpusStatsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CorpusFetchArgs {
+    /// Corpus directory (never commit it).
+    #[arg(long, default_value = "corpus")]
+    pub dir: PathBuf,
+    /// Only these packages (repeatable).
+    #[arg(long, value_name = "PACKAGE")]
+    pub only: Vec<String>,
+    /// Leave out packages with large downloads per hour of music.
+    #[arg(long)]
+    pub skip_heavy: bool,
+    /// How many mma groove styles to render as synthetic stem sets (118 exist).
+    #[arg(long, default_value_t = 118)]
+    pub grooves: usize,
+    /// Do not render tracker modules.
+    #[arg(long)]
+    pub no_modules: bool,
+    /// A package table to use instead of the shipped one (TOML).
+    #[arg(long, value_name = "FILE")]
+    pub table: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CorpusStatsArgs {
+    /// Corpus directory.
+    #[arg(long, default_value = "corpus")]
+    pub dir: PathBuf,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Which features `sampleid features` computes.

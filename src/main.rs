@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use crate::cli::{BenchCommand, Cli, Command};
+use crate::cli::{BenchCommand, Cli, Command, CorpusCommand};
 use crate::config::Config;
 
 fn main() -> ExitCode {
@@ -46,6 +46,8 @@ fn run(cli: &Cli) -> anyhow::Result<usize> {
             Ok(0)
         }
         Command::Bench(BenchCommand::Frontend(args)) => cmd::bench::frontend(args, &cfg).map(|()| 0),
+        Command::Corpus(CorpusCommand::Fetch(args)) => cmd::corpus::fetch(args, cli.quiet).map(|()| 0),
+        Command::Corpus(CorpusCommand::Stats(args)) => cmd::corpus::stats(args).map(|()| 0),
     }
 }
 

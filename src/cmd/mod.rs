@@ -1,6 +1,7 @@
 //! One module per command, and the per-input reporting they share.
 
 pub mod bench;
+pub mod corpus;
 pub mod features;
 pub mod info;
 

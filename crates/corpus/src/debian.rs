@@ -79,24 +79,6 @@ fn parse_listing_line(line: &str) -> Option<(String, u64)> {
     Some((path.trim_start_matches('.').to_string(), size))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn listing_lines_keep_spaces_in_names() {
-        let l = "-rw-r--r-- root/root   5068800 2020-11-15 10:00 ./usr/share/games/singularity/music/Media Threat.ogg";
-        assert_eq!(
-            parse_listing_line(l),
-            Some((
-                "/usr/share/games/singularity/music/Media Threat.ogg".to_string(),
-                5_068_800
-            ))
-        );
-        assert_eq!(parse_listing_line("garbage"), None);
-    }
-}
-
 /// Extracts a whole package (symbolic links included) under `dest`.
 pub fn extract_all(deb: &Path, dest: &Path) -> Result<(), CorpusError> {
     std::fs::create_dir_all(dest).map_err(|e| CorpusError::io(dest, e))?;
@@ -145,4 +127,22 @@ pub fn extract(deb: &Path, dest: &Path, paths: &[String]) -> Result<(), CorpusEr
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listing_lines_keep_spaces_in_names() {
+        let l = "-rw-r--r-- root/root   5068800 2020-11-15 10:00 ./usr/share/games/singularity/music/Media Threat.ogg";
+        assert_eq!(
+            parse_listing_line(l),
+            Some((
+                "/usr/share/games/singularity/music/Media Threat.ogg".to_string(),
+                5_068_800
+            ))
+        );
+        assert_eq!(parse_listing_line("garbage"), None);
+    }
 }

@@ -165,6 +165,71 @@ pub struct InfoArgs {
 pub enum BenchCommand {
     /// Decode + resample + log-mel + segmentation throughput (× realtime) and peak memory.
     Frontend(BenchFrontendArgs),
+    /// Build a benchmark from the corpus's test split: references (to index),
+    /// negatives (never indexed) and query clips with exact ground truth.
+    Make(BenchMakeArgs),
+    /// Score answers in the `sampleid query --json` format against a benchmark:
+    /// a markdown table, a JSON summary and a chart per protocol.
+    Run(BenchRunArgs),
+}
+
+/// Which protocols a benchmark holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProtocolArg {
+    /// GraFPrint audio identification (noise, reverb; 1–5 s queries).
+    AudioId,
+    /// NeuralSampleID sample identification (pitch, tempo, speed, mixing; 5–20 s).
+    SampleId,
+    /// Both.
+    Both,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchMakeArgs {
+    /// Corpus directory (built by `sampleid corpus fetch`).
+    #[arg(long, default_value = "corpus")]
+    pub corpus: PathBuf,
+    /// Output directory.
+    #[arg(long, default_value = "bench-data/default")]
+    pub out: PathBuf,
+    #[arg(long, value_enum, default_value_t = ProtocolArg::Both)]
+    pub protocol: ProtocolArg,
+    /// Library size (tracks of the test split that get indexed).
+    #[arg(long, default_value_t = 100)]
+    pub references: usize,
+    /// Tracks that are never indexed; queries made from them measure false accepts.
+    #[arg(long, default_value_t = 25)]
+    pub negatives: usize,
+    /// Positive queries per condition and query length.
+    #[arg(long, default_value_t = 4)]
+    pub per_cell: usize,
+    /// Negative queries per condition and query length.
+    #[arg(long, default_value_t = 1)]
+    pub negatives_per_cell: usize,
+    /// Seed: the same seed and corpus give the same benchmark.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchRunArgs {
+    /// Benchmark directory (from `sampleid bench make`).
+    #[arg(long)]
+    pub bench: PathBuf,
+    /// Answers to score: JSON lines as `sampleid query --json` prints them,
+    /// from sampleid or any other system run on the benchmark's refs/ and
+    /// queries/. (Required until the query engine is built into this command.)
+    #[arg(long, value_name = "FILE.jsonl")]
+    pub results: PathBuf,
+    /// Name of the system in the report (default: the results file's name).
+    #[arg(long)]
+    pub system: Option<String>,
+    /// Report directory (default: BENCH/report-SYSTEM).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Print the summary as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -46,6 +46,8 @@ fn run(cli: &Cli) -> anyhow::Result<usize> {
             Ok(0)
         }
         Command::Bench(BenchCommand::Frontend(args)) => cmd::bench::frontend(args, &cfg).map(|()| 0),
+        Command::Bench(BenchCommand::Make(args)) => cmd::bench::make(args, cli.quiet).map(|()| 0),
+        Command::Bench(BenchCommand::Run(args)) => cmd::bench::run(args).map(|()| 0),
         Command::Corpus(CorpusCommand::Fetch(args)) => cmd::corpus::fetch(args, cli.quiet).map(|()| 0),
         Command::Corpus(CorpusCommand::Stats(args)) => cmd::corpus::stats(args).map(|()| 0),
     }

@@ -10,7 +10,7 @@ use sampleid_audio::AudioStream;
 use sampleid_features::SegmentStream;
 use serde::Serialize;
 
-use crate::cli::BenchFrontendArgs;
+use crate::cli::{BenchFrontendArgs, BenchMakeArgs, BenchRunArgs, ProtocolArg};
 use crate::config::Config;
 
 #[derive(Debug, Serialize)]
@@ -169,6 +169,83 @@ pub fn frontend(args: &BenchFrontendArgs, cfg: &Config) -> Result<()> {
     }
     if let Some(rss) = report.peak_rss_mib {
         println!("peak RSS: {rss:.1} MiB");
+    }
+    Ok(())
+}
+
+pub fn make(args: &BenchMakeArgs, quiet: bool) -> Result<()> {
+    let mut opts = sampleid_bench::MakeOptions::new(args.corpus.clone(), args.out.clone());
+    opts.protocols = match args.protocol {
+        ProtocolArg::AudioId => vec![sampleid_bench::Protocol::AudioId],
+        ProtocolArg::SampleId => vec![sampleid_bench::Protocol::SampleId],
+        ProtocolArg::Both => vec![sampleid_bench::Protocol::AudioId, sampleid_bench::Protocol::SampleId],
+    };
+    opts.references = args.references;
+    opts.negatives = args.negatives;
+    opts.per_cell = args.per_cell;
+    opts.negatives_per_cell = args.negatives_per_cell;
+    opts.seed = args.seed;
+    let bar = indicatif::ProgressBar::with_draw_target(Some(1), indicatif::ProgressDrawTarget::stderr());
+    if quiet {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} queries")
+            .expect("static template"),
+    );
+    let bench = sampleid_bench::make(&opts, &|done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    })
+    .context("building the benchmark")?;
+    bar.finish_and_clear();
+    let count = |p| bench.queries.iter().filter(|q| q.protocol == p).count();
+    println!(
+        "{}: {} references (refs/), {} negatives, {} queries ({} audio-id, {} sample-id)",
+        args.out.display(),
+        bench.references.len(),
+        bench.negatives.len(),
+        bench.queries.len(),
+        count(sampleid_bench::Protocol::AudioId),
+        count(sampleid_bench::Protocol::SampleId)
+    );
+    println!(
+        "index {}/refs, query {}/queries/*.wav, then: sampleid bench run --bench {} --results FILE.jsonl",
+        args.out.display(),
+        args.out.display(),
+        args.out.display()
+    );
+    Ok(())
+}
+
+pub fn run(args: &BenchRunArgs) -> Result<()> {
+    let bench = sampleid_bench::Benchmark::load(&args.bench)?;
+    let results = sampleid_bench::read_results(&args.results)?;
+    let system = args.system.clone().unwrap_or_else(|| {
+        args.results
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "system".into())
+    });
+    let scores = sampleid_bench::score(&bench, &results);
+    let summary = sampleid_bench::report::Summary {
+        system: &system,
+        benchmark: args.bench.display().to_string(),
+        results: args.results.display().to_string(),
+        scores: &scores,
+    };
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| args.bench.join(format!("report-{system}")));
+    let files = sampleid_bench::report::write(&out, &summary)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        print!("{}", sampleid_bench::report::markdown(&summary));
+        for f in files {
+            eprintln!("wrote {}", f.display());
+        }
     }
     Ok(())
 }

@@ -1,0 +1,42 @@
+//! Benchmarks: `bench make` builds query sets with exact ground truth from the
+//! corpus's test split (two protocols: GraFPrint audio identification and
+//! NeuralSampleID sample identification), and `bench run` scores answers in
+//! the `sampleid query --json` format, from sampleid or any other system.
+
+pub mod make;
+pub mod metrics;
+pub mod report;
+pub mod score;
+pub mod spec;
+
+use std::path::{Path, PathBuf};
+
+pub use make::{MakeOptions, make};
+pub use score::{Scores, read_results, score};
+pub use spec::{Benchmark, Protocol, Query, Reference, Target};
+
+/// Errors of the benchmark tools.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error("{}: {err}", path.display())]
+    Io { path: PathBuf, err: std::io::Error },
+    #[error("{0}")]
+    Format(String),
+    #[error("corpus: {0}")]
+    Corpus(String),
+    #[error("query {id}: {reason}")]
+    Query { id: String, reason: String },
+    #[error(transparent)]
+    Manifest(#[from] sampleid_corpus::CorpusError),
+    #[error(transparent)]
+    Audio(#[from] sampleid_audio::AudioError),
+}
+
+impl BenchError {
+    pub(crate) fn io(path: &Path, err: std::io::Error) -> Self {
+        Self::Io {
+            path: path.to_path_buf(),
+            err,
+        }
+    }
+}

@@ -1,0 +1,557 @@
+//! `sampleid bench make`: a benchmark from the corpus's test split.
+//!
+//! Tracks of the test split are shuffled with the seed and divided into
+//! references (indexed), negatives (never indexed; their queries measure false
+//! accepts) and backgrounds (never indexed; the "new music" of sample-ID
+//! queries). Noise and impulse responses come from the test split too (with
+//! synthetic ones added when the corpus has few), so nothing a model was
+//! trained on appears in a query.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use rayon::prelude::*;
+use sampleid_audio::{AudioConfig, decode_file};
+use sampleid_corpus::{Entry, Kind, Split, manifest};
+use sampleid_transform::{Chain, Resources, Rng, Transform, TransformError, synthetic};
+
+use crate::BenchError;
+use crate::spec::{Benchmark, Protocol, Query, Reference, Target};
+
+/// What to build.
+#[derive(Debug, Clone)]
+pub struct MakeOptions {
+    /// Corpus directory (with manifest.csv).
+    pub corpus: PathBuf,
+    /// Output directory.
+    pub out: PathBuf,
+    pub protocols: Vec<Protocol>,
+    pub references: usize,
+    pub negatives: usize,
+    /// Positive queries per (condition, length) cell.
+    pub per_cell: usize,
+    /// Negative queries per (condition, length) cell.
+    pub negatives_per_cell: usize,
+    pub seed: u64,
+    pub snrs_db: Vec<f64>,
+    pub audio_id_lengths_s: Vec<f64>,
+    pub sample_id_lengths_s: Vec<f64>,
+    /// Target-to-background ratios of sample-ID mixes.
+    pub tbrs_db: Vec<f64>,
+}
+
+impl MakeOptions {
+    /// The default benchmark: small enough to run in minutes on 2 cores.
+    pub fn new(corpus: PathBuf, out: PathBuf) -> Self {
+        Self {
+            corpus,
+            out,
+            protocols: vec![Protocol::AudioId, Protocol::SampleId],
+            references: 100,
+            negatives: 25,
+            per_cell: 4,
+            negatives_per_cell: 1,
+            seed: 1,
+            snrs_db: vec![0.0, 5.0, 10.0, 15.0, 20.0],
+            audio_id_lengths_s: vec![1.0, 2.0, 3.0, 5.0],
+            sample_id_lengths_s: vec![5.0, 7.0, 10.0, 15.0, 20.0],
+            tbrs_db: vec![5.0, 0.0, -5.0],
+        }
+    }
+}
+
+const RATE: u32 = 16_000;
+
+/// Builds the benchmark; returns it (also written to `OUT/benchmark.json`).
+pub fn make(opts: &MakeOptions, progress: &(dyn Fn(usize, usize) + Sync)) -> Result<Benchmark, BenchError> {
+    let entries = manifest::read(&opts.corpus.join("manifest.csv"))?;
+    let test = |k: Kind| -> Vec<&Entry> {
+        let mut v: Vec<&Entry> = entries
+            .iter()
+            .filter(|e| e.kind == k && e.split == Split::Test)
+            .collect();
+        v.sort_by(|a, b| a.id.cmp(&b.id));
+        v
+    };
+    let mut music = test(Kind::Music);
+    let mut rng = Rng::new(opts.seed);
+    rng.shuffle(&mut music);
+    let needed = opts.references + opts.negatives + 4;
+    if music.len() < needed {
+        return Err(BenchError::Corpus(format!(
+            "the test split has {} music tracks; {} references + {} negatives + 4 backgrounds need {needed} \
+             (lower --references/--negatives, or build the whole corpus)",
+            music.len(),
+            opts.references,
+            opts.negatives
+        )));
+    }
+    let (refs, rest) = music.split_at(opts.references);
+    let (negs, backgrounds) = rest.split_at(opts.negatives);
+    let noises: Vec<String> = test(Kind::Noise).iter().map(|e| e.path.clone()).collect();
+    let irs: Vec<String> = test(Kind::Ir).iter().map(|e| e.path.clone()).collect();
+    // Stems of the references' stem sets (tracker modules), for stem-subset queries.
+    let mut stems: HashMap<&str, Vec<&Entry>> = HashMap::new();
+    for e in entries
+        .iter()
+        .filter(|e| e.kind == Kind::Stem && !e.stem_set.is_empty())
+    {
+        stems.entry(e.stem_set.as_str()).or_default().push(e);
+    }
+
+    std::fs::create_dir_all(opts.out.join("queries")).map_err(|e| BenchError::io(&opts.out, e))?;
+    let references = link_all(&opts.corpus, &opts.out, "refs", refs)?;
+    let negatives = link_all(&opts.corpus, &opts.out, "negatives", negs)?;
+
+    let mut plan = Planner {
+        rng: rng.fork(1),
+        refs,
+        negs,
+        backgrounds,
+        noises,
+        irs,
+        stems,
+        queries: Vec::new(),
+    };
+    for &p in &opts.protocols {
+        match p {
+            Protocol::AudioId => plan.audio_id(opts),
+            Protocol::SampleId => plan.sample_id(opts),
+        }
+    }
+    let queries = plan.queries;
+    let sources: HashMap<&str, PathBuf> = references
+        .iter()
+        .chain(&negatives)
+        .map(|r| (r.id.as_str(), opts.out.join(&r.path)))
+        .collect();
+    render_all(&opts.corpus, &opts.out, &queries, &sources, progress)?;
+    let bench = Benchmark {
+        version: Benchmark::VERSION,
+        seed: opts.seed,
+        sample_rate: RATE,
+        segment_hop_s: 0.512,
+        references,
+        negatives,
+        queries,
+    };
+    write_outputs(&opts.out, &bench)?;
+    Ok(bench)
+}
+
+/// Links (or copies, where links are impossible) tracks into `OUT/SUB/ID.ext`.
+fn link_all(corpus: &Path, out: &Path, sub: &str, tracks: &[&Entry]) -> Result<Vec<Reference>, BenchError> {
+    let dir = out.join(sub);
+    std::fs::create_dir_all(&dir).map_err(|e| BenchError::io(&dir, e))?;
+    let corpus_abs = std::fs::canonicalize(corpus).map_err(|e| BenchError::io(corpus, e))?;
+    tracks
+        .iter()
+        .map(|e| {
+            let ext = Path::new(&e.path)
+                .extension()
+                .and_then(|x| x.to_str())
+                .unwrap_or("audio");
+            let rel = format!("{sub}/{}.{ext}", e.id);
+            let link = out.join(&rel);
+            let target = corpus_abs.join(&e.path);
+            if std::fs::symlink_metadata(&link).is_err() {
+                #[cfg(unix)]
+                let linked = std::os::unix::fs::symlink(&target, &link);
+                #[cfg(not(unix))]
+                let linked: std::io::Result<()> = Err(std::io::Error::other("no symlinks"));
+                if linked.is_err() {
+                    std::fs::copy(&target, &link).map_err(|err| BenchError::io(&link, err))?;
+                }
+            }
+            Ok(Reference {
+                id: e.id.clone(),
+                path: rel,
+                source: e.path.clone(),
+                duration_s: e.duration_s,
+            })
+        })
+        .collect()
+}
+
+struct Planner<'a> {
+    rng: Rng,
+    refs: &'a [&'a Entry],
+    negs: &'a [&'a Entry],
+    backgrounds: &'a [&'a Entry],
+    noises: Vec<String>,
+    irs: Vec<String>,
+    stems: HashMap<&'a str, Vec<&'a Entry>>,
+    queries: Vec<Query>,
+}
+
+impl Planner<'_> {
+    fn next_id(&self, protocol: Protocol) -> String {
+        let prefix = match protocol {
+            Protocol::AudioId => "a",
+            Protocol::SampleId => "s",
+        };
+        let n = self.queries.iter().filter(|q| q.protocol == protocol).count();
+        format!("{prefix}{n:05}")
+    }
+
+    fn noise(&mut self) -> String {
+        // Real noise when the corpus has it; one in three synthetic, for variety.
+        if self.noises.is_empty() || self.rng.chance(1.0 / 3.0) {
+            let kind = if self.rng.chance(0.5) { "pink" } else { "white" };
+            format!("{kind}:{}", self.rng.next_u64() % 1_000_000)
+        } else {
+            self.rng.choose(&self.noises).clone()
+        }
+    }
+
+    fn ir(&mut self) -> String {
+        if self.irs.is_empty() || self.rng.chance(0.5) {
+            format!(
+                "room:{:.2}:{}",
+                self.rng.uniform(0.3, 1.2),
+                self.rng.next_u64() % 1_000_000
+            )
+        } else {
+            self.rng.choose(&self.irs).clone()
+        }
+    }
+
+    /// A start so that `len` seconds fit in a track of `duration` seconds.
+    fn start(&mut self, duration: f64, len: f64) -> f64 {
+        let room = (duration - len - 0.5).max(0.0);
+        (self.rng.uniform(0.0, room) * 1000.0).round() / 1000.0
+    }
+
+    /// GraFPrint: excerpts under noise at each SNR, with and without reverb.
+    fn audio_id(&mut self, opts: &MakeOptions) {
+        let mut turn = 0usize;
+        for reverb in [false, true] {
+            for &snr in &opts.snrs_db {
+                for &len in &opts.audio_id_lengths_s {
+                    let condition = if reverb {
+                        format!("noise {snr:.0} dB + reverb")
+                    } else {
+                        format!("noise {snr:.0} dB")
+                    };
+                    for i in 0..opts.per_cell + opts.negatives_per_cell {
+                        let negative = i >= opts.per_cell;
+                        let pool = if negative { self.negs } else { self.refs };
+                        let src = pool[turn % pool.len()];
+                        turn += 1;
+                        let start = self.start(src.duration_s, len);
+                        let mut chain = vec![Transform::Crop {
+                            start_s: start,
+                            duration_s: len,
+                        }];
+                        if reverb {
+                            chain.push(Transform::Reverb { ir: self.ir() });
+                        }
+                        let noise = self.noise();
+                        let noise_start = (self.rng.uniform(0.0, 10.0) * 100.0).round() / 100.0;
+                        chain.push(Transform::Noise {
+                            snr_db: snr,
+                            source: noise,
+                            source_start_s: noise_start,
+                        });
+                        let targets = if negative {
+                            vec![]
+                        } else {
+                            vec![Target {
+                                reference: src.id.clone(),
+                                reference_start_s: start,
+                                query_start_s: 0.0,
+                                time_ratio: 1.0,
+                                pitch_shift: 0.0,
+                            }]
+                        };
+                        let id = self.next_id(Protocol::AudioId);
+                        self.queries.push(Query {
+                            path: format!("queries/{id}.wav"),
+                            id,
+                            protocol: Protocol::AudioId,
+                            condition: condition.clone(),
+                            length_s: len,
+                            negative,
+                            targets,
+                            source: src.id.clone(),
+                            source_stems: vec![],
+                            transforms: Chain(chain),
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    /// NeuralSampleID: pitch / tempo / speed changes, mixed under other music.
+    fn sample_id(&mut self, opts: &MakeOptions) {
+        let families = ["pitch", "stretch", "speed", "pitch+stretch"];
+        let mut turn = 0usize;
+        for family in families {
+            for &tbr in &opts.tbrs_db {
+                for &len in &opts.sample_id_lengths_s {
+                    let condition = format!("{family}, TBR {tbr:.0} dB");
+                    for i in 0..opts.per_cell + opts.negatives_per_cell {
+                        let negative = i >= opts.per_cell;
+                        let pool = if negative { self.negs } else { self.refs };
+                        let src = pool[turn % pool.len()];
+                        turn += 1;
+                        self.sample_query(src, family, tbr, len, negative, condition.clone(), None);
+                    }
+                }
+            }
+        }
+        // Two samples in one query: two references, each the other's background.
+        for &len in &opts.sample_id_lengths_s {
+            for _ in 0..opts.per_cell {
+                let a = self.refs[turn % self.refs.len()];
+                let b = self.refs[(turn + 1 + self.rng.below(self.refs.len() - 1)) % self.refs.len()];
+                turn += 1;
+                self.sample_query(a, "pitch", 0.0, len, false, "two references, TBR 0 dB".into(), Some(b));
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn sample_query(
+        &mut self,
+        src: &Entry,
+        family: &str,
+        tbr: f64,
+        len: f64,
+        negative: bool,
+        condition: String,
+        second: Option<&Entry>,
+    ) {
+        let signed = |rng: &mut Rng, lo: f64, hi: f64| {
+            let v = rng.uniform(lo, hi);
+            if rng.chance(0.5) { v } else { -v }
+        };
+        let mut time = vec![];
+        let mut time_ratio = 1.0;
+        let mut pitch = 0.0;
+        if family.contains("pitch") {
+            pitch = (signed(&mut self.rng, 1.0, 3.0) * 100.0).round() / 100.0;
+            time.push(Transform::PitchShift { semitones: pitch });
+        }
+        if family.contains("stretch") {
+            let rate = (2f64.powf(signed(&mut self.rng, 0.07, 0.32)) * 1000.0).round() / 1000.0; // 0.80–0.95, 1.05–1.25
+            time.push(Transform::TimeStretch { rate });
+            time_ratio /= rate;
+        }
+        if family == "speed" {
+            let factor = (2f64.powf(signed(&mut self.rng, 0.04, 0.14)) * 1000.0).round() / 1000.0; // 0.91–0.97, 1.03–1.10
+            time.push(Transform::Speed { factor });
+            time_ratio /= factor;
+            pitch = 12.0 * factor.log2();
+        }
+        // Cut enough source that the transformed material fills the query.
+        let src_len = ((len / time_ratio) * 1000.0).ceil() / 1000.0;
+        let start = self.start(src.duration_s, src_len);
+        let mut chain = vec![Transform::Crop {
+            start_s: start,
+            duration_s: src_len,
+        }];
+        chain.extend(time);
+        chain.push(Transform::Crop {
+            start_s: 0.0,
+            duration_s: len,
+        });
+        // Half of the queries from references with stems use a subset of the stems.
+        let mut source_stems = vec![];
+        if !src.stem_set.is_empty()
+            && let Some(set) = self.stems.get(src.stem_set.as_str())
+            && set.len() >= 2
+            && self.rng.chance(0.5)
+        {
+            let mut pick: Vec<&Entry> = set.clone();
+            self.rng.shuffle(&mut pick);
+            let k = 1 + self.rng.below(set.len() - 1);
+            source_stems = pick[..k].iter().map(|e| e.path.clone()).collect();
+            source_stems.sort();
+        }
+        let (background, bg_start) = match second {
+            Some(b) => (b.path.clone(), self.start(b.duration_s, len)),
+            None => {
+                let b = *self.rng.choose(self.backgrounds);
+                (b.path.clone(), self.start(b.duration_s, len))
+            }
+        };
+        chain.push(Transform::Mix {
+            tbr_db: tbr,
+            source: background,
+            source_start_s: bg_start,
+        });
+        let mut targets = vec![];
+        if !negative {
+            targets.push(Target {
+                reference: src.id.clone(),
+                reference_start_s: start,
+                query_start_s: 0.0,
+                time_ratio,
+                pitch_shift: pitch,
+            });
+        }
+        if let Some(b) = second {
+            targets.push(Target {
+                reference: b.id.clone(),
+                reference_start_s: bg_start,
+                query_start_s: 0.0,
+                time_ratio: 1.0,
+                pitch_shift: 0.0,
+            });
+        }
+        let id = self.next_id(Protocol::SampleId);
+        self.queries.push(Query {
+            path: format!("queries/{id}.wav"),
+            id,
+            protocol: Protocol::SampleId,
+            condition,
+            length_s: len,
+            negative,
+            targets,
+            source: src.id.clone(),
+            source_stems,
+            transforms: Chain(chain),
+        });
+    }
+}
+
+/// Corpus files (decoded to 16 kHz, cached) and synthetic signals.
+struct CorpusResources<'a> {
+    corpus: &'a Path,
+    cache: &'a Mutex<HashMap<String, std::sync::Arc<Vec<f32>>>>,
+}
+
+impl Resources for CorpusResources<'_> {
+    fn load(&mut self, id: &str) -> Result<Vec<f32>, TransformError> {
+        if let Some(s) = synthetic(id, RATE) {
+            return s;
+        }
+        if let Some(hit) = self.cache.lock().expect("cache lock").get(id) {
+            return Ok(hit.as_ref().clone());
+        }
+        let d = decode_file(&self.corpus.join(id), &AudioConfig::default()).map_err(|e| TransformError::Resource {
+            id: id.to_string(),
+            reason: e.to_string(),
+        })?;
+        let mut cache = self.cache.lock().expect("cache lock");
+        // Keep noises and IRs (short); long music is decoded again when needed.
+        if d.samples.len() < 120 * RATE as usize {
+            cache.insert(id.to_string(), std::sync::Arc::new(d.samples.clone()));
+        }
+        Ok(d.samples)
+    }
+}
+
+/// Renders every query, grouped by source so each track is decoded once.
+fn render_all(
+    corpus: &Path,
+    out: &Path,
+    queries: &[Query],
+    sources: &HashMap<&str, PathBuf>,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Result<(), BenchError> {
+    let mut by_source: HashMap<(&str, &[String]), Vec<&Query>> = HashMap::new();
+    for q in queries {
+        by_source
+            .entry((q.source.as_str(), q.source_stems.as_slice()))
+            .or_default()
+            .push(q);
+    }
+    let mut groups: Vec<_> = by_source.into_iter().collect();
+    groups.sort_by(|a, b| a.0.cmp(&b.0));
+    let cache = Mutex::new(HashMap::new());
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    let source_path = |q: &Query| -> Result<&PathBuf, BenchError> {
+        sources
+            .get(q.source.as_str())
+            .ok_or_else(|| BenchError::Corpus(format!("no file for source {}", q.source)))
+    };
+    groups
+        .par_iter()
+        .try_for_each(|((_, stems), qs)| -> Result<(), BenchError> {
+            let pending: Vec<&&Query> = qs.iter().filter(|q| !out.join(&q.path).exists()).collect();
+            if !pending.is_empty() {
+                let audio = if stems.is_empty() {
+                    decode_file(source_path(qs[0])?, &AudioConfig::default())?.samples
+                } else {
+                    let mut sum: Vec<f32> = Vec::new();
+                    for s in stems.iter() {
+                        let x = decode_file(&corpus.join(s), &AudioConfig::default())?.samples;
+                        if sum.len() < x.len() {
+                            sum.resize(x.len(), 0.0);
+                        }
+                        for (a, b) in sum.iter_mut().zip(&x) {
+                            *a += b;
+                        }
+                    }
+                    sum
+                };
+                let mut res = CorpusResources { corpus, cache: &cache };
+                for q in pending {
+                    let mut y = q
+                        .transforms
+                        .apply(&audio, RATE, &mut res)
+                        .map_err(|e| BenchError::Query {
+                            id: q.id.clone(),
+                            reason: e.to_string(),
+                        })?;
+                    sampleid_transform::level::normalise_peak(&mut y, 0.99);
+                    write_wav(&out.join(&q.path), &y)?;
+                }
+            }
+            let n = done.fetch_add(qs.len(), std::sync::atomic::Ordering::Relaxed) + qs.len();
+            progress(n, queries.len());
+            Ok(())
+        })
+}
+
+fn write_wav(path: &Path, samples: &[f32]) -> Result<(), BenchError> {
+    let tmp = path.with_extension("wav.part");
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: RATE,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let err = |e: hound::Error| BenchError::io(path, std::io::Error::other(e.to_string()));
+    let mut w = hound::WavWriter::create(&tmp, spec).map_err(err)?;
+    for &s in samples {
+        w.write_sample((s.clamp(-1.0, 1.0) * 32767.0).round() as i16)
+            .map_err(err)?;
+    }
+    w.finalize().map_err(err)?;
+    std::fs::rename(&tmp, path).map_err(|e| BenchError::io(path, e))
+}
+
+fn write_outputs(out: &Path, bench: &Benchmark) -> Result<(), BenchError> {
+    let json = serde_json::to_string_pretty(bench).map_err(|e| BenchError::Format(e.to_string()))?;
+    let p = out.join("benchmark.json");
+    let tmp = p.with_extension("json.part");
+    std::fs::write(&tmp, json).map_err(|e| BenchError::io(&tmp, e))?;
+    std::fs::rename(&tmp, &p).map_err(|e| BenchError::io(&p, e))?;
+    let mut csv = String::from(
+        "id,protocol,condition,length_s,negative,reference,reference_start_s,query_start_s,time_ratio,pitch_shift,path\n",
+    );
+    for q in &bench.queries {
+        let t = q.targets.first();
+        csv.push_str(&format!(
+            "{},{},\"{}\",{},{},{},{},{},{},{},{}\n",
+            q.id,
+            q.protocol.name(),
+            q.condition,
+            q.length_s,
+            q.negative,
+            t.map(|t| t.reference.as_str()).unwrap_or(""),
+            t.map(|t| t.reference_start_s.to_string()).unwrap_or_default(),
+            t.map(|t| t.query_start_s.to_string()).unwrap_or_default(),
+            t.map(|t| format!("{:.4}", t.time_ratio)).unwrap_or_default(),
+            t.map(|t| format!("{:.3}", t.pitch_shift)).unwrap_or_default(),
+            q.path
+        ));
+    }
+    let p = out.join("queries.csv");
+    std::fs::write(&p, csv).map_err(|e| BenchError::io(&p, e))
+}

@@ -1,0 +1,342 @@
+//! Scoring a results file against a benchmark's ground truth.
+//!
+//! Results use the query format of `sampleid query --json`: one JSON object per
+//! line, `{"query": PATH, "matches": [{"reference": PATH, "score": X,
+//! "query_start": S, "reference_start": S, "time_ratio": R|null,
+//! "pitch_shift": ST|null}, …]}`. Queries and references are recognised by
+//! their file stem, so any system that indexed `refs/` and queried
+//! `queries/` can be scored, whatever paths it prints.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::BenchError;
+use crate::metrics::{Ranked, ap20_paper, average_precision, hit_at, relevance_by_rank};
+use crate::spec::{Benchmark, Protocol, Query};
+
+/// One match in a results line.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct Match {
+    pub reference: String,
+    pub score: f64,
+    #[serde(default)]
+    pub query_start: f64,
+    #[serde(default)]
+    pub reference_start: f64,
+    #[serde(default)]
+    pub time_ratio: Option<f64>,
+    #[serde(default)]
+    pub pitch_shift: Option<f64>,
+}
+
+/// One line of a results file.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct ResultLine {
+    pub query: String,
+    pub matches: Vec<Match>,
+}
+
+fn stem(path: &str) -> String {
+    Path::new(path)
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or(path)
+        .to_string()
+}
+
+/// Reads a JSON-lines results file: query id (file stem) → matches.
+pub fn read_results(path: &Path) -> Result<HashMap<String, Vec<Match>>, BenchError> {
+    let text = std::fs::read_to_string(path).map_err(|e| BenchError::io(path, e))?;
+    let mut out = HashMap::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let r: ResultLine = serde_json::from_str(line)
+            .map_err(|e| BenchError::Format(format!("{} line {}: {e}", path.display(), i + 1)))?;
+        out.insert(stem(&r.query), r.matches);
+    }
+    Ok(out)
+}
+
+/// Metrics of one (protocol, condition, length) cell, as percentages.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Cell {
+    pub protocol: Protocol,
+    pub condition: String,
+    /// Query length in seconds (0 for rows that pool all lengths).
+    pub length_s: f64,
+    /// Positive queries.
+    pub n: usize,
+    /// Negative queries.
+    pub n_negative: usize,
+    /// Song-level top-1 hit rate.
+    pub top1: f64,
+    pub top3: f64,
+    pub top10: f64,
+    /// Mean AP@20 as NeuralSampleID defines it.
+    pub map20_paper: f64,
+    /// Mean standard average precision.
+    pub map: f64,
+    /// Top-1 correct and its reference time within half a segment hop.
+    pub segment_exact: f64,
+    /// Top-1 correct and within one and a half segment hops (±1 segment).
+    pub segment_near: f64,
+    /// Top-1 correct and located within ±1 s.
+    pub located_1s: f64,
+    /// Negative queries that got any match.
+    pub false_accept: f64,
+}
+
+#[derive(Debug, Default, Clone)]
+struct Acc {
+    n: usize,
+    n_neg: usize,
+    top1: f64,
+    top3: f64,
+    top10: f64,
+    ap20: f64,
+    ap: f64,
+    exact: f64,
+    near: f64,
+    located: f64,
+    fa: f64,
+}
+
+impl Acc {
+    fn add(&mut self, o: &Acc) {
+        self.n += o.n;
+        self.n_neg += o.n_neg;
+        self.top1 += o.top1;
+        self.top3 += o.top3;
+        self.top10 += o.top10;
+        self.ap20 += o.ap20;
+        self.ap += o.ap;
+        self.exact += o.exact;
+        self.near += o.near;
+        self.located += o.located;
+        self.fa += o.fa;
+    }
+
+    fn cell(&self, protocol: Protocol, condition: &str, length_s: f64) -> Cell {
+        let pct = |v: f64, n: usize| if n == 0 { 0.0 } else { 100.0 * v / n as f64 };
+        Cell {
+            protocol,
+            condition: condition.to_string(),
+            length_s,
+            n: self.n,
+            n_negative: self.n_neg,
+            top1: pct(self.top1, self.n),
+            top3: pct(self.top3, self.n),
+            top10: pct(self.top10, self.n),
+            map20_paper: pct(self.ap20, self.n),
+            map: pct(self.ap, self.n),
+            segment_exact: pct(self.exact, self.n),
+            segment_near: pct(self.near, self.n),
+            located_1s: pct(self.located, self.n),
+            false_accept: pct(self.fa, self.n_neg),
+        }
+    }
+}
+
+/// A whole scoring run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Scores {
+    /// Per (protocol, condition, length).
+    pub cells: Vec<Cell>,
+    /// Per protocol, all conditions and lengths pooled.
+    pub overall: Vec<Cell>,
+    /// Queries of the benchmark with no line in the results (scored as empty answers).
+    pub missing: usize,
+}
+
+/// Where the top match puts the query's target moment in the reference.
+fn reference_time_error(m: &Match, target_query_s: f64, target_ref_s: f64) -> f64 {
+    let ratio = m.time_ratio.filter(|r| r.is_finite() && *r > 0.0).unwrap_or(1.0);
+    let predicted = m.reference_start + (target_query_s - m.query_start) / ratio;
+    (predicted - target_ref_s).abs()
+}
+
+fn score_query(q: &Query, matches: &[Match], hop_s: f64) -> Acc {
+    if q.negative {
+        return Acc {
+            n_neg: 1,
+            fa: if matches.is_empty() { 0.0 } else { 1.0 },
+            ..Default::default()
+        };
+    }
+    let relevant: HashSet<String> = q.targets.iter().map(|t| t.reference.clone()).collect();
+    let answers: Vec<Ranked> = matches
+        .iter()
+        .map(|m| Ranked {
+            reference: stem(&m.reference),
+            score: m.score,
+        })
+        .collect();
+    let ranks = relevance_by_rank(&answers, &relevant);
+    let mut acc = Acc {
+        n: 1,
+        top1: hit_at(&ranks, 1),
+        top3: hit_at(&ranks, 3),
+        top10: hit_at(&ranks, 10),
+        ap20: ap20_paper(&ranks),
+        ap: average_precision(&ranks, relevant.len()),
+        ..Default::default()
+    };
+    if acc.top1 > 0.0 {
+        // The best-scoring match of a relevant reference.
+        let top = matches
+            .iter()
+            .filter(|m| relevant.contains(&stem(&m.reference)))
+            .max_by(|a, b| a.score.total_cmp(&b.score));
+        if let Some(m) = top
+            && let Some(t) = q.targets.iter().find(|t| t.reference == stem(&m.reference))
+        {
+            let err = reference_time_error(m, t.query_start_s, t.reference_start_s);
+            acc.exact = if err <= hop_s / 2.0 { 1.0 } else { 0.0 };
+            acc.near = if err <= 1.5 * hop_s { 1.0 } else { 0.0 };
+            acc.located = if err <= 1.0 { 1.0 } else { 0.0 };
+        }
+    }
+    acc
+}
+
+/// Scores `results` (query id → matches) against `bench`.
+pub fn score(bench: &Benchmark, results: &HashMap<String, Vec<Match>>) -> Scores {
+    let mut cells: BTreeMap<(Protocol, String, i64), Acc> = BTreeMap::new();
+    let mut overall: BTreeMap<Protocol, Acc> = BTreeMap::new();
+    let mut missing = 0;
+    for q in &bench.queries {
+        let matches = match results.get(&q.id) {
+            Some(m) => m.as_slice(),
+            None => {
+                missing += 1;
+                &[]
+            }
+        };
+        let a = score_query(q, matches, bench.segment_hop_s);
+        let key = (q.protocol, q.condition.clone(), (q.length_s * 1000.0).round() as i64);
+        cells.entry(key).or_default().add(&a);
+        overall.entry(q.protocol).or_default().add(&a);
+    }
+    Scores {
+        cells: cells
+            .iter()
+            .map(|((p, c, l), a)| a.cell(*p, c, *l as f64 / 1000.0))
+            .collect(),
+        overall: overall.iter().map(|(p, a)| a.cell(*p, "all", 0.0)).collect(),
+        missing,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::Target;
+    use sampleid_transform::Chain;
+
+    fn query(id: &str, negative: bool, refs: &[(&str, f64)]) -> Query {
+        Query {
+            id: id.into(),
+            path: format!("queries/{id}.wav"),
+            protocol: Protocol::SampleId,
+            condition: "c".into(),
+            length_s: 5.0,
+            negative,
+            targets: refs
+                .iter()
+                .map(|(r, start)| Target {
+                    reference: r.to_string(),
+                    reference_start_s: *start,
+                    query_start_s: 0.0,
+                    time_ratio: 1.0,
+                    pitch_shift: 0.0,
+                })
+                .collect(),
+            source: String::new(),
+            source_stems: vec![],
+            transforms: Chain::default(),
+        }
+    }
+
+    fn m(reference: &str, score: f64, reference_start: f64) -> Match {
+        Match {
+            reference: format!("/lib/refs/{reference}.ogg"),
+            score,
+            query_start: 0.0,
+            reference_start,
+            time_ratio: None,
+            pitch_shift: None,
+        }
+    }
+
+    fn bench(queries: Vec<Query>) -> Benchmark {
+        Benchmark {
+            version: 1,
+            seed: 0,
+            sample_rate: 16_000,
+            segment_hop_s: 0.512,
+            references: vec![],
+            negatives: vec![],
+            queries,
+        }
+    }
+
+    #[test]
+    fn scores_hits_locations_and_false_accepts() {
+        let b = bench(vec![
+            query("q1", false, &[("r1", 30.0)]),
+            query("q2", false, &[("r2", 10.0)]),
+            query("q3", true, &[]),
+            query("q4", true, &[]),
+            query("q5", false, &[("r5", 0.0)]),
+        ]);
+        let mut results = HashMap::new();
+        // q1: right song, 0.2 s off: exact and near.
+        results.insert("q1".to_string(), vec![m("r1", 0.9, 30.2), m("x", 0.5, 0.0)]);
+        // q2: right song second, wrong first.
+        results.insert("q2".to_string(), vec![m("x", 0.9, 0.0), m("r2", 0.8, 10.0)]);
+        // q3: a false accept; q4: correctly empty; q5: missing from the file.
+        results.insert("q3".to_string(), vec![m("x", 0.6, 0.0)]);
+        results.insert("q4".to_string(), vec![]);
+        let s = score(&b, &results);
+        assert_eq!(s.missing, 1);
+        let all = &s.overall[0];
+        assert_eq!((all.n, all.n_negative), (3, 2));
+        assert!((all.top1 - 100.0 / 3.0).abs() < 1e-9);
+        assert!((all.top3 - 200.0 / 3.0).abs() < 1e-9);
+        assert!((all.map20_paper - 100.0 * (1.0 + 0.5) / 3.0).abs() < 1e-9);
+        assert!((all.segment_exact - 100.0 / 3.0).abs() < 1e-9);
+        assert_eq!(all.false_accept, 50.0);
+    }
+
+    #[test]
+    fn location_uses_the_reported_time_ratio() {
+        let b = bench(vec![query("q", false, &[("r", 20.0)])]);
+        // The match says query 2 s ↔ reference 22.5 s at ratio 0.8: query 0 s is at 20 s.
+        let mut r = m("r", 1.0, 22.5);
+        r.query_start = 2.0;
+        r.time_ratio = Some(0.8);
+        let s = score(&b, &HashMap::from([("q".to_string(), vec![r])]));
+        assert_eq!(s.overall[0].segment_exact, 100.0);
+    }
+
+    #[test]
+    fn reads_json_lines_and_reports_bad_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("r.jsonl");
+        std::fs::write(
+            &p,
+            "{\"query\": \"bench/queries/s00001.wav\", \"matches\": [{\"reference\": \"refs/m-1.ogg\", \"score\": 2.5, \"query_start\": 0.5, \"reference_start\": 61.0, \"time_ratio\": null, \"pitch_shift\": 2.0}]}\n\n",
+        )
+        .unwrap();
+        let r = read_results(&p).unwrap();
+        assert_eq!(r["s00001"][0].reference, "refs/m-1.ogg");
+        assert_eq!(r["s00001"][0].pitch_shift, Some(2.0));
+        std::fs::write(&p, "{\"query\": 1}\n").unwrap();
+        let e = read_results(&p).unwrap_err().to_string();
+        assert!(e.contains("line 1"), "{e}");
+    }
+}

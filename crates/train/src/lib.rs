@@ -1,0 +1,35 @@
+//! Training: contrastive pairs from the corpus (this crate's data side) and
+//! the loops that train the encoder and the re-ranker on them.
+
+pub mod cache;
+pub mod pairs;
+
+use std::path::{Path, PathBuf};
+
+pub use pairs::{Pair, PairConfig, PairKind, PairMaker, Pool};
+
+/// Errors of training.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error("{}: {err}", path.display())]
+    Io { path: PathBuf, err: std::io::Error },
+    #[error("training data: {0}")]
+    Data(String),
+    #[error(transparent)]
+    Audio(#[from] sampleid_audio::AudioError),
+    #[error(transparent)]
+    Features(#[from] sampleid_features::FeatureError),
+    #[error(transparent)]
+    Transform(#[from] sampleid_transform::TransformError),
+    #[error(transparent)]
+    Corpus(#[from] sampleid_corpus::CorpusError),
+}
+
+impl TrainError {
+    pub(crate) fn io(path: &Path, err: std::io::Error) -> Self {
+        Self::Io {
+            path: path.to_path_buf(),
+            err,
+        }
+    }
+}

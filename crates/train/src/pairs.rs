@@ -148,6 +148,9 @@ pub enum PairKind {
     Stretch,
 }
 
+/// A pair's raw views (anchor, positive) and its main transformation.
+pub type AudioPair = (Vec<f32>, Vec<f32>, PairKind);
+
 /// Makes pairs from a pool.
 pub struct PairMaker<'a> {
     pub pool: &'a Pool,
@@ -172,7 +175,7 @@ fn add(a: &mut [f32], b: &[f32]) {
 impl PairMaker<'_> {
     /// The raw audio of one pair (anchor, positive), each `segment_samples`
     /// long; `None` when the draw hit silence (draw again).
-    pub fn audio_pair(&self, rng: &mut Rng) -> Result<Option<(Vec<f32>, Vec<f32>, PairKind)>, TrainError> {
+    pub fn audio_pair(&self, rng: &mut Rng) -> Result<Option<AudioPair>, TrainError> {
         let c = &self.cfg;
         let pitch = rng.chance(c.pitch_probability);
         let rate = if pitch {

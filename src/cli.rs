@@ -57,6 +57,67 @@ pub enum Command {
     /// The training/benchmark corpus built from freely licensed Debian packages.
     #[command(subcommand)]
     Corpus(CorpusCommand),
+
+    /// Train models on the corpus (or your own catalogue built the same way).
+    #[command(subcommand)]
+    Train(TrainCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TrainCommand {
+    /// Contrastive training of the graph encoder (resumable: run it again on the same --run).
+    Encoder(TrainEncoderArgs),
+}
+
+/// Encoder size presets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EncoderSize {
+    /// Channels 32/64/96/128, blocks 1/1/2/1 (~0.8 M parameters): trains on a CPU.
+    Small,
+    /// The published size: channels 64/128/256/512, blocks 2/2/6/2 (~17 M).
+    Full,
+}
+
+#[derive(Debug, Args)]
+pub struct TrainEncoderArgs {
+    /// Corpus directory (with manifest.csv).
+    #[arg(long, default_value = "corpus")]
+    pub corpus: PathBuf,
+    /// Run directory: checkpoints, metrics, curve, best model.
+    #[arg(long)]
+    pub run: PathBuf,
+    /// Training settings (TOML, the fields of `EncoderTraining`); flags below override it.
+    #[arg(long, value_name = "FILE")]
+    pub settings: Option<PathBuf>,
+    #[arg(long, value_enum)]
+    pub size: Option<EncoderSize>,
+    /// Train without the graph blocks (the network the published code ran).
+    #[arg(long)]
+    pub no_graph: bool,
+    #[arg(long)]
+    pub steps: Option<usize>,
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Earlier embeddings kept as extra negatives.
+    #[arg(long)]
+    pub memory: Option<usize>,
+    #[arg(long)]
+    pub validate_every: Option<usize>,
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Compute device.
+    #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
+    pub device: DeviceArg,
+}
+
+/// Where training runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DeviceArg {
+    Cpu,
+    /// NVIDIA GPU (needs a binary built with `--features cuda`).
+    Cuda,
 }
 
 #[derive(Debug, Subcommand)]

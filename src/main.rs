@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use crate::cli::{BenchCommand, Cli, Command, CorpusCommand};
+use crate::cli::{BenchCommand, Cli, Command, CorpusCommand, TrainCommand};
 use crate::config::Config;
 
 fn main() -> ExitCode {
@@ -50,6 +50,7 @@ fn run(cli: &Cli) -> anyhow::Result<usize> {
         Command::Bench(BenchCommand::Run(args)) => cmd::bench::run(args).map(|()| 0),
         Command::Corpus(CorpusCommand::Fetch(args)) => cmd::corpus::fetch(args, cli.quiet).map(|()| 0),
         Command::Corpus(CorpusCommand::Stats(args)) => cmd::corpus::stats(args).map(|()| 0),
+        Command::Train(TrainCommand::Encoder(args)) => cmd::train::encoder(args, cli.quiet).map(|()| 0),
     }
 }
 

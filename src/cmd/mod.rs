@@ -4,6 +4,7 @@ pub mod bench;
 pub mod corpus;
 pub mod features;
 pub mod info;
+pub mod train;
 
 use std::path::PathBuf;
 

@@ -117,6 +117,75 @@ pub fn bar_chart(
     Ok(())
 }
 
+/// A line chart of several series over a shared x axis (e.g. loss and
+/// validation hit rate over training steps). Each series is drawn against
+/// its own y range, normalised into the panel: `panels` gives one panel per
+/// group of series, stacked vertically, each with its own y label and range.
+pub struct Panel {
+    pub y_label: String,
+    pub series: Vec<(String, Vec<(f64, f64)>)>,
+}
+
+/// Draws stacked line panels sharing the x axis.
+pub fn line_chart(path: &Path, title: &str, x_label: &str, panels: &[Panel]) -> Result<(), ReportError> {
+    if panels.is_empty() || panels.iter().all(|p| p.series.iter().all(|(_, s)| s.is_empty())) {
+        return Err(ReportError::Empty("a line chart needs points"));
+    }
+    register_font();
+    let draw_err = |e: &dyn std::fmt::Display| ReportError::Draw {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    };
+    let root = BitMapBackend::new(path, (960, 320 * panels.len() as u32 + 40)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| draw_err(&e))?;
+    let root = root.titled(title, (FONT_FAMILY, 22)).map_err(|e| draw_err(&e))?;
+    let areas = root.split_evenly((panels.len(), 1));
+    let all = panels.iter().flat_map(|p| p.series.iter().flat_map(|(_, s)| s.iter()));
+    let (x0, x1) = all.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &(x, _)| {
+        (a.min(x), b.max(x))
+    });
+    let x1 = if x1 > x0 { x1 } else { x0 + 1.0 };
+    for (area, panel) in areas.iter().zip(panels) {
+        let ys = panel.series.iter().flat_map(|(_, s)| s.iter().map(|p| p.1));
+        let (y0, y1) = ys.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), y| (a.min(y), b.max(y)));
+        if !y0.is_finite() {
+            continue;
+        }
+        let pad = ((y1 - y0) * 0.05).max(1e-6);
+        let mut chart = ChartBuilder::on(area)
+            .margin(10)
+            .x_label_area_size(35)
+            .y_label_area_size(60)
+            .build_cartesian_2d(x0..x1, (y0 - pad)..(y1 + pad))
+            .map_err(|e| draw_err(&e))?;
+        chart
+            .configure_mesh()
+            .x_desc(x_label)
+            .y_desc(panel.y_label.as_str())
+            .label_style((FONT_FAMILY, 13))
+            .draw()
+            .map_err(|e| draw_err(&e))?;
+        for (s, (name, points)) in panel.series.iter().enumerate() {
+            let colour = PALETTE[s % PALETTE.len()];
+            chart
+                .draw_series(LineSeries::new(points.iter().copied(), colour.stroke_width(2)))
+                .map_err(|e| draw_err(&e))?
+                .label(name.clone())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], colour.stroke_width(2)));
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font((FONT_FAMILY, 13))
+            .position(SeriesLabelPosition::UpperRight)
+            .draw()
+            .map_err(|e| draw_err(&e))?;
+    }
+    root.present().map_err(|e| draw_err(&e))?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,5 +211,26 @@ mod tests {
             bytes.len()
         );
         assert!(bar_chart(&p, "x", "y", &[], &series, 1.0).is_err());
+    }
+
+    #[test]
+    fn draws_stacked_line_panels() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("curve.png");
+        let loss: Vec<(f64, f64)> = (0..50).map(|i| (i as f64, 5.0 / (1.0 + i as f64))).collect();
+        let hit: Vec<(f64, f64)> = (0..5).map(|i| (i as f64 * 10.0, i as f64 * 20.0)).collect();
+        let panels = [
+            Panel {
+                y_label: "loss".into(),
+                series: vec![("train".into(), loss)],
+            },
+            Panel {
+                y_label: "hit rate (%)".into(),
+                series: vec![("validation".into(), hit)],
+            },
+        ];
+        line_chart(&p, "training", "step", &panels).unwrap();
+        assert!(std::fs::metadata(&p).unwrap().len() > 5_000);
+        assert!(line_chart(&p, "x", "y", &[]).is_err());
     }
 }

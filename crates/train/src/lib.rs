@@ -2,10 +2,12 @@
 //! the loops that train the encoder and the re-ranker on them.
 
 pub mod cache;
+pub mod encoder;
 pub mod pairs;
 
 use std::path::{Path, PathBuf};
 
+pub use encoder::{EncoderTraining, StepReport, TrainSummary, Validation, train_encoder, train_encoder_on};
 pub use pairs::{Pair, PairConfig, PairKind, PairMaker, Pool};
 
 /// Errors of training.

@@ -1,56 +1,10 @@
 //! Pair generation on a tiny pool made from the fixtures.
 
-use std::path::{Path, PathBuf};
+mod common;
 
-use sampleid_audio::{AudioConfig, decode_file};
+use common::pool;
 use sampleid_features::FrontendConfig;
-use sampleid_train::cache::Cached;
-use sampleid_train::pairs::StemSet;
-use sampleid_train::{PairConfig, PairMaker, Pool};
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fixtures/audio")
-        .join(name)
-}
-
-fn cache(dir: &Path, name: &str, samples: &[f32]) -> Cached {
-    let p = dir.join(format!("{name}.s16"));
-    let bytes: Vec<u8> = samples
-        .iter()
-        .flat_map(|s| ((s.clamp(-1.0, 1.0) * 32767.0) as i16).to_le_bytes())
-        .collect();
-    std::fs::write(&p, bytes).unwrap();
-    Cached {
-        path: p,
-        len: samples.len(),
-    }
-}
-
-fn pool(dir: &Path) -> Pool {
-    let mut pool = Pool::default();
-    for f in ["awakening-20s.ogg", "nebula-20s.ogg", "media-threat-20s.ogg"] {
-        let x = decode_file(&fixture(f), &AudioConfig::default()).unwrap().samples;
-        pool.music.push((f.to_string(), cache(dir, f, &x)));
-    }
-    // A stem set: the first 20 s of two different tracks, as if they were one piece's parts.
-    let a = decode_file(&fixture("deprecation-20s.ogg"), &AudioConfig::default())
-        .unwrap()
-        .samples;
-    let b = decode_file(&fixture("awakening-20s.ogg"), &AudioConfig::default())
-        .unwrap()
-        .samples;
-    pool.stem_sets.push(StemSet {
-        id: "set".into(),
-        stems: vec![cache(dir, "stem-a", &a), cache(dir, "stem-b", &b)],
-    });
-    pool.noise.push(cache(
-        dir,
-        "noise",
-        &sampleid_transform::pink_noise(80_000, &mut sampleid_transform::Rng::new(1)),
-    ));
-    pool
-}
+use sampleid_train::{PairConfig, PairMaker};
 
 #[test]
 fn pairs_are_encoder_inputs_and_deterministic() {

@@ -1,0 +1,81 @@
+//! `sampleid train`: model training.
+
+use anyhow::{Context, Result, bail};
+use burn::prelude::Device;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use sampleid_encoder::EncoderConfig;
+use sampleid_train::{EncoderTraining, train_encoder};
+
+use crate::cli::{DeviceArg, EncoderSize, TrainEncoderArgs};
+
+fn device(arg: DeviceArg) -> Result<Device> {
+    match arg {
+        DeviceArg::Cpu => Ok(Device::flex().autodiff()),
+        #[cfg(feature = "cuda")]
+        DeviceArg::Cuda => Ok(Device::cuda(0).autodiff()),
+        #[cfg(not(feature = "cuda"))]
+        DeviceArg::Cuda => bail!("this sampleid was built without CUDA; rebuild with `--features cuda`"),
+    }
+}
+
+pub fn encoder(args: &TrainEncoderArgs, quiet: bool) -> Result<()> {
+    let mut cfg = match &args.settings {
+        Some(p) => toml::from_str::<EncoderTraining>(
+            &std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?,
+        )
+        .with_context(|| format!("invalid training settings {}", p.display()))?,
+        None => EncoderTraining::default(),
+    };
+    match args.size {
+        Some(EncoderSize::Small) => cfg.encoder = EncoderConfig::small(),
+        Some(EncoderSize::Full) => cfg.encoder = EncoderConfig::full(),
+        None => {}
+    }
+    if args.no_graph {
+        cfg.encoder.graph = false;
+    }
+    macro_rules! set {
+        ($($field:ident),*) => { $(if let Some(v) = args.$field { cfg.$field = v; })* };
+    }
+    set!(steps, batch_size, lr, memory, validate_every, seed);
+    if cfg.batch_size < 2 {
+        bail!("--batch-size must be at least 2 (each pair needs negatives)");
+    }
+    let device = device(args.device)?;
+    let bar = ProgressBar::with_draw_target(Some(cfg.steps as u64), ProgressDrawTarget::stderr());
+    if quiet {
+        bar.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} steps, eta {eta} {wide_msg}")
+            .expect("static template"),
+    );
+    let summary = train_encoder(&args.corpus, &args.run, &cfg, &device, &|r, v| {
+        bar.set_position(r.step as u64);
+        let mut msg = format!("loss {:.3} lr {:.1e} {:.0} pairs/s", r.loss, r.lr, r.pairs_per_s);
+        if let Some(v) = v {
+            msg.push_str(&format!(" | validation top-1 {:.1} %", v.hit_rate));
+            bar.println(format!(
+                "step {}: validation top-1 {:.1} % {:?}",
+                v.step, v.hit_rate, v.by_kind
+            ));
+        }
+        bar.set_message(msg);
+        true
+    })
+    .with_context(|| format!("training in {}", args.run.display()))?;
+    bar.finish_and_clear();
+    println!(
+        "{} steps in {:.0} s, final loss {:.3}; best validation top-1 {} → {}",
+        summary.steps,
+        summary.seconds,
+        summary.final_loss,
+        summary
+            .best
+            .as_ref()
+            .map(|b| format!("{:.1} % at step {}", b.hit_rate, b.step))
+            .unwrap_or_else(|| "n/a".into()),
+        summary.best_model.display()
+    );
+    Ok(())
+}

@@ -17,7 +17,7 @@ use burn::tensor::DType;
 use serde::{Deserialize, Serialize};
 
 pub use config::EncoderConfig;
-pub use loss::nt_xent;
+pub use loss::{nt_xent, nt_xent_keys};
 pub use model::{EncoderModel, EncoderOutput};
 
 /// Errors of the encoder stage.
@@ -132,6 +132,11 @@ impl Encoder {
     /// Saves the weights as f16 safetensors plus `NAME.json`.
     pub fn save(&self, weights: &Path) -> Result<(), EncoderError> {
         save_model(&self.model, &self.info, weights)
+    }
+
+    /// Trainable parameters (BatchNorm statistics not counted).
+    pub fn parameters(&self) -> usize {
+        self.model.num_params()
     }
 
     /// Model facts.

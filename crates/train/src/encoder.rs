@@ -1,11 +1,13 @@
 //! `sampleid train encoder`: contrastive training of the graph encoder on
 //! pairs from the corpus, with symmetric NT-Xent, Adam, warm-up and cosine
-//! decay, global gradient-norm clipping, a memory of earlier embeddings as
-//! extra negatives, validation on held-out tracks, and resumable checkpoints.
+//! decay, global gradient-norm clipping, a momentum encoder whose keys fill a
+//! queue of extra negatives (MoCo), validation on held-out tracks, and
+//! resumable checkpoints.
 //!
 //! A run directory holds: `config.json`; `metrics.jsonl` (one line per step,
 //! and validation lines); `checkpoint.safetensors` (f32, with parameter ids),
-//! `checkpoint.optim` (Adam state), `checkpoint.memory` and `state.json`
+//! `checkpoint.optim` (Adam state), `checkpoint.ema.safetensors` (momentum
+//! encoder), `checkpoint.memory` (key queue) and `state.json`
 //! (resume); `best.safetensors` + `best.json` (the best model by validation
 //! hit rate, f16, ready to ship); `curve.png`.
 
@@ -19,13 +21,13 @@ use burn::optim::{AdamConfig, GradientsParams};
 use burn::prelude::*;
 use burn::store::{ModuleSnapshot, SafetensorsStore};
 use sampleid_corpus::Split;
-use sampleid_encoder::{Encoder, EncoderConfig, EncoderModel, ModelInfo, nt_xent, save_model};
+use sampleid_encoder::{Encoder, EncoderConfig, EncoderModel, ModelInfo, nt_xent, nt_xent_keys, save_model};
 use sampleid_features::{FrontendConfig, segments};
 use sampleid_transform::Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::TrainError;
-use crate::pairs::{PairConfig, PairKind, PairMaker, Pool};
+use crate::pairs::{PairConfig, PairMaker, Pool};
 
 /// Training settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -43,12 +45,22 @@ pub struct EncoderTraining {
     pub min_lr: f64,
     /// Linear warm-up steps.
     pub warmup_steps: usize,
+    /// Steps over which the pairs ramp from easy to `pairs` (curriculum; 0: off).
+    /// Measured on the CPU budget: without it, 150 steps of the full task left
+    /// validation top-1 at 1–3 %, while easy pairs reached 40 % in 100 steps.
+    pub curriculum_steps: usize,
     /// NT-Xent temperature (published 0.05).
     pub tau: f64,
     /// Global gradient-norm clip (published 1.0).
     pub clip_norm: f64,
-    /// Embeddings of earlier batches kept as extra negatives (0: none).
+    /// Keys of earlier batches kept as extra negatives (0: none, plain
+    /// in-batch NT-Xent). With a memory, keys come from a momentum encoder
+    /// (MoCo): a memory of the trained encoder's own outputs lets it cut the
+    /// loss by drifting away from its stale past instead of learning (measured:
+    /// fingerprints collapsed to cosine 0.99 within 60 steps).
     pub memory: usize,
+    /// EMA rate of the momentum (key) encoder.
+    pub momentum: f64,
     pub validate_every: usize,
     pub checkpoint_every: usize,
     /// Validation queries (pairs from held-out tracks) and distractor segments.
@@ -67,9 +79,11 @@ impl Default for EncoderTraining {
             lr: 8e-5,
             min_lr: 7e-7,
             warmup_steps: 100,
+            curriculum_steps: 0,
             tau: 0.05,
             clip_norm: 1.0,
             memory: 4096,
+            momentum: 0.99,
             validate_every: 250,
             checkpoint_every: 100,
             validation_pairs: 256,
@@ -146,6 +160,56 @@ impl ModuleMapper for SetIds<'_> {
     }
 }
 
+/// Flattened parameter values, in visiting order.
+struct Values(Vec<Tensor<1>>);
+
+impl ModuleVisitor for Values {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let t = Tensor::<D>::from_inner(param.val().inner());
+        let n = t.shape().num_elements();
+        self.0.push(t.reshape([n]));
+    }
+}
+
+/// Moves parameters towards `online` by `1 - m` (exponential moving average).
+struct Ema<'a> {
+    online: std::slice::Iter<'a, Tensor<1>>,
+    m: f64,
+}
+
+impl ModuleMapper for Ema<'_> {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let Some(o) = self.online.next() else {
+            return param;
+        };
+        let m = self.m;
+        param.map(|t| {
+            let shape = t.shape();
+            t.mul_scalar(m).add(o.clone().reshape(shape).mul_scalar(1.0 - m))
+        })
+    }
+}
+
+/// The momentum encoder: a copy of the model without drop-path and without
+/// gradients, which follows the model by EMA.
+fn momentum_encoder(model: &EncoderModel, cfg: &EncoderConfig, device: &Device) -> EncoderModel {
+    let cfg = EncoderConfig {
+        drop_path: 0.0,
+        ..cfg.clone()
+    };
+    let ema = EncoderModel::new(&cfg, device).no_grad();
+    ema_update(ema, model, 0.0)
+}
+
+fn ema_update(ema: EncoderModel, model: &EncoderModel, m: f64) -> EncoderModel {
+    let mut values = Values(Vec::new());
+    model.visit(&mut values);
+    ema.map(&mut Ema {
+        online: values.0.iter(),
+        m,
+    })
+}
+
 fn param_ids(model: &EncoderModel) -> Vec<u64> {
     let mut ids = Ids(Vec::new());
     model.visit(&mut ids);
@@ -210,23 +274,43 @@ pub fn clip_global_norm(model: &EncoderModel, grads: &mut GradientsParams, max: 
 /// clean anchors plus distractor segments from other held-out audio).
 struct ValidationSet {
     queries: Vec<Vec<f32>>,
-    kinds: Vec<PairKind>,
+    kinds: Vec<String>,
     /// References; query `i`'s own anchor is reference `i`.
     references: Vec<Vec<f32>>,
 }
 
 impl ValidationSet {
     fn build(pool: &Pool, cfg: &EncoderTraining, frontend: &FrontendConfig) -> Result<Self, TrainError> {
+        // Queries come from one half of the tracks and distractors from the
+        // other: a distractor cut from the query's own track could overlap its
+        // anchor and would be a right answer counted as wrong.
+        let (mut queries_pool, mut distractor_pool) = (pool.clone(), pool.clone());
+        queries_pool.music = pool.music.iter().step_by(2).cloned().collect();
+        distractor_pool.music = pool.music.iter().skip(1).step_by(2).cloned().collect();
+        if distractor_pool.music.is_empty() {
+            distractor_pool.music = pool.music.clone();
+        }
+        let pool = &distractor_pool;
         let maker = PairMaker {
-            pool,
+            pool: &queries_pool,
             cfg: cfg.pairs.clone(),
             frontend: frontend.clone(),
         };
-        let pairs = maker.batch(cfg.seed ^ 0x05ee_d0f7_a11d, cfg.validation_pairs)?;
+        let mut pairs = maker.batch(cfg.seed ^ 0x05ee_d0f7_a11d, cfg.validation_pairs)?;
+        let audio_id = PairMaker {
+            pool: &queries_pool,
+            cfg: cfg.pairs.audio_id(),
+            frontend: frontend.clone(),
+        };
+        let mut kinds: Vec<String> = pairs.iter().map(|p| format!("{:?}", p.kind).to_lowercase()).collect();
+        let more = audio_id.batch(cfg.seed ^ 0x0a0d_101d, cfg.validation_pairs)?;
+        kinds.extend(more.iter().map(|_| "audio-id".to_string()));
+        pairs.extend(more);
+        let queries = pairs.len();
         let mut references: Vec<Vec<f32>> = pairs.iter().map(|p| p.anchor.clone()).collect();
         let mut rng = Rng::new(cfg.seed ^ 0xd157_7ac7);
         let len = cfg.pairs.segment_samples;
-        while references.len() < cfg.validation_pairs + cfg.validation_distractors {
+        while references.len() < queries + cfg.validation_distractors {
             let (_, track) = rng.choose(&pool.music);
             if track.len <= len {
                 continue;
@@ -237,7 +321,7 @@ impl ValidationSet {
             }
         }
         Ok(Self {
-            kinds: pairs.iter().map(|p| p.kind).collect(),
+            kinds,
             queries: pairs.into_iter().map(|p| p.positive).collect(),
             references,
         })
@@ -264,7 +348,7 @@ impl ValidationSet {
                 .map(|(j, rj)| (j, qi.iter().zip(rj).map(|(a, b)| a * b).sum::<f32>()))
                 .max_by(|a, b| a.1.total_cmp(&b.1))
                 .map(|(j, _)| j);
-            let kind = format!("{:?}", self.kinds[i]).to_lowercase();
+            let kind = self.kinds[i].clone();
             for key in [kind, "all".to_string()] {
                 let e = hits.entry(key).or_default();
                 e.1 += 1;
@@ -374,12 +458,8 @@ pub fn train_encoder_on(
         "training pool"
     );
     let validation = ValidationSet::build(valid, cfg, &frontend)?;
-    let maker = PairMaker {
-        pool: train,
-        cfg: cfg.pairs.clone(),
-        frontend: frontend.clone(),
-    };
 
+    device.seed(cfg.seed);
     let mut model = EncoderModel::new(&cfg.encoder, device);
     let mut optim = AdamConfig::new()
         .with_beta_1(0.9)
@@ -416,6 +496,15 @@ pub fn train_encoder_on(
             .unwrap_or_default();
         tracing::info!(step = state.step, "resuming");
     }
+    let mut ema = (cfg.memory > 0).then(|| momentum_encoder(&model, &cfg.encoder, device));
+    let ema_path = run.join("checkpoint.ema.safetensors");
+    if let Some(e) = ema.as_mut()
+        && state.step > 0
+    {
+        e.load_from(&mut SafetensorsStore::from_file(&ema_path))
+            .map_err(|err| TrainError::Data(format!("{}: {err}", ema_path.display())))?;
+        *e = e.clone().no_grad();
+    }
     trim_metrics(&run.join("metrics.jsonl"), state.step)?;
     let mut metrics = std::fs::OpenOptions::new()
         .create(true)
@@ -439,6 +528,16 @@ pub fn train_encoder_on(
     while state.step < cfg.steps {
         let step = state.step;
         let t0 = Instant::now();
+        let difficulty = if cfg.curriculum_steps == 0 {
+            1.0
+        } else {
+            step as f64 / cfg.curriculum_steps as f64
+        };
+        let maker = PairMaker {
+            pool: train,
+            cfg: cfg.pairs.at_difficulty(difficulty),
+            frontend: frontend.clone(),
+        };
         let pairs = maker.batch(
             cfg.seed.wrapping_mul(1_000_003).wrapping_add(step as u64),
             cfg.batch_size,
@@ -451,11 +550,20 @@ pub fn train_encoder_on(
         device.seed(cfg.seed.wrapping_add(step as u64));
         let x1 = Tensor::<3>::from_data(TensorData::new(flat(&|p| &p.anchor), shape), device);
         let x2 = Tensor::<3>::from_data(TensorData::new(flat(&|p| &p.positive), shape), device);
-        let z1 = model.forward(x1).fingerprint;
-        let z2 = model.forward(x2).fingerprint;
-        let extra = (!memory.is_empty())
-            .then(|| Tensor::<2>::from_data(TensorData::new(memory.clone(), [memory.len() / dim, dim]), device));
-        let loss = nt_xent(z1.clone(), z2.clone(), cfg.tau, extra);
+        let z1 = model.forward(x1.clone()).fingerprint;
+        let z2 = model.forward(x2.clone()).fingerprint;
+        let (loss, keys) = match &ema {
+            Some(e) => {
+                let k1 = e.forward(x1).fingerprint;
+                let k2 = e.forward(x2).fingerprint;
+                let queue = (!memory.is_empty()).then(|| {
+                    Tensor::<2>::from_data(TensorData::new(memory.clone(), [memory.len() / dim, dim]), device)
+                });
+                let loss = nt_xent_keys(z1, z2, k1.clone(), k2.clone(), cfg.tau, queue);
+                (loss, vec![k1, k2])
+            }
+            None => (nt_xent(z1, z2, cfg.tau, None), Vec::new()),
+        };
         let loss_value = loss.clone().into_scalar::<f32>() as f64;
         if !loss_value.is_finite() {
             return Err(TrainError::Data(format!("the loss became {loss_value} at step {step}")));
@@ -464,20 +572,21 @@ pub fn train_encoder_on(
         let grad_norm = clip_global_norm(&model, &mut grads, cfg.clip_norm);
         let lr = cfg.lr_at(step);
         model = optim.step(lr, model, grads);
-        // Remember this batch's embeddings (newest last) as negatives for later steps.
-        if cfg.memory > 0 {
-            for z in [z1, z2] {
-                memory.extend(
-                    z.inner()
-                        .into_data()
-                        .convert::<f32>()
-                        .try_into_vec::<f32>()
-                        .map_err(|e| TrainError::Data(format!("{e:?}")))?,
-                );
-            }
-            let excess = memory.len().saturating_sub(cfg.memory * dim);
-            memory.drain(..excess);
+        if let Some(e) = ema.take() {
+            ema = Some(ema_update(e, &model, cfg.momentum));
         }
+        // Queue this batch's keys (newest last) as negatives for later steps.
+        for k in keys {
+            memory.extend(
+                k.inner()
+                    .into_data()
+                    .convert::<f32>()
+                    .try_into_vec::<f32>()
+                    .map_err(|e| TrainError::Data(format!("{e:?}")))?,
+            );
+        }
+        let excess = memory.len().saturating_sub(cfg.memory * dim);
+        memory.drain(..excess);
         state.step += 1;
         state.seconds = seconds_before + started.elapsed().as_secs_f64();
         last_loss = loss_value;
@@ -508,7 +617,7 @@ pub fn train_encoder_on(
         // belongs to a step after the one a resumed run starts from.
         let due = state.step % cfg.checkpoint_every == 0 || state.step == cfg.steps || validated.is_some();
         if due {
-            checkpoint(run, &model, &optim, &state, &memory)?;
+            checkpoint(run, &model, ema.as_ref(), &optim, &state, &memory)?;
         }
         let go_on = progress(&report, validated.as_ref());
         if validated.is_some() {
@@ -516,7 +625,7 @@ pub fn train_encoder_on(
         }
         if !go_on && state.step < cfg.steps {
             if !due {
-                checkpoint(run, &model, &optim, &state, &memory)?;
+                checkpoint(run, &model, ema.as_ref(), &optim, &state, &memory)?;
             }
             break;
         }
@@ -535,6 +644,7 @@ pub fn train_encoder_on(
 fn checkpoint(
     run: &Path,
     model: &EncoderModel,
+    ema: Option<&EncoderModel>,
     optim: &burn::optim::ModuleOptimizer,
     state: &State,
     memory: &[f32],
@@ -546,6 +656,13 @@ fn checkpoint(
         .valid()
         .save_into(&mut SafetensorsStore::from_file(&tmp).overwrite(true))
         .map_err(|e| TrainError::Data(format!("saving the checkpoint: {e}")))?;
+    let ema_tmp = run.join("checkpoint.ema.safetensors.part");
+    if let Some(e) = ema {
+        let _ = std::fs::remove_file(&ema_tmp);
+        e.valid()
+            .save_into(&mut SafetensorsStore::from_file(&ema_tmp).overwrite(true))
+            .map_err(|e| TrainError::Data(format!("saving the momentum encoder: {e}")))?;
+    }
     let optim_tmp = run.join("checkpoint.optim.part");
     optim
         .save(&optim_tmp)
@@ -555,6 +672,9 @@ fn checkpoint(
     std::fs::write(&mem_tmp, bytes).map_err(|e| TrainError::io(&mem_tmp, e))?;
     // state.json goes last: it names the step the other files belong to.
     std::fs::rename(&tmp, &ckpt).map_err(|e| TrainError::io(&ckpt, e))?;
+    if ema.is_some() {
+        std::fs::rename(&ema_tmp, run.join("checkpoint.ema.safetensors")).map_err(|e| TrainError::io(run, e))?;
+    }
     std::fs::rename(&optim_tmp, run.join("checkpoint.optim")).map_err(|e| TrainError::io(run, e))?;
     std::fs::rename(&mem_tmp, run.join("checkpoint.memory")).map_err(|e| TrainError::io(run, e))?;
     write_json(&run.join("state.json"), state)

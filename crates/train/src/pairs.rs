@@ -73,6 +73,35 @@ impl Default for PairConfig {
     }
 }
 
+impl PairConfig {
+    /// This configuration at a difficulty in [0, 1] (curriculum): at 0 there is
+    /// no pitch shift or time stretch and whole mixes go under other music only
+    /// at 20–30 dB below; at 1 it is `self`. Noise, reverb and band-pass stay.
+    pub fn at_difficulty(&self, d: f64) -> Self {
+        let d = d.clamp(0.0, 1.0);
+        let lerp = |easy: f64, hard: f64| easy + d * (hard - easy);
+        Self {
+            pitch_semitones: lerp(0.0, self.pitch_semitones),
+            stretch: (lerp(1.0, self.stretch.0), lerp(1.0, self.stretch.1)),
+            mix_tbr_db: (lerp(20.0, self.mix_tbr_db.0), lerp(30.0, self.mix_tbr_db.1)),
+            ..self.clone()
+        }
+    }
+
+    /// Audio-identification pairs (GraFPrint): the same whole mix, with noise,
+    /// reverb and band-limiting but no pitch or tempo change and no other music.
+    pub fn audio_id(&self) -> Self {
+        Self {
+            pitch_probability: 1.0,
+            pitch_semitones: 0.0,
+            stem_probability: 0.0,
+            mix_tbr_db: (60.0, 60.0),
+            noise_probability: 0.8,
+            ..self.clone()
+        }
+    }
+}
+
 /// Aligned stems of one piece.
 #[derive(Debug, Clone)]
 pub struct StemSet {
@@ -293,5 +322,30 @@ impl PairMaker<'_> {
             .into_par_iter()
             .map(|i| self.pair(&mut base.fork(i as u64)))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_curriculum_ramps_from_easy_to_the_full_task() {
+        let full = PairConfig::default();
+        let easy = full.at_difficulty(0.0);
+        assert_eq!(easy.pitch_semitones, 0.0);
+        assert_eq!(easy.stretch, (1.0, 1.0));
+        assert_eq!(easy.mix_tbr_db, (20.0, 30.0));
+        assert_eq!(easy.snr_db, full.snr_db, "noise stays");
+        assert_eq!(full.at_difficulty(1.0), full);
+        assert_eq!(full.at_difficulty(7.0), full, "clamped");
+        let half = full.at_difficulty(0.5);
+        assert!((half.pitch_semitones - 1.5).abs() < 1e-12);
+        assert!((half.stretch.0 - 0.85).abs() < 1e-12 && (half.stretch.1 - 1.25).abs() < 1e-12);
+        let id = full.audio_id();
+        assert_eq!(
+            (id.pitch_probability, id.pitch_semitones, id.stem_probability),
+            (1.0, 0.0, 0.0)
+        );
     }
 }

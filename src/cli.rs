@@ -25,6 +25,11 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
+    /// Encoder weights (`NAME.safetensors` with `NAME.json` beside it) instead of
+    /// the built-in model; `SAMPLEID_MODEL` does the same.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub model: Option<PathBuf>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -49,6 +54,13 @@ pub enum Command {
 
     /// Print the effective configuration (defaults merged with --config) as TOML.
     Config,
+
+    /// Neural fingerprints of audio files: one L2-normalised 128-d vector per
+    /// 4.08 s segment, every 0.512 s, written as NumPy .npy (n, 128) float32.
+    Fingerprint(FingerprintArgs),
+
+    /// Show the encoder in use (built-in or --model): version, sizes, training facts.
+    Model(ModelArgs),
 
     /// Benchmarks (speed and memory, on your own files).
     #[command(subcommand)]
@@ -226,6 +238,8 @@ pub struct InfoArgs {
 pub enum BenchCommand {
     /// Decode + resample + log-mel + segmentation throughput (× realtime) and peak memory.
     Frontend(BenchFrontendArgs),
+    /// Encoder inference speed: segments per second and × realtime.
+    Encoder(BenchEncoderArgs),
     /// Build a benchmark from the corpus's test split: references (to index),
     /// negatives (never indexed) and query clips with exact ground truth.
     Make(BenchMakeArgs),
@@ -279,9 +293,11 @@ pub struct BenchRunArgs {
     pub bench: PathBuf,
     /// Answers to score: JSON lines as `sampleid query --json` prints them,
     /// from sampleid or any other system run on the benchmark's refs/ and
-    /// queries/. (Required until the query engine is built into this command.)
+    /// queries/. Without it, sampleid itself answers: it fingerprints refs/
+    /// with the encoder in use (built-in or --model), searches every query
+    /// exactly, and writes its answers to the report directory.
     #[arg(long, value_name = "FILE.jsonl")]
-    pub results: PathBuf,
+    pub results: Option<PathBuf>,
     /// Name of the system in the report (default: the results file's name).
     #[arg(long)]
     pub system: Option<String>,
@@ -300,6 +316,55 @@ pub struct BenchFrontendArgs {
     pub files: Vec<PathBuf>,
 
     /// Thread counts to measure; files are spread over the threads.
+    #[arg(long, value_delimiter = ',', default_value = "1,2")]
+    pub threads: Vec<usize>,
+
+    /// Runs per thread count; the median is reported.
+    #[arg(long, default_value_t = 5)]
+    pub repeat: usize,
+
+    /// Print the results as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct FingerprintArgs {
+    /// Audio files.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+
+    /// Output file (one input only).
+    #[arg(long, short, value_name = "FILE", conflicts_with = "out_dir")]
+    pub out: Option<PathBuf>,
+
+    /// Output directory for `<stem>.fingerprints.npy` (default: current directory).
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: Option<PathBuf>,
+
+    /// One JSON line per input on stdout (what was written, segment times).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ModelArgs {
+    /// Print the model card as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchEncoderArgs {
+    /// Audio file whose segments are encoded (default: a synthetic chord sweep).
+    #[arg(value_name = "FILE")]
+    pub file: Option<PathBuf>,
+
+    /// Segments per run.
+    #[arg(long, default_value_t = 256)]
+    pub segments: usize,
+
+    /// Thread counts to measure.
     #[arg(long, value_delimiter = ',', default_value = "1,2")]
     pub threads: Vec<usize>,
 

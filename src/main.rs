@@ -4,6 +4,7 @@
 mod cli;
 mod cmd;
 mod config;
+mod model;
 mod progress;
 
 use std::process::ExitCode;
@@ -45,9 +46,16 @@ fn run(cli: &Cli) -> anyhow::Result<usize> {
             print!("{}", cfg.to_toml()?);
             Ok(0)
         }
+        Command::Fingerprint(args) => cmd::fingerprint::run(args, &cfg, cli.model.as_deref(), cli.quiet),
+        Command::Model(args) => cmd::fingerprint::model(args, cli.model.as_deref()).map(|()| 0),
         Command::Bench(BenchCommand::Frontend(args)) => cmd::bench::frontend(args, &cfg).map(|()| 0),
+        Command::Bench(BenchCommand::Encoder(args)) => {
+            cmd::bench::encoder(args, &cfg, cli.model.as_deref()).map(|()| 0)
+        }
         Command::Bench(BenchCommand::Make(args)) => cmd::bench::make(args, cli.quiet).map(|()| 0),
-        Command::Bench(BenchCommand::Run(args)) => cmd::bench::run(args).map(|()| 0),
+        Command::Bench(BenchCommand::Run(args)) => {
+            cmd::bench::run(args, &cfg, cli.model.as_deref(), cli.quiet).map(|()| 0)
+        }
         Command::Corpus(CorpusCommand::Fetch(args)) => cmd::corpus::fetch(args, cli.quiet).map(|()| 0),
         Command::Corpus(CorpusCommand::Stats(args)) => cmd::corpus::stats(args).map(|()| 0),
         Command::Train(TrainCommand::Encoder(args)) => cmd::train::encoder(args, cli.quiet).map(|()| 0),

@@ -218,20 +218,35 @@ pub fn make(args: &BenchMakeArgs, quiet: bool) -> Result<()> {
     Ok(())
 }
 
-pub fn run(args: &BenchRunArgs) -> Result<()> {
+pub fn run(args: &BenchRunArgs, cfg: &Config, model_path: Option<&Path>, quiet: bool) -> Result<()> {
     let bench = sampleid_bench::Benchmark::load(&args.bench)?;
-    let results = sampleid_bench::read_results(&args.results)?;
-    let system = args.system.clone().unwrap_or_else(|| {
-        args.results
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "system".into())
-    });
+    let (results_path, default_system) = match &args.results {
+        Some(r) => (
+            r.clone(),
+            r.file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "system".into()),
+        ),
+        None => {
+            let encoder = crate::model::encoder(model_path)?;
+            let system = format!("sampleid-{}", encoder.info().version);
+            let out = args.out.clone().unwrap_or_else(|| {
+                args.bench
+                    .join(format!("report-{}", args.system.as_deref().unwrap_or(&system)))
+            });
+            std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+            let path = out.join("answers.jsonl");
+            answer(&bench, &args.bench, &encoder, cfg, &path, quiet)?;
+            (path, system)
+        }
+    };
+    let results = sampleid_bench::read_results(&results_path)?;
+    let system = args.system.clone().unwrap_or(default_system);
     let scores = sampleid_bench::score(&bench, &results);
     let summary = sampleid_bench::report::Summary {
         system: &system,
         benchmark: args.bench.display().to_string(),
-        results: args.results.display().to_string(),
+        results: results_path.display().to_string(),
         scores: &scores,
     };
     let out = args
@@ -245,6 +260,195 @@ pub fn run(args: &BenchRunArgs) -> Result<()> {
         print!("{}", sampleid_bench::report::markdown(&summary));
         for f in files {
             eprintln!("wrote {}", f.display());
+        }
+    }
+    Ok(())
+}
+
+/// sampleid's own answers to a benchmark: fingerprints of refs/, exact search
+/// for every query, JSON lines in the `sampleid query --json` format.
+fn answer(
+    bench: &sampleid_bench::Benchmark,
+    dir: &Path,
+    encoder: &sampleid_encoder::Encoder,
+    cfg: &Config,
+    out: &Path,
+    quiet: bool,
+) -> Result<()> {
+    use std::io::Write;
+
+    use crate::cmd::fingerprint::{fingerprint_file, hop_s};
+    let dim = encoder.config().out_dim;
+    let mut library = sampleid_search::Library::new(dim);
+    let bar = crate::progress::files_bar(bench.references.len() as u64, quiet);
+    let started = Instant::now();
+    let mut audio_s = 0.0;
+    for r in &bench.references {
+        let (fps, d) = fingerprint_file(&dir.join(&r.path), encoder, cfg, Some(&bar))
+            .with_context(|| format!("reference {}", r.path))?;
+        audio_s += d;
+        library.add(&fps);
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    tracing::info!(
+        songs = library.songs(),
+        segments = library.segments(),
+        "library fingerprinted: {:.0} s of audio in {:.0} s",
+        audio_s,
+        started.elapsed().as_secs_f64()
+    );
+    let hop = hop_s(cfg);
+    let search = sampleid_search::SearchConfig::default();
+    let bar = crate::progress::files_bar(bench.queries.len() as u64, quiet);
+    let tmp = out.with_extension("part");
+    let mut file = std::io::BufWriter::new(
+        std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?,
+    );
+    let (mut query_s, mut search_s) = (0.0, 0.0);
+    for q in &bench.queries {
+        let t0 = Instant::now();
+        let (fps, _) =
+            fingerprint_file(&dir.join(&q.path), encoder, cfg, None).with_context(|| format!("query {}", q.path))?;
+        let t1 = Instant::now();
+        let matches: Vec<serde_json::Value> = library
+            .search(&fps, &search)
+            .into_iter()
+            .map(|m| {
+                serde_json::json!({
+                    "reference": bench.references[m.song].path,
+                    "score": m.score,
+                    "query_start": m.query_segment as f64 * hop,
+                    "reference_start": m.reference_segment as f64 * hop,
+                    "time_ratio": null,
+                    "pitch_shift": null,
+                })
+            })
+            .collect();
+        query_s += t1.duration_since(t0).as_secs_f64();
+        search_s += t1.elapsed().as_secs_f64();
+        writeln!(file, "{}", serde_json::json!({"query": q.path, "matches": matches}))?;
+        bar.inc(1);
+    }
+    file.flush()?;
+    drop(file);
+    std::fs::rename(&tmp, out).with_context(|| format!("cannot write {}", out.display()))?;
+    bar.finish_and_clear();
+    let n = bench.queries.len().max(1) as f64;
+    eprintln!(
+        "answered {} queries: fingerprinting {:.0} ms, search {:.1} ms per query (means); library {} songs, {} segments",
+        bench.queries.len(),
+        1000.0 * query_s / n,
+        1000.0 * search_s / n,
+        library.songs(),
+        library.segments()
+    );
+    Ok(())
+}
+
+/// Encoder speed at one thread count.
+#[derive(Debug, Serialize)]
+struct EncoderSpeed {
+    threads: usize,
+    /// Median over the runs.
+    segments_per_s: f64,
+    ms_per_segment: f64,
+    /// Audio seconds fingerprinted per second (each segment advances one hop).
+    realtime: f64,
+    runs_s: Vec<f64>,
+}
+
+/// `sampleid bench encoder`: inference speed of the encoder in use.
+pub fn encoder(args: &crate::cli::BenchEncoderArgs, cfg: &Config, model_path: Option<&Path>) -> Result<()> {
+    let encoder = crate::model::encoder(model_path)?;
+    let fe = &cfg.frontend;
+    let audio = match &args.file {
+        Some(f) => {
+            sampleid_audio::decode_file(f, &cfg.audio)
+                .with_context(|| f.display().to_string())?
+                .samples
+        }
+        None => {
+            // A chord whose root sweeps over two octaves, with a beat: real spectral structure.
+            let sr = fe.sample_rate as f64;
+            let n = (args.segments as f64 * 0.512 * sr) as usize + 70_000;
+            (0..n)
+                .map(|i| {
+                    let t = i as f64 / sr;
+                    let f0 = 110.0 * 2f64.powf(2.0 * t / (n as f64 / sr));
+                    let chord: f64 = [1.0, 1.25, 1.5]
+                        .iter()
+                        .map(|r| (2.0 * std::f64::consts::PI * f0 * r * t).sin())
+                        .sum();
+                    let beat = if (t * 2.0).fract() < 0.05 { 0.5 } else { 0.0 };
+                    (0.2 * chord + beat * (i as f64 * 12.9898).sin()) as f32
+                })
+                .collect()
+        }
+    };
+    let mut segs: Vec<Vec<f32>> = sampleid_features::segments(&audio, fe)?
+        .into_iter()
+        .map(|s| s.data)
+        .collect();
+    anyhow::ensure!(!segs.is_empty(), "the input gives no segments");
+    let have = segs.len();
+    while segs.len() < args.segments.max(1) {
+        segs.push(segs[segs.len() % have].clone());
+    }
+    segs.truncate(args.segments.max(1));
+    let refs: Vec<&[f32]> = segs.iter().map(|s| s.as_slice()).collect();
+    let hop_s = fe.segment_hop as f64 * fe.hop_length as f64 / fe.sample_rate as f64;
+    let mut results = Vec::new();
+    for &threads in &args.threads {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads.max(1))
+            .build()
+            .context("cannot build a thread pool")?;
+        pool.install(|| encoder.embed(&refs[..refs.len().min(16)]))?; // warm-up
+        let mut runs = Vec::new();
+        for _ in 0..args.repeat.max(1) {
+            let start = Instant::now();
+            pool.install(|| encoder.embed(&refs))?;
+            runs.push(start.elapsed().as_secs_f64());
+        }
+        let mut sorted = runs.clone();
+        sorted.sort_by(f64::total_cmp);
+        let median = sorted[sorted.len() / 2];
+        let sps = refs.len() as f64 / median;
+        results.push(EncoderSpeed {
+            threads,
+            segments_per_s: sps,
+            ms_per_segment: 1000.0 / sps,
+            realtime: sps * hop_s,
+            runs_s: runs,
+        });
+    }
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "model": encoder.info().version,
+                "parameters": encoder.parameters(),
+                "segments": refs.len(),
+                "batch_size": encoder.batch_size,
+                "results": results,
+            })
+        );
+    } else {
+        println!(
+            "encoder {} ({} parameters), {} segments per run, batch {}",
+            encoder.info().version,
+            encoder.parameters(),
+            refs.len(),
+            encoder.batch_size
+        );
+        println!("| threads | segments/s | ms/segment | × realtime |");
+        println!("|--:|--:|--:|--:|");
+        for r in &results {
+            println!(
+                "| {} | {:.0} | {:.2} | {:.0} |",
+                r.threads, r.segments_per_s, r.ms_per_segment, r.realtime
+            );
         }
     }
     Ok(())

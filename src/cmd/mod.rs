@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod corpus;
 pub mod features;
+pub mod fingerprint;
 pub mod info;
 pub mod train;
 

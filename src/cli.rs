@@ -106,17 +106,22 @@ pub struct TrainEncoderArgs {
     /// Train without the graph blocks (the network the published code ran).
     #[arg(long)]
     pub no_graph: bool,
+    /// Optimizer steps (default 3000).
     #[arg(long)]
     pub steps: Option<usize>,
+    /// Pairs per step (default 64).
     #[arg(long)]
     pub batch_size: Option<usize>,
+    /// Peak learning rate of Adam (default 8e-5, the published one).
     #[arg(long)]
     pub lr: Option<f64>,
-    /// Earlier embeddings kept as extra negatives.
+    /// Keys of earlier batches kept as extra negatives (momentum encoder; 0: in-batch only).
     #[arg(long)]
     pub memory: Option<usize>,
+    /// Steps between validations (default 250).
     #[arg(long)]
     pub validate_every: Option<usize>,
+    /// Seed of pairs, initialisation and validation set (default 1).
     #[arg(long)]
     pub seed: Option<u64>,
     /// Compute device.

@@ -279,3 +279,45 @@ fn fingerprints_of_an_excerpt_find_their_place_in_the_song() {
     assert_eq!(v["source"], "built-in");
     assert_eq!(v["info"]["config"]["graph"], true);
 }
+
+#[test]
+fn bench_run_answers_a_benchmark_with_the_built_in_engine() {
+    // A hand-made benchmark: three songs indexed, an 8 s excerpt of the first
+    // (other codec) as a query, and a song that is not indexed as a negative.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("refs")).unwrap();
+    std::fs::create_dir_all(d.join("queries")).unwrap();
+    let mut refs = Vec::new();
+    for f in ["awakening-20s.ogg", "nebula-20s.ogg", "media-threat-20s.ogg"] {
+        std::fs::copy(fixture(f), d.join("refs").join(f)).unwrap();
+        let id = f.trim_end_matches(".ogg");
+        refs.push(serde_json::json!({"id": id, "path": format!("refs/{f}"), "source": f, "duration_s": 20.0}));
+    }
+    std::fs::copy(fixture("awakening-8s.mp3"), d.join("queries/q1.mp3")).unwrap();
+    std::fs::copy(fixture("deprecation-20s.ogg"), d.join("queries/q2.ogg")).unwrap();
+    let query = |id: &str, path: &str, negative: bool, targets: serde_json::Value| {
+        serde_json::json!({"id": id, "path": path, "protocol": "sample-id", "condition": "codec", "length_s": 8.0,
+            "negative": negative, "targets": targets, "source": "x", "source_stems": [], "transforms": []})
+    };
+    let bench = serde_json::json!({
+        "version": 1, "seed": 1, "sample_rate": 16000, "segment_hop_s": 0.512,
+        "references": refs, "negatives": [],
+        "queries": [
+            query("q1", "queries/q1.mp3", false, serde_json::json!([{"reference": "awakening-20s",
+                "reference_start_s": 0.0, "query_start_s": 0.0, "time_ratio": 1.0, "pitch_shift": 0.0}])),
+            query("q2", "queries/q2.ogg", true, serde_json::json!([])),
+        ],
+    });
+    std::fs::write(d.join("benchmark.json"), bench.to_string()).unwrap();
+    let o = sampleid(&["-q", "bench", "run", "--bench", s(d), "--system", "t"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let answers = std::fs::read_to_string(d.join("report-t/answers.jsonl")).unwrap();
+    let lines: Vec<serde_json::Value> = answers.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["query"], "queries/q1.mp3");
+    let top = &lines[0]["matches"][0];
+    assert_eq!(top["reference"], "refs/awakening-20s.ogg");
+    assert!(top["reference_start"].as_f64().unwrap() < 0.6, "{top}");
+    assert!(d.join("report-t/report.md").exists());
+}

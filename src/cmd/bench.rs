@@ -397,7 +397,7 @@ pub fn encoder(args: &crate::cli::BenchEncoderArgs, cfg: &Config, model_path: Op
     }
     segs.truncate(args.segments.max(1));
     let refs: Vec<&[f32]> = segs.iter().map(|s| s.as_slice()).collect();
-    let hop_s = fe.segment_hop as f64 * fe.hop_length as f64 / fe.sample_rate as f64;
+    let hop_s = crate::cmd::fingerprint::hop_s(cfg);
     let mut results = Vec::new();
     for &threads in &args.threads {
         let pool = rayon::ThreadPoolBuilder::new()

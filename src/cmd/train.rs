@@ -38,9 +38,6 @@ pub fn encoder(args: &TrainEncoderArgs, quiet: bool) -> Result<()> {
         ($($field:ident),*) => { $(if let Some(v) = args.$field { cfg.$field = v; })* };
     }
     set!(steps, batch_size, lr, memory, validate_every, seed);
-    if cfg.batch_size < 2 {
-        bail!("--batch-size must be at least 2 (each pair needs negatives)");
-    }
     let device = device(args.device)?;
     let bar = ProgressBar::with_draw_target(Some(cfg.steps as u64), ProgressDrawTarget::stderr());
     if quiet {

@@ -79,6 +79,42 @@ pub enum Command {
 pub enum TrainCommand {
     /// Contrastive training of the graph encoder (resumable: run it again on the same --run).
     Encoder(TrainEncoderArgs),
+    /// Train the cross-attention re-ranker on node matrices of the encoder in use.
+    Reranker(TrainRerankerArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TrainRerankerArgs {
+    /// Corpus directory (with manifest.csv).
+    #[arg(long, default_value = "corpus")]
+    pub corpus: PathBuf,
+    /// Run directory: encoded pairs, metrics, best model.
+    #[arg(long)]
+    pub run: PathBuf,
+    /// Training settings (TOML, the fields of `RerankerTraining`); flags below override it.
+    #[arg(long, value_name = "FILE")]
+    pub settings: Option<PathBuf>,
+    /// Training pairs (default 8192).
+    #[arg(long)]
+    pub train_pairs: Option<usize>,
+    /// Held-out pairs (default 1024).
+    #[arg(long)]
+    pub valid_pairs: Option<usize>,
+    /// Passes over the pairs (default 8).
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// Channels stored per reference node in the index (default 16).
+    #[arg(long)]
+    pub store_dim: Option<usize>,
+    /// Learning rate of Adam (default 3e-4).
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Seed of pairs and initialisation (default 7).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Compute device.
+    #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
+    pub device: DeviceArg,
 }
 
 /// Encoder size presets.

@@ -59,6 +59,9 @@ fn run(cli: &Cli) -> anyhow::Result<usize> {
         Command::Corpus(CorpusCommand::Fetch(args)) => cmd::corpus::fetch(args, cli.quiet).map(|()| 0),
         Command::Corpus(CorpusCommand::Stats(args)) => cmd::corpus::stats(args).map(|()| 0),
         Command::Train(TrainCommand::Encoder(args)) => cmd::train::encoder(args, cli.quiet).map(|()| 0),
+        Command::Train(TrainCommand::Reranker(args)) => {
+            cmd::train::reranker(args, cli.model.as_deref(), cli.quiet).map(|()| 0)
+        }
     }
 }
 

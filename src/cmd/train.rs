@@ -4,9 +4,9 @@ use anyhow::{Context, Result, bail};
 use burn::prelude::Device;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use sampleid_encoder::EncoderConfig;
-use sampleid_train::{EncoderTraining, train_encoder};
+use sampleid_train::{EncoderTraining, RerankerTraining, train_encoder, train_reranker};
 
-use crate::cli::{DeviceArg, EncoderSize, TrainEncoderArgs};
+use crate::cli::{DeviceArg, EncoderSize, TrainEncoderArgs, TrainRerankerArgs};
 
 fn device(arg: DeviceArg) -> Result<Device> {
     match arg {
@@ -72,6 +72,57 @@ pub fn encoder(args: &TrainEncoderArgs, quiet: bool) -> Result<()> {
             .as_ref()
             .map(|b| format!("{:.1} % at step {}", b.hit_rate, b.step))
             .unwrap_or_else(|| "n/a".into()),
+        summary.best_model.display()
+    );
+    Ok(())
+}
+
+/// `sampleid train reranker`: the classifier for the encoder in use.
+pub fn reranker(args: &TrainRerankerArgs, model_path: Option<&std::path::Path>, quiet: bool) -> Result<()> {
+    let mut cfg = match &args.settings {
+        Some(p) => toml::from_str::<RerankerTraining>(
+            &std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?,
+        )
+        .with_context(|| format!("invalid training settings {}", p.display()))?,
+        None => RerankerTraining::default(),
+    };
+    macro_rules! set {
+        ($($field:ident),*) => { $(if let Some(v) = args.$field { cfg.$field = v; })* };
+    }
+    set!(train_pairs, valid_pairs, epochs, lr, seed);
+    if let Some(d) = args.store_dim {
+        cfg.reranker.store_dim = d;
+    }
+    let encoder = crate::model::encoder(model_path)?;
+    let device = device(args.device)?;
+    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+    if quiet {
+        bar.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}, eta {eta}")
+            .expect("static template"),
+    );
+    let summary = train_reranker(&args.corpus, &args.run, &cfg, &encoder, &device, &|stage, done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+        bar.set_message(match stage {
+            "epoch" => "steps".to_string(),
+            s => format!("{s} pairs encoded"),
+        });
+    })
+    .with_context(|| format!("training in {}", args.run.display()))?;
+    bar.finish_and_clear();
+    let b = &summary.best;
+    println!(
+        "{} epochs in {:.0} s; best epoch {}: AUROC {:.3}, true accept {:.1} %, false accept {:.1} % (hard) / {:.1} % (random) at 0.5 → {}",
+        summary.epochs,
+        summary.seconds,
+        b.epoch,
+        b.auroc,
+        100.0 * b.true_accept,
+        100.0 * b.false_accept_hard,
+        100.0 * b.false_accept_random,
         summary.best_model.display()
     );
     Ok(())

@@ -4,11 +4,13 @@
 pub mod cache;
 pub mod encoder;
 pub mod pairs;
+pub mod reranker;
 
 use std::path::{Path, PathBuf};
 
 pub use encoder::{EncoderTraining, StepReport, TrainSummary, Validation, train_encoder, train_encoder_on};
 pub use pairs::{Pair, PairConfig, PairKind, PairMaker, Pool};
+pub use reranker::{RerankerTraining, RerankerSummary, RerankerValidation, train_reranker};
 
 /// Errors of training.
 #[derive(Debug, thiserror::Error)]

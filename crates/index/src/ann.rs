@@ -1,0 +1,188 @@
+//! Approximate nearest-neighbour search over the fingerprint rows.
+//!
+//! HNSW (usearch, inner product on unit vectors, f16 vectors) by default;
+//! `exact` compares every row (the ground truth, fine for a few hours).
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use usearch::{Index, IndexOptions, MetricKind, ScalarKind};
+
+use crate::{IndexError, Library};
+
+/// Which ANN structure a library uses (fixed when it is created).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AnnKind {
+    /// Hierarchical navigable small-world graph (usearch).
+    Hnsw,
+    /// Every row compared: exact, linear in the library size.
+    Exact,
+}
+
+/// Settings of the ANN index.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IndexConfig {
+    pub ann: AnnKind,
+    /// HNSW edges per node (M; usearch default 16).
+    pub connectivity: usize,
+    /// Candidate list while inserting (efConstruction).
+    pub expansion_add: usize,
+    /// Candidate list while searching (ef).
+    pub expansion_search: usize,
+}
+
+impl Default for IndexConfig {
+    fn default() -> Self {
+        Self {
+            ann: AnnKind::Hnsw,
+            connectivity: 16,
+            expansion_add: 128,
+            expansion_search: 64,
+        }
+    }
+}
+
+pub(crate) enum Ann {
+    Exact,
+    Hnsw(Index),
+}
+
+fn ann_err(e: impl std::fmt::Display) -> IndexError {
+    IndexError::Ann(e.to_string())
+}
+
+#[derive(Serialize, Deserialize)]
+struct Saved {
+    /// Rows [0, rows) were added when the file was written.
+    rows: u64,
+    /// Vectors present (rows added minus rows removed).
+    size: usize,
+}
+
+impl Ann {
+    pub(crate) fn open(lib: &Library, cfg: &IndexConfig, writer: bool) -> Result<Self, IndexError> {
+        match cfg.ann {
+            AnnKind::Exact => Ok(Self::Exact),
+            AnnKind::Hnsw => {
+                let index = new_index(lib.layout.dim, cfg)?;
+                let file = lib.dir.join("ann.usearch");
+                let saved: Option<Saved> = std::fs::read(lib.dir.join("ann.json"))
+                    .ok()
+                    .and_then(|b| serde_json::from_slice(&b).ok());
+                let mut from = 0;
+                if let Some(s) = saved.filter(|s| s.rows <= lib.rows) {
+                    match index.load(&file.to_string_lossy()) {
+                        Ok(()) if index.size() == s.size => from = s.rows,
+                        _ => {
+                            tracing::warn!("the saved ANN index is stale or damaged; rebuilding it");
+                            index.reset().map_err(ann_err)?;
+                        }
+                    }
+                }
+                let ann = Self::Hnsw(index);
+                let added = ann.add_range(lib, from, lib.rows)?;
+                if added > 0 {
+                    tracing::info!(rows = added, "added rows to the ANN index");
+                    if writer {
+                        ann.save(&lib.dir, lib.rows)?;
+                    }
+                }
+                Ok(ann)
+            }
+        }
+    }
+
+    /// Adds the live rows in [from, to).
+    fn add_range(&self, lib: &Library, from: u64, to: u64) -> Result<usize, IndexError> {
+        let Self::Hnsw(index) = self else { return Ok(0) };
+        let rows: Vec<u64> = (from..to).filter(|&r| lib.song_of(r).is_some()).collect();
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let threads = rayon::current_num_threads();
+        index
+            .reserve_capacity_and_threads(index.size() + rows.len(), threads)
+            .map_err(ann_err)?;
+        rows.par_iter()
+            .try_for_each(|&r| index.add(r, &lib.fingerprint(r)).map_err(ann_err))?;
+        Ok(rows.len())
+    }
+
+    pub(crate) fn add(&mut self, lib: &Library, first: u64, n: u64) -> Result<(), IndexError> {
+        self.add_range(lib, first, first + n).map(|_| ())
+    }
+
+    pub(crate) fn remove(&mut self, first: u64, n: u64) -> Result<(), IndexError> {
+        if let Self::Hnsw(index) = self {
+            for r in first..first + n {
+                index.remove(r).map_err(ann_err)?;
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn save(&self, dir: &std::path::Path, rows: u64) -> Result<(), IndexError> {
+        let Self::Hnsw(index) = self else { return Ok(()) };
+        let tmp = dir.join("ann.usearch.part");
+        index.save(&tmp.to_string_lossy()).map_err(ann_err)?;
+        let file = dir.join("ann.usearch");
+        std::fs::rename(&tmp, &file).map_err(crate::io(&file))?;
+        let json = dir.join("ann.json");
+        let tmp = dir.join("ann.json.part");
+        let body = serde_json::to_vec(&Saved {
+            rows,
+            size: index.size(),
+        })
+        .expect("serialisable");
+        std::fs::write(&tmp, body).map_err(crate::io(&tmp))?;
+        std::fs::rename(&tmp, &json).map_err(crate::io(&json))
+    }
+
+    pub(crate) fn nearest(&self, lib: &Library, q: &[f32], k: usize) -> Result<Vec<(u64, f32)>, IndexError> {
+        match self {
+            Self::Hnsw(index) => {
+                if index.size() == 0 {
+                    return Ok(Vec::new());
+                }
+                let m = index
+                    .filtered_search(q, k, |key| lib.song_of(key).is_some())
+                    .map_err(ann_err)?;
+                Ok(m.keys.into_iter().zip(m.distances).map(|(r, d)| (r, 1.0 - d)).collect())
+            }
+            Self::Exact => {
+                let mut all: Vec<(u64, f32)> = lib
+                    .songs
+                    .par_iter()
+                    .flat_map_iter(|s| {
+                        (s.first_row..s.first_row + s.segments).map(|r| {
+                            let f = lib.fingerprint(r);
+                            (r, q.iter().zip(&f).map(|(a, b)| a * b).sum::<f32>())
+                        })
+                    })
+                    .collect();
+                let k = k.min(all.len());
+                if k == 0 {
+                    return Ok(Vec::new());
+                }
+                all.select_nth_unstable_by(k - 1, |a, b| b.1.total_cmp(&a.1));
+                all.truncate(k);
+                all.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+                Ok(all)
+            }
+        }
+    }
+}
+
+fn new_index(dim: usize, cfg: &IndexConfig) -> Result<Index, IndexError> {
+    let opts = IndexOptions {
+        dimensions: dim,
+        metric: MetricKind::IP,
+        quantization: ScalarKind::F16,
+        connectivity: cfg.connectivity,
+        expansion_add: cfg.expansion_add,
+        expansion_search: cfg.expansion_search,
+        multi: false,
+    };
+    Index::new(&opts).map_err(ann_err)
+}

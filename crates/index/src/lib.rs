@@ -1,0 +1,507 @@
+//! The index stage: a music library on disk (`--db DIR`).
+//!
+//! - `library.sqlite` (SQLite, WAL): the songs (path as given, content hash,
+//!   duration, time added, their rows) and what produced the rows (encoder and
+//!   re-ranker versions, hop).
+//! - `fingerprints.f16`: append-only, one row of `dim` f16 per segment.
+//! - `nodes.i8`: append-only, one stored node matrix per segment (int8, the
+//!   re-ranker's projection, see `sampleid-rerank`).
+//! - `ann.usearch` + `ann.json`: the HNSW graph over the fingerprints, a cache
+//!   that can always be rebuilt from `fingerprints.f16`.
+//!
+//! Durability: rows are appended and synced first, then one SQLite
+//! transaction records the song and the new committed row count. A song is
+//! reported indexed only after that commit. Opening for writing cuts the row
+//! files back to the committed count, so a process killed at any moment
+//! leaves a library that opens and holds every song it reported.
+
+mod ann;
+mod store;
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+
+pub use ann::{AnnKind, IndexConfig};
+use ann::Ann;
+use store::RowFile;
+
+/// Errors of the index stage.
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    #[error("{}: {err}", path.display())]
+    Io { path: PathBuf, err: std::io::Error },
+    #[error("{}: {err}", path.display())]
+    Sql { path: PathBuf, err: rusqlite::Error },
+    #[error("{} is not a sampleid library (no library.sqlite); create it with `sampleid index --db {}`", .0.display(), .0.display())]
+    Missing(PathBuf),
+    #[error("{} is being written by another sampleid process", .0.display())]
+    Locked(PathBuf),
+    #[error("the library was built with {what} {theirs}, but {ours} is in use; re-index into a new --db or use the same model")]
+    Mismatch { what: &'static str, theirs: String, ours: String },
+    #[error("the library is damaged: {0}")]
+    Damaged(String),
+    #[error("ANN index: {0}")]
+    Ann(String),
+    #[error("input: {0}")]
+    Input(String),
+}
+
+/// What produced the rows of a library; fixed when it is created.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Layout {
+    /// Encoder version (fingerprints and node matrices change with it).
+    pub encoder: String,
+    /// Re-ranker version (its projection defines the stored nodes).
+    pub reranker: String,
+    /// Fingerprint dimension.
+    pub dim: usize,
+    /// Bytes of one stored node matrix.
+    pub node_bytes: usize,
+    /// Seconds between segment starts.
+    pub hop_s: f64,
+}
+
+/// A song of the library.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Song {
+    pub id: i64,
+    /// The path as it was given to `index`.
+    pub path: String,
+    /// SHA-256 of the file's bytes (hex).
+    pub hash: String,
+    pub duration_s: f64,
+    /// When it was added (UTC, RFC 3339).
+    pub added: String,
+    /// Its first row in the row files.
+    pub first_row: u64,
+    /// Its number of segments (rows).
+    pub segments: u64,
+}
+
+/// Sizes of a library.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Stats {
+    pub songs: usize,
+    pub hours: f64,
+    pub segments: u64,
+    /// Rows of deleted songs still in the row files.
+    pub dead_segments: u64,
+    /// Bytes on disk, all files.
+    pub bytes: u64,
+    pub bytes_per_hour: f64,
+    pub ann: AnnKind,
+    pub layout: Layout,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS songs(
+    id INTEGER PRIMARY KEY,
+    path TEXT NOT NULL,
+    hash TEXT NOT NULL UNIQUE,
+    duration_s REAL NOT NULL,
+    added TEXT NOT NULL,
+    first_row INTEGER NOT NULL,
+    segments INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS songs_path ON songs(path);
+";
+
+/// A library, open for reading or (with [`Library::open_writer`]) writing.
+pub struct Library {
+    dir: PathBuf,
+    /// Behind a mutex so that a library can be shared by query threads.
+    conn: std::sync::Mutex<Connection>,
+    layout: Layout,
+    cfg: IndexConfig,
+    /// Committed rows (rows beyond this in the files are garbage).
+    rows: u64,
+    /// Live songs, sorted by first row.
+    songs: Vec<Song>,
+    fingerprints: RowFile,
+    nodes: RowFile,
+    ann: Ann,
+    /// Held while writing: other writers are refused.
+    _lock: Option<File>,
+}
+
+impl std::fmt::Debug for Library {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Library")
+            .field("dir", &self.dir)
+            .field("songs", &self.songs.len())
+            .field("rows", &self.rows)
+            .finish()
+    }
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> IndexError + '_ {
+    move |err| IndexError::Io {
+        path: path.to_path_buf(),
+        err,
+    }
+}
+
+impl Library {
+    fn sql(&self) -> impl Fn(rusqlite::Error) -> IndexError + '_ {
+        |err| IndexError::Sql {
+            path: self.dir.join("library.sqlite"),
+            err,
+        }
+    }
+
+    /// Opens (creating it if needed) a library for writing. A new library
+    /// takes `layout` and `cfg`; an existing one must have the same layout.
+    pub fn open_writer(dir: &Path, layout: &Layout, cfg: &IndexConfig) -> Result<Self, IndexError> {
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        let lock_path = dir.join("write.lock");
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io(&lock_path))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => return Err(IndexError::Locked(dir.to_path_buf())),
+            Err(std::fs::TryLockError::Error(e)) => return Err(io(&lock_path)(e)),
+        }
+        let db = dir.join("library.sqlite");
+        let sql = |err| IndexError::Sql { path: db.clone(), err };
+        let conn = Connection::open(&db).map_err(sql)?;
+        conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;")
+            .map_err(sql)?;
+        conn.execute_batch(SCHEMA).map_err(sql)?;
+        let existing: Option<String> = conn
+            .query_row("SELECT value FROM meta WHERE key='layout'", [], |r| r.get(0))
+            .optional()
+            .map_err(sql)?;
+        match existing {
+            None => {
+                let tx = conn.unchecked_transaction().map_err(sql)?;
+                let put = |k: &str, v: String| {
+                    tx.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?1, ?2)", params![k, v])
+                };
+                put("schema", "1".into()).map_err(sql)?;
+                put("layout", serde_json::to_string(layout).expect("serialisable")).map_err(sql)?;
+                put("index", serde_json::to_string(cfg).expect("serialisable")).map_err(sql)?;
+                put("rows", "0".into()).map_err(sql)?;
+                tx.commit().map_err(sql)?;
+            }
+            Some(text) => {
+                let theirs: Layout = serde_json::from_str(&text).map_err(|e| IndexError::Damaged(e.to_string()))?;
+                check_layout(&theirs, layout)?;
+            }
+        }
+        drop(conn);
+        Self::open_inner(dir, Some(lock))
+    }
+
+    /// Opens an existing library for reading (queries). Rows appended by a
+    /// writer after this call are not seen until the library is opened again.
+    pub fn open(dir: &Path) -> Result<Self, IndexError> {
+        Self::open_inner(dir, None)
+    }
+
+    fn open_inner(dir: &Path, lock: Option<File>) -> Result<Self, IndexError> {
+        let db = dir.join("library.sqlite");
+        if !db.exists() {
+            return Err(IndexError::Missing(dir.to_path_buf()));
+        }
+        let sql = |err| IndexError::Sql { path: db.clone(), err };
+        let conn = Connection::open(&db).map_err(sql)?;
+        conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000;")
+            .map_err(sql)?;
+        let meta = |k: &str| -> Result<String, IndexError> {
+            conn.query_row("SELECT value FROM meta WHERE key=?1", [k], |r| r.get(0))
+                .optional()
+                .map_err(sql)?
+                .ok_or_else(|| IndexError::Damaged(format!("meta key {k} is missing")))
+        };
+        let layout: Layout = serde_json::from_str(&meta("layout")?).map_err(|e| IndexError::Damaged(e.to_string()))?;
+        let cfg: IndexConfig = serde_json::from_str(&meta("index")?).map_err(|e| IndexError::Damaged(e.to_string()))?;
+        let rows: u64 = meta("rows")?
+            .parse()
+            .map_err(|_| IndexError::Damaged("meta rows is not a number".into()))?;
+        let writer = lock.is_some();
+        let fingerprints = RowFile::open(&dir.join("fingerprints.f16"), layout.dim * 2, rows, writer)?;
+        let nodes = RowFile::open(&dir.join("nodes.i8"), layout.node_bytes, rows, writer)?;
+        let mut lib = Self {
+            dir: dir.to_path_buf(),
+            conn: std::sync::Mutex::new(conn),
+            layout,
+            cfg: cfg.clone(),
+            rows,
+            songs: Vec::new(),
+            fingerprints,
+            nodes,
+            ann: Ann::Exact,
+            _lock: lock,
+        };
+        lib.load_songs()?;
+        lib.ann = Ann::open(&lib, &cfg, writer)?;
+        Ok(lib)
+    }
+
+    fn load_songs(&mut self) -> Result<(), IndexError> {
+        let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        let mut stmt = conn
+            .prepare("SELECT id, path, hash, duration_s, added, first_row, segments FROM songs ORDER BY first_row")
+            .map_err(self.sql())?;
+        let songs = stmt
+            .query_map([], |r| {
+                Ok(Song {
+                    id: r.get(0)?,
+                    path: r.get(1)?,
+                    hash: r.get(2)?,
+                    duration_s: r.get(3)?,
+                    added: r.get(4)?,
+                    first_row: r.get::<_, i64>(5)? as u64,
+                    segments: r.get::<_, i64>(6)? as u64,
+                })
+            })
+            .map_err(self.sql())?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(self.sql())?;
+        drop(stmt);
+        drop(conn);
+        if let Some(s) = songs.iter().find(|s| s.first_row + s.segments > self.rows) {
+            return Err(IndexError::Damaged(format!(
+                "song {} ends at row {} but only {} rows are committed",
+                s.id,
+                s.first_row + s.segments,
+                self.rows
+            )));
+        }
+        self.songs = songs;
+        Ok(())
+    }
+
+    /// The directory of the library.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// What produced the rows.
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// Index settings fixed at creation.
+    pub fn config(&self) -> &IndexConfig {
+        &self.cfg
+    }
+
+    /// Live songs, in the order they were added.
+    pub fn songs(&self) -> &[Song] {
+        &self.songs
+    }
+
+    /// Committed rows, including those of deleted songs.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// The song with this content hash, if indexed.
+    pub fn find_hash(&self, hash: &str) -> Option<&Song> {
+        self.songs.iter().find(|s| s.hash == hash)
+    }
+
+    /// Songs indexed under this path (as given).
+    pub fn find_path(&self, path: &str) -> Vec<&Song> {
+        self.songs.iter().filter(|s| s.path == path).collect()
+    }
+
+    /// The live song holding `row` and the segment index within it.
+    pub fn song_of(&self, row: u64) -> Option<(&Song, u64)> {
+        let i = self.songs.partition_point(|s| s.first_row <= row);
+        let s = self.songs.get(i.checked_sub(1)?)?;
+        (row < s.first_row + s.segments).then(|| (s, row - s.first_row))
+    }
+
+    /// A row's fingerprint.
+    pub fn fingerprint(&self, row: u64) -> Vec<f32> {
+        store::f16_to_f32(self.fingerprints.row(row))
+    }
+
+    /// A row's stored node matrix.
+    pub fn nodes(&self, row: u64) -> &[u8] {
+        self.nodes.row(row)
+    }
+
+    /// Adds a song: `fingerprints` is `n × dim` (unit vectors), `nodes` is
+    /// `n × node_bytes`. Durable when this returns.
+    pub fn add(
+        &mut self,
+        path: &str,
+        hash: &str,
+        duration_s: f64,
+        fingerprints: &[f32],
+        nodes: &[u8],
+    ) -> Result<Song, IndexError> {
+        if self._lock.is_none() {
+            return Err(IndexError::Input("the library is open for reading only".into()));
+        }
+        let dim = self.layout.dim;
+        let n = fingerprints.len() / dim;
+        if fingerprints.len() != n * dim || nodes.len() != n * self.layout.node_bytes {
+            return Err(IndexError::Input(format!(
+                "{} fingerprint values and {} node bytes do not make whole rows of {dim} and {}",
+                fingerprints.len(),
+                nodes.len(),
+                self.layout.node_bytes
+            )));
+        }
+        if let Some(s) = self.find_hash(hash) {
+            return Ok(s.clone());
+        }
+        let first = self.rows;
+        self.fingerprints.append(&store::f32_to_f16(fingerprints), first)?;
+        self.nodes.append(nodes, first)?;
+        let added = now_rfc3339();
+        let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        let tx = conn.unchecked_transaction().map_err(self.sql())?;
+        tx.execute(
+            "INSERT INTO songs(path, hash, duration_s, added, first_row, segments) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![path, hash, duration_s, added, first as i64, n as i64],
+        )
+        .map_err(self.sql())?;
+        let id = tx.last_insert_rowid();
+        tx.execute(
+            "UPDATE meta SET value=?1 WHERE key='rows'",
+            params![(first + n as u64).to_string()],
+        )
+        .map_err(self.sql())?;
+        tx.commit().map_err(self.sql())?;
+        drop(conn);
+        self.rows = first + n as u64;
+        self.fingerprints.remap(self.rows)?;
+        self.nodes.remap(self.rows)?;
+        let song = Song {
+            id,
+            path: path.to_string(),
+            hash: hash.to_string(),
+            duration_s,
+            added,
+            first_row: first,
+            segments: n as u64,
+        };
+        self.songs.push(song.clone());
+        let mut ann = std::mem::replace(&mut self.ann, Ann::Exact);
+        let r = ann.add(self, first, n as u64);
+        self.ann = ann;
+        r?;
+        Ok(song)
+    }
+
+    /// Deletes a song (its rows stay in the files as dead rows). Returns
+    /// whether it existed.
+    pub fn delete(&mut self, id: i64) -> Result<bool, IndexError> {
+        if self._lock.is_none() {
+            return Err(IndexError::Input("the library is open for reading only".into()));
+        }
+        let Some(pos) = self.songs.iter().position(|s| s.id == id) else {
+            return Ok(false);
+        };
+        self.conn
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .execute("DELETE FROM songs WHERE id=?1", [id])
+            .map_err(self.sql())?;
+        let song = self.songs.remove(pos);
+        self.ann.remove(song.first_row, song.segments)?;
+        Ok(true)
+    }
+
+    /// Writes the ANN index to disk (it is rebuilt from the rows when missing
+    /// or stale, so this only saves time at the next open).
+    pub fn save_ann(&mut self) -> Result<(), IndexError> {
+        self.ann.save(&self.dir, self.rows)
+    }
+
+    /// The `k` live rows most similar to `q` (cosine), best first.
+    pub fn nearest(&self, q: &[f32], k: usize) -> Result<Vec<(u64, f32)>, IndexError> {
+        if q.len() != self.layout.dim {
+            return Err(IndexError::Input(format!(
+                "a query fingerprint has {} values; the library holds {}",
+                q.len(),
+                self.layout.dim
+            )));
+        }
+        self.ann.nearest(self, q, k)
+    }
+
+    /// Sizes of the library.
+    pub fn stats(&self) -> Result<Stats, IndexError> {
+        let mut bytes = 0;
+        for e in std::fs::read_dir(&self.dir).map_err(io(&self.dir))? {
+            let e = e.map_err(io(&self.dir))?;
+            bytes += e.metadata().map(|m| m.len()).unwrap_or(0);
+        }
+        let hours = self.songs.iter().map(|s| s.duration_s).sum::<f64>() / 3600.0;
+        let live: u64 = self.songs.iter().map(|s| s.segments).sum();
+        Ok(Stats {
+            songs: self.songs.len(),
+            hours,
+            segments: live,
+            dead_segments: self.rows - live,
+            bytes,
+            bytes_per_hour: if hours > 0.0 { bytes as f64 / hours } else { 0.0 },
+            ann: self.cfg.ann,
+            layout: self.layout.clone(),
+        })
+    }
+}
+
+fn check_layout(theirs: &Layout, ours: &Layout) -> Result<(), IndexError> {
+    let mismatch = |what, a: &dyn ToString, b: &dyn ToString| IndexError::Mismatch {
+        what,
+        theirs: a.to_string(),
+        ours: b.to_string(),
+    };
+    if theirs.encoder != ours.encoder {
+        return Err(mismatch("encoder", &theirs.encoder, &ours.encoder));
+    }
+    if theirs.reranker != ours.reranker {
+        return Err(mismatch("re-ranker", &theirs.reranker, &ours.reranker));
+    }
+    if theirs.dim != ours.dim || theirs.node_bytes != ours.node_bytes || (theirs.hop_s - ours.hop_s).abs() > 1e-9 {
+        return Err(mismatch(
+            "row layout",
+            &format!("{}-d/{} B/{} s", theirs.dim, theirs.node_bytes, theirs.hop_s),
+            &format!("{}-d/{} B/{} s", ours.dim, ours.node_bytes, ours.hop_s),
+        ));
+    }
+    Ok(())
+}
+
+/// The current UTC time as RFC 3339 (seconds).
+fn now_rfc3339() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,142 @@
+use super::*;
+
+fn unit(seed: u64, dim: usize) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let v: Vec<f32> = (0..dim)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s % 2001) as f32 / 1000.0 - 1.0
+        })
+        .collect();
+    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    v.into_iter().map(|x| x / n).collect()
+}
+
+fn layout() -> Layout {
+    Layout {
+        encoder: "enc-1".into(),
+        reranker: "rr-1".into(),
+        dim: 16,
+        node_bytes: 8,
+        hop_s: 0.512,
+    }
+}
+
+fn song(seed: u64, n: usize) -> (Vec<f32>, Vec<u8>) {
+    let fps = (0..n).flat_map(|j| unit(seed * 1000 + j as u64, 16)).collect();
+    let nodes = (0..n * 8).map(|i| (seed as usize + i) as u8).collect();
+    (fps, nodes)
+}
+
+fn cfg(ann: AnnKind) -> IndexConfig {
+    IndexConfig {
+        ann,
+        ..IndexConfig::default()
+    }
+}
+
+#[test]
+fn songs_survive_reopening_and_are_found() {
+    for kind in [AnnKind::Exact, AnnKind::Hnsw] {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut lib = Library::open_writer(dir.path(), &layout(), &cfg(kind)).unwrap();
+            for s in 1..=3u64 {
+                let (f, n) = song(s, 20);
+                lib.add(&format!("song{s}.wav"), &format!("h{s}"), 10.0, &f, &n).unwrap();
+            }
+            lib.save_ann().unwrap();
+        }
+        let lib = Library::open(dir.path()).unwrap();
+        assert_eq!(lib.songs().len(), 3);
+        assert_eq!(lib.rows(), 60);
+        let (f, n) = song(2, 20);
+        assert_eq!(lib.nodes(20 + 5), &n[5 * 8..6 * 8]);
+        let got = lib.fingerprint(20 + 5);
+        assert!(got.iter().zip(&f[5 * 16..6 * 16]).all(|(a, b)| (a - b).abs() < 1e-3));
+        let near = lib.nearest(&f[7 * 16..8 * 16], 3).unwrap();
+        assert_eq!(near[0].0, 27, "{kind:?}");
+        assert!(near[0].1 > 0.99);
+        let (s, seg) = lib.song_of(27).unwrap();
+        assert_eq!((s.path.as_str(), seg), ("song2.wav", 7));
+        assert!(lib.stats().unwrap().bytes > 0);
+    }
+}
+
+#[test]
+fn deleted_songs_are_never_returned_and_duplicates_are_skipped() {
+    for kind in [AnnKind::Exact, AnnKind::Hnsw] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut lib = Library::open_writer(dir.path(), &layout(), &cfg(kind)).unwrap();
+        let (f1, n1) = song(1, 10);
+        let (f2, n2) = song(2, 10);
+        let a = lib.add("a.wav", "ha", 5.0, &f1, &n1).unwrap();
+        let again = lib.add("copy-of-a.wav", "ha", 5.0, &f1, &n1).unwrap();
+        assert_eq!(again.id, a.id, "same content is indexed once");
+        lib.add("b.wav", "hb", 5.0, &f2, &n2).unwrap();
+        assert!(lib.delete(a.id).unwrap());
+        assert!(!lib.delete(a.id).unwrap());
+        let near = lib.nearest(&f1[..16], 5).unwrap();
+        assert!(near.iter().all(|&(r, _)| r >= 10), "{kind:?}: {near:?}");
+        lib.save_ann().unwrap();
+        drop(lib);
+        let lib = Library::open(dir.path()).unwrap();
+        assert_eq!(lib.songs().len(), 1);
+        let st = lib.stats().unwrap();
+        assert_eq!((st.segments, st.dead_segments), (10, 10));
+        assert!(lib.nearest(&f1[..16], 5).unwrap().iter().all(|&(r, _)| r >= 10));
+    }
+}
+
+#[test]
+fn uncommitted_rows_are_cut_and_a_stale_ann_is_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut lib = Library::open_writer(dir.path(), &layout(), &cfg(AnnKind::Hnsw)).unwrap();
+        let (f, n) = song(1, 10);
+        lib.add("a.wav", "ha", 5.0, &f, &n).unwrap();
+        lib.save_ann().unwrap();
+        let (f, n) = song(2, 10);
+        lib.add("b.wav", "hb", 5.0, &f, &n).unwrap();
+        // Killed here: the ANN file covers only song a.
+    }
+    // A half-written song: rows appended, never committed.
+    use std::io::Write;
+    let mut fp = File::options().append(true).open(dir.path().join("fingerprints.f16")).unwrap();
+    fp.write_all(&[7u8; 2 * 16 * 3 + 5]).unwrap();
+    drop(fp);
+    let lib = Library::open_writer(dir.path(), &layout(), &cfg(AnnKind::Hnsw)).unwrap();
+    assert_eq!(lib.songs().len(), 2);
+    let len = std::fs::metadata(dir.path().join("fingerprints.f16")).unwrap().len();
+    assert_eq!(len, 20 * 16 * 2, "garbage after the committed rows is cut");
+    let (f, _) = song(2, 10);
+    assert_eq!(lib.nearest(&f[3 * 16..4 * 16], 1).unwrap()[0].0, 13, "song b is in the ANN index");
+}
+
+#[test]
+fn a_second_writer_and_a_different_model_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let _w = Library::open_writer(dir.path(), &layout(), &cfg(AnnKind::Exact)).unwrap();
+    assert!(matches!(
+        Library::open_writer(dir.path(), &layout(), &cfg(AnnKind::Exact)),
+        Err(IndexError::Locked(_))
+    ));
+    drop(_w);
+    let other = Layout {
+        encoder: "enc-2".into(),
+        ..layout()
+    };
+    let e = Library::open_writer(dir.path(), &other, &cfg(AnnKind::Exact)).unwrap_err();
+    assert!(e.to_string().contains("enc-1"), "{e}");
+    let missing = tempfile::tempdir().unwrap();
+    assert!(matches!(Library::open(missing.path()), Err(IndexError::Missing(_))));
+}
+
+#[test]
+fn rfc3339_dates_are_well_formed() {
+    let t = now_rfc3339();
+    assert_eq!(t.len(), 20, "{t}");
+    assert!(t.starts_with("20") && t.ends_with('Z'));
+}

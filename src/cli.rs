@@ -62,6 +62,28 @@ pub enum Command {
     /// Show the encoder in use (built-in or --model): version, sizes, training facts.
     Model(ModelArgs),
 
+    /// Index audio files and directories (recursively) into a library (--db DIR).
+    /// Content already indexed (same bytes) is skipped; safe to interrupt and re-run.
+    Index(IndexArgs),
+
+    /// Which songs of the library do these clips contain, where, and how changed.
+    ///
+    /// With --json, one line per file in input order:
+    /// {"query": FILE, "matches": [{"reference", "score", "query_start",
+    ///  "reference_start", "time_ratio", "pitch_shift"}]} (best first, [] for no match),
+    /// or {"query": FILE, "error": REASON}.
+    #[command(verbatim_doc_comment)]
+    Query(QueryArgs),
+
+    /// Remove songs from a library, by path as indexed or by id (see `list`).
+    Delete(DeleteArgs),
+
+    /// List the songs of a library.
+    List(DbArgs),
+
+    /// Sizes of a library: songs, hours, segments, bytes per hour.
+    Stats(DbArgs),
+
     /// Benchmarks (speed and memory, on your own files).
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -73,6 +95,71 @@ pub enum Command {
     /// Train models on the corpus (or your own catalogue built the same way).
     #[command(subcommand)]
     Train(TrainCommand),
+}
+
+/// ANN structures for a new library.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AnnArg {
+    /// HNSW graph (usearch): fast, holds every vector in memory.
+    Hnsw,
+    /// Compare every segment: exact, slow for large libraries.
+    Exact,
+}
+
+#[derive(Debug, Args)]
+pub struct IndexArgs {
+    /// Library directory (created if missing).
+    #[arg(long)]
+    pub db: PathBuf,
+    /// Audio files or directories (directories are searched recursively for audio files).
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+    /// ANN structure of a new library (default from the config: hnsw).
+    #[arg(long, value_enum)]
+    pub ann: Option<AnnArg>,
+    /// Files processed at once (default: the number of cores).
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    /// One JSON object per file and a summary object, instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    /// Library directory.
+    #[arg(long)]
+    pub db: PathBuf,
+    /// Audio clips to identify.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    #[arg(long)]
+    pub json: bool,
+    /// Skip the re-ranker (first stage only: offset-consistent ANN hits).
+    #[arg(long)]
+    pub no_rerank: bool,
+    /// ANN candidates per query segment (default 5).
+    #[arg(long)]
+    pub top_k: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    /// Library directory.
+    #[arg(long)]
+    pub db: PathBuf,
+    /// Paths as indexed (see `list`), or numeric song ids.
+    #[arg(required = true)]
+    pub songs: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DbArgs {
+    /// Library directory.
+    #[arg(long)]
+    pub db: PathBuf,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -334,11 +421,20 @@ pub struct BenchRunArgs {
     pub bench: PathBuf,
     /// Answers to score: JSON lines as `sampleid query --json` prints them,
     /// from sampleid or any other system run on the benchmark's refs/ and
-    /// queries/. Without it, sampleid itself answers: it fingerprints refs/
-    /// with the encoder in use (built-in or --model), searches every query
-    /// exactly, and writes its answers to the report directory.
+    /// queries/. Without it, sampleid itself answers: it indexes refs/ into
+    /// --db (skipping what is already there), runs `query` on every query
+    /// clip, and writes its answers to the report directory.
     #[arg(long, value_name = "FILE.jsonl")]
     pub results: Option<PathBuf>,
+    /// Library for sampleid's own answers (default: BENCH/db-ENCODER-ANN).
+    #[arg(long)]
+    pub db: Option<PathBuf>,
+    /// ANN structure of that library.
+    #[arg(long, value_enum, default_value_t = AnnArg::Hnsw)]
+    pub ann: AnnArg,
+    /// Answer without the re-ranker (first stage only).
+    #[arg(long)]
+    pub no_rerank: bool,
     /// Name of the system in the report (default: the results file's name).
     #[arg(long)]
     pub system: Option<String>,

@@ -7,6 +7,8 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use sampleid_audio::AudioConfig;
 use sampleid_features::{ChromaConfig, FrontendConfig};
+use sampleid_index::IndexConfig;
+use sampleid_search::QueryConfig;
 use serde::{Deserialize, Serialize};
 
 /// All stage configurations.
@@ -19,6 +21,10 @@ pub struct Config {
     pub frontend: FrontendConfig,
     /// Chroma and CENS.
     pub chroma: ChromaConfig,
+    /// The ANN index of a new library.
+    pub index: IndexConfig,
+    /// Two-stage search.
+    pub query: QueryConfig,
 }
 
 impl Config {

@@ -4,6 +4,7 @@
 mod cli;
 mod cmd;
 mod config;
+mod engine;
 mod model;
 mod progress;
 
@@ -48,6 +49,11 @@ fn run(cli: &Cli) -> anyhow::Result<usize> {
         }
         Command::Fingerprint(args) => cmd::fingerprint::run(args, &cfg, cli.model.as_deref(), cli.quiet),
         Command::Model(args) => cmd::fingerprint::model(args, cli.model.as_deref()).map(|()| 0),
+        Command::Index(args) => cmd::library::index(args, &cfg, cli.model.as_deref(), cli.quiet),
+        Command::Query(args) => cmd::query::run(args, &cfg, cli.model.as_deref()),
+        Command::Delete(args) => cmd::library::delete(args),
+        Command::List(args) => cmd::library::list(args).map(|()| 0),
+        Command::Stats(args) => cmd::library::stats(args).map(|()| 0),
         Command::Bench(BenchCommand::Frontend(args)) => cmd::bench::frontend(args, &cfg).map(|()| 0),
         Command::Bench(BenchCommand::Encoder(args)) => {
             cmd::bench::encoder(args, &cfg, cli.model.as_deref()).map(|()| 0)

@@ -8,9 +8,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use sampleid_encoder::{Encoder, ModelInfo};
+use sampleid_rerank::{Reranker, RerankerInfo};
 
 const ENCODER_WEIGHTS: &[u8] = include_bytes!("../models/encoder.safetensors");
 const ENCODER_INFO: &str = include_str!("../models/encoder.json");
+const RERANKER_WEIGHTS: &[u8] = include_bytes!("../models/reranker.safetensors");
+const RERANKER_INFO: &str = include_str!("../models/reranker.json");
 
 /// Where the encoder comes from.
 pub fn encoder_source(explicit: Option<&Path>) -> Option<PathBuf> {
@@ -34,6 +37,32 @@ pub fn encoder(explicit: Option<&Path>) -> Result<Encoder> {
             Encoder::from_bytes(ENCODER_WEIGHTS, info).context("the built-in encoder is damaged")
         }
     }
+}
+
+/// Loads the re-ranker that belongs to `encoder`: `$SAMPLEID_RERANKER`, else
+/// the built-in one when the encoder is the built-in one.
+pub fn reranker(encoder: &Encoder) -> Result<Reranker> {
+    let r = match std::env::var_os("SAMPLEID_RERANKER") {
+        Some(path) => {
+            let path = PathBuf::from(path);
+            Reranker::load(&path).with_context(|| format!("cannot load the re-ranker {}", path.display()))?
+        }
+        None => {
+            let info: RerankerInfo =
+                serde_json::from_str(RERANKER_INFO).context("the built-in re-ranker card is damaged")?;
+            Reranker::from_bytes(RERANKER_WEIGHTS, info).context("the built-in re-ranker is damaged")?
+        }
+    };
+    if r.info().encoder != encoder.info().version {
+        anyhow::bail!(
+            "the re-ranker {} was trained for the encoder {}, but {} is in use; train one with \
+             `sampleid train reranker` and point SAMPLEID_RERANKER at it",
+            r.info().version,
+            r.info().encoder,
+            encoder.info().version
+        );
+    }
+    Ok(r)
 }
 
 #[cfg(test)]

@@ -229,14 +229,19 @@ pub fn run(args: &BenchRunArgs, cfg: &Config, model_path: Option<&Path>, quiet: 
         ),
         None => {
             let encoder = crate::model::encoder(model_path)?;
-            let system = format!("sampleid-{}", encoder.info().version);
+            let system = format!(
+                "sampleid-{}{}-{}",
+                encoder.info().version,
+                if args.no_rerank { "-norerank" } else { "" },
+                format!("{:?}", args.ann).to_lowercase()
+            );
             let out = args.out.clone().unwrap_or_else(|| {
                 args.bench
                     .join(format!("report-{}", args.system.as_deref().unwrap_or(&system)))
             });
             std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
             let path = out.join("answers.jsonl");
-            answer(&bench, &args.bench, &encoder, cfg, &path, quiet)?;
+            answer(args, &bench, model_path, cfg, &path, quiet)?;
             (path, system)
         }
     };
@@ -265,83 +270,76 @@ pub fn run(args: &BenchRunArgs, cfg: &Config, model_path: Option<&Path>, quiet: 
     Ok(())
 }
 
-/// sampleid's own answers to a benchmark: fingerprints of refs/, exact search
-/// for every query, JSON lines in the `sampleid query --json` format.
+/// sampleid's own answers to a benchmark: refs/ indexed into a library,
+/// every query answered by the two-stage search, JSON lines in the
+/// `sampleid query --json` format.
 fn answer(
+    args: &BenchRunArgs,
     bench: &sampleid_bench::Benchmark,
-    dir: &Path,
-    encoder: &sampleid_encoder::Encoder,
+    model: Option<&Path>,
     cfg: &Config,
     out: &Path,
     quiet: bool,
 ) -> Result<()> {
     use std::io::Write;
 
-    use crate::cmd::fingerprint::{fingerprint_file, hop_s};
-    let dim = encoder.config().out_dim;
-    let mut library = sampleid_search::Library::new(dim);
-    let bar = crate::progress::files_bar(bench.references.len() as u64, quiet);
+    let encoder = crate::model::encoder(model)?;
+    let db = args.db.clone().unwrap_or_else(|| {
+        args.bench.join(format!(
+            "db-{}-{}",
+            encoder.info().version,
+            format!("{:?}", args.ann).to_lowercase()
+        ))
+    });
+    let index_args = crate::cli::IndexArgs {
+        db: db.clone(),
+        paths: vec![args.bench.join("refs")],
+        ann: Some(args.ann),
+        jobs: None,
+        json: false,
+    };
     let started = Instant::now();
-    let mut audio_s = 0.0;
-    for r in &bench.references {
-        let (fps, d) = fingerprint_file(&dir.join(&r.path), encoder, cfg, Some(&bar))
-            .with_context(|| format!("reference {}", r.path))?;
-        audio_s += d;
-        library.add(&fps);
-        bar.inc(1);
+    let failed = crate::cmd::library::index_with(&index_args, cfg, model, quiet, false)?;
+    if failed > 0 {
+        anyhow::bail!("{failed} reference(s) could not be indexed");
     }
-    bar.finish_and_clear();
-    tracing::info!(
-        songs = library.songs(),
-        segments = library.segments(),
-        "library fingerprinted: {:.0} s of audio in {:.0} s",
-        audio_s,
-        started.elapsed().as_secs_f64()
-    );
-    let hop = hop_s(cfg);
-    let search = sampleid_search::SearchConfig::default();
+    let index_s = started.elapsed().as_secs_f64();
+    let (lib, engine) = crate::cmd::query::open(&db, cfg, model)?;
     let bar = crate::progress::files_bar(bench.queries.len() as u64, quiet);
     let tmp = out.with_extension("part");
     let mut file = std::io::BufWriter::new(
         std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?,
     );
-    let (mut query_s, mut search_s) = (0.0, 0.0);
+    let mut latency = Vec::new();
     for q in &bench.queries {
         let t0 = Instant::now();
-        let (fps, _) =
-            fingerprint_file(&dir.join(&q.path), encoder, cfg, None).with_context(|| format!("query {}", q.path))?;
-        let t1 = Instant::now();
-        let matches: Vec<serde_json::Value> = library
-            .search(&fps, &search)
-            .into_iter()
-            .map(|m| {
-                serde_json::json!({
-                    "reference": bench.references[m.song].path,
-                    "score": m.score,
-                    "query_start": m.query_segment as f64 * hop,
-                    "reference_start": m.reference_segment as f64 * hop,
-                    "time_ratio": null,
-                    "pitch_shift": null,
-                })
-            })
-            .collect();
-        query_s += t1.duration_since(t0).as_secs_f64();
-        search_s += t1.elapsed().as_secs_f64();
-        writeln!(file, "{}", serde_json::json!({"query": q.path, "matches": matches}))?;
+        let matches = crate::cmd::query::answer(&lib, &engine, &args.bench.join(&q.path), !args.no_rerank, &cfg.query)
+            .with_context(|| format!("query {}", q.path))?;
+        latency.push(t0.elapsed().as_secs_f64());
+        // References are named by path as indexed; scoring matches their file names.
+        let line = crate::cmd::query::QueryLine {
+            query: q.path.clone(),
+            matches,
+        };
+        writeln!(file, "{}", serde_json::to_string(&line)?)?;
         bar.inc(1);
     }
     file.flush()?;
     drop(file);
     std::fs::rename(&tmp, out).with_context(|| format!("cannot write {}", out.display()))?;
     bar.finish_and_clear();
-    let n = bench.queries.len().max(1) as f64;
+    latency.sort_by(f64::total_cmp);
+    let pct = |p: f64| latency[((latency.len() as f64 - 1.0) * p).round() as usize] * 1000.0;
     eprintln!(
-        "answered {} queries: fingerprinting {:.0} ms, search {:.1} ms per query (means); library {} songs, {} segments",
-        bench.queries.len(),
-        1000.0 * query_s / n,
-        1000.0 * search_s / n,
-        library.songs(),
-        library.segments()
+        "answered {} queries against {} songs ({:.2} h, {}): median {:.0} ms, p99 {:.0} ms per query \
+         (decode + fingerprint + search + re-rank); indexing took {:.0} s",
+        latency.len(),
+        lib.songs().len(),
+        lib.stats()?.hours,
+        db.display(),
+        pct(0.5),
+        pct(0.99),
+        index_s
     );
     Ok(())
 }

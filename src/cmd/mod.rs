@@ -5,6 +5,8 @@ pub mod corpus;
 pub mod features;
 pub mod fingerprint;
 pub mod info;
+pub mod library;
+pub mod query;
 pub mod train;
 
 use std::path::PathBuf;

@@ -103,14 +103,21 @@ pub fn reranker(args: &TrainRerankerArgs, model_path: Option<&std::path::Path>, 
         ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}, eta {eta}")
             .expect("static template"),
     );
-    let summary = train_reranker(&args.corpus, &args.run, &cfg, &encoder, &device, &|stage, done, total| {
-        bar.set_length(total as u64);
-        bar.set_position(done as u64);
-        bar.set_message(match stage {
-            "epoch" => "steps".to_string(),
-            s => format!("{s} pairs encoded"),
-        });
-    })
+    let summary = train_reranker(
+        &args.corpus,
+        &args.run,
+        &cfg,
+        &encoder,
+        &device,
+        &|stage, done, total| {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+            bar.set_message(match stage {
+                "epoch" => "steps".to_string(),
+                s => format!("{s} pairs encoded"),
+            });
+        },
+    )
     .with_context(|| format!("training in {}", args.run.display()))?;
     bar.finish_and_clear();
     let b = &summary.best;

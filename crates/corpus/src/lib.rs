@@ -576,7 +576,7 @@ fn measure(
                 (h, d)
             });
             let n = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-            if n % 25 == 0 || n == total {
+            if n.is_multiple_of(25) || n == total {
                 progress("measure", n, total);
             }
             (c, r)

@@ -98,7 +98,7 @@ impl EncoderConfig {
         if self.channels.is_empty() || self.channels.len() != self.blocks.len() {
             return Err("channels and blocks need one entry per stage".into());
         }
-        if self.n_mels % self.patch[0] != 0 || self.n_frames % self.patch[1] != 0 {
+        if !self.n_mels.is_multiple_of(self.patch[0]) || !self.n_frames.is_multiple_of(self.patch[1]) {
             return Err("the patch size must divide the segment".into());
         }
         if self.k == 0 || self.out_dim == 0 || self.embed_dim == 0 {

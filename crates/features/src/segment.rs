@@ -96,7 +96,9 @@ impl Cutter {
         f.extend_from_slice(frame);
         self.window.push_back(f);
         self.frames_seen += 1;
-        if self.frames_seen < cfg.segment_frames || (self.frames_seen - cfg.segment_frames) % cfg.segment_hop != 0 {
+        if self.frames_seen < cfg.segment_frames
+            || !(self.frames_seen - cfg.segment_frames).is_multiple_of(cfg.segment_hop)
+        {
             return;
         }
         let t_len = cfg.segment_frames;

@@ -24,8 +24,8 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
-pub use ann::{AnnKind, IndexConfig};
 use ann::Ann;
+pub use ann::{AnnKind, IndexConfig};
 use store::RowFile;
 
 /// Errors of the index stage.
@@ -39,8 +39,14 @@ pub enum IndexError {
     Missing(PathBuf),
     #[error("{} is being written by another sampleid process", .0.display())]
     Locked(PathBuf),
-    #[error("the library was built with {what} {theirs}, but {ours} is in use; re-index into a new --db or use the same model")]
-    Mismatch { what: &'static str, theirs: String, ours: String },
+    #[error(
+        "the library was built with {what} {theirs}, but {ours} is in use; re-index into a new --db or use the same model"
+    )]
+    Mismatch {
+        what: &'static str,
+        theirs: String,
+        ours: String,
+    },
     #[error("the library is damaged: {0}")]
     Damaged(String),
     #[error("ANN index: {0}")]

@@ -85,7 +85,8 @@ impl RowFile {
             .writer
             .as_mut()
             .ok_or_else(|| IndexError::Input("row file open for reading only".into()))?;
-        file.seek(SeekFrom::Start(at * self.row_bytes as u64)).map_err(io(&path))?;
+        file.seek(SeekFrom::Start(at * self.row_bytes as u64))
+            .map_err(io(&path))?;
         file.write_all(bytes).map_err(io(&path))?;
         file.sync_data().map_err(io(&path))
     }

@@ -45,7 +45,8 @@ fn songs_survive_reopening_and_are_found() {
             let mut lib = Library::open_writer(dir.path(), &layout(), &cfg(kind)).unwrap();
             for s in 1..=3u64 {
                 let (f, n) = song(s, 20);
-                lib.add(&format!("song{s}.wav"), &format!("h{s}"), 10.0, &f, &n).unwrap();
+                lib.add(&format!("song{s}.wav"), &format!("h{s}"), 10.0, &f, &n)
+                    .unwrap();
             }
             lib.save_ann().unwrap();
         }
@@ -104,7 +105,10 @@ fn uncommitted_rows_are_cut_and_a_stale_ann_is_rebuilt() {
     }
     // A half-written song: rows appended, never committed.
     use std::io::Write;
-    let mut fp = File::options().append(true).open(dir.path().join("fingerprints.f16")).unwrap();
+    let mut fp = File::options()
+        .append(true)
+        .open(dir.path().join("fingerprints.f16"))
+        .unwrap();
     fp.write_all(&[7u8; 2 * 16 * 3 + 5]).unwrap();
     drop(fp);
     let lib = Library::open_writer(dir.path(), &layout(), &cfg(AnnKind::Hnsw)).unwrap();
@@ -112,7 +116,11 @@ fn uncommitted_rows_are_cut_and_a_stale_ann_is_rebuilt() {
     let len = std::fs::metadata(dir.path().join("fingerprints.f16")).unwrap().len();
     assert_eq!(len, 20 * 16 * 2, "garbage after the committed rows is cut");
     let (f, _) = song(2, 10);
-    assert_eq!(lib.nearest(&f[3 * 16..4 * 16], 1).unwrap()[0].0, 13, "song b is in the ANN index");
+    assert_eq!(
+        lib.nearest(&f[3 * 16..4 * 16], 1).unwrap()[0].0,
+        13,
+        "song b is in the ANN index"
+    );
 }
 
 #[test]

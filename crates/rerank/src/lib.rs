@@ -73,7 +73,7 @@ impl RerankerConfig {
         if self.node_dim == 0 || self.nodes == 0 || self.store_dim == 0 || self.hidden == 0 {
             return Err("re-ranker sizes must be positive".into());
         }
-        if self.heads == 0 || self.model_dim % self.heads != 0 {
+        if self.heads == 0 || !self.model_dim.is_multiple_of(self.heads) {
             return Err(format!(
                 "model_dim {} must be a multiple of heads {}",
                 self.model_dim, self.heads
@@ -270,6 +270,20 @@ impl Reranker {
         &self.info
     }
 
+    /// Identifies what the index stores: the version plus a hash of the
+    /// projection weights (a library built with another projection would
+    /// score wrongly, so it must be refused even under the same version).
+    pub fn storage_id(&self) -> String {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for v in self.store.w.iter().chain(&self.store.b) {
+            for byte in v.to_bits().to_le_bytes() {
+                h ^= byte as u64;
+                h = h.wrapping_mul(0x0100_0000_01b3);
+            }
+        }
+        format!("{}#{:016x}", self.info.version, h)
+    }
+
     /// Layer sizes.
     pub fn config(&self) -> &RerankerConfig {
         &self.info.config
@@ -459,7 +473,9 @@ mod tests {
         for seed in 0..3 {
             let (qa, ra) = (nodes(seed, len), nodes(seed + 100, len));
             // Burn path on unquantised stored nodes.
-            let rows = |x: &[f32]| Tensor::<3>::from_data(TensorData::new(r.node_rows(x), [1, cfg.nodes, cfg.node_dim]), &device);
+            let rows = |x: &[f32]| {
+                Tensor::<3>::from_data(TensorData::new(r.node_rows(x), [1, cfg.nodes, cfg.node_dim]), &device)
+            };
             let logit = to_vec(r.module().forward(rows(&qa), rows(&ra)))[0];
             let stored = quantize(&r.store.apply(&r.node_rows(&ra)));
             let plain = r.score(&r.prepare_query(&qa).unwrap(), &r.prepare_reference(&stored).unwrap());
@@ -492,12 +508,18 @@ mod tests {
         let back = Reranker::load(&path).unwrap();
         let len = cfg.node_dim * cfg.nodes;
         let (qa, ra) = (nodes(1, len), nodes(2, len));
-        let s1 = r.score(&r.prepare_query(&qa).unwrap(), &r.prepare_reference(&r.store(&ra).unwrap()).unwrap());
+        let s1 = r.score(
+            &r.prepare_query(&qa).unwrap(),
+            &r.prepare_reference(&r.store(&ra).unwrap()).unwrap(),
+        );
         let s2 = back.score(
             &back.prepare_query(&qa).unwrap(),
             &back.prepare_reference(&back.store(&ra).unwrap()).unwrap(),
         );
-        assert!((s1 - s2).abs() < 5e-3, "f16 storage changes the score little: {s1} vs {s2}");
+        assert!(
+            (s1 - s2).abs() < 5e-3,
+            "f16 storage changes the score little: {s1} vs {s2}"
+        );
         assert!(r.prepare_query(&qa[..10]).is_err());
         assert!(r.prepare_reference(&[0u8; 3]).is_err());
     }

@@ -8,7 +8,11 @@
 //! ground truth that approximate indexes (HNSW, IVF-PQ) are measured against,
 //! and fast enough for libraries of a few hours.
 
+pub mod query;
+
 use std::collections::{HashMap, HashSet};
+
+pub use query::{Match, QueryConfig, QuerySegment, SearchError, query};
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};

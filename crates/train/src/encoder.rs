@@ -601,7 +601,7 @@ pub fn train_encoder_on(
         writeln!(metrics, "{}", serde_json::to_string(&report).unwrap_or_default())
             .map_err(|e| TrainError::io(&run.join("metrics.jsonl"), e))?;
         let mut validated = None;
-        if state.step % cfg.validate_every == 0 || state.step == cfg.steps {
+        if state.step.is_multiple_of(cfg.validate_every) || state.step == cfg.steps {
             let encoder = Encoder::new(&model, info(state.step, None));
             let v = validation.evaluate(&encoder, state.step)?;
             writeln!(metrics, "{}", serde_json::json!({"validation": v}))
@@ -615,7 +615,7 @@ pub fn train_encoder_on(
         }
         // A validation step is also a checkpoint, so that `best.*` never
         // belongs to a step after the one a resumed run starts from.
-        let due = state.step % cfg.checkpoint_every == 0 || state.step == cfg.steps || validated.is_some();
+        let due = state.step.is_multiple_of(cfg.checkpoint_every) || state.step == cfg.steps || validated.is_some();
         if due {
             checkpoint(run, &model, ema.as_ref(), &optim, &state, &memory)?;
         }

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 pub use encoder::{EncoderTraining, StepReport, TrainSummary, Validation, train_encoder, train_encoder_on};
 pub use pairs::{Pair, PairConfig, PairKind, PairMaker, Pool};
-pub use reranker::{RerankerTraining, RerankerSummary, RerankerValidation, train_reranker};
+pub use reranker::{RerankerSummary, RerankerTraining, RerankerValidation, train_reranker};
 
 /// Errors of training.
 #[derive(Debug, thiserror::Error)]

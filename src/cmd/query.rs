@@ -1,0 +1,95 @@
+//! `sampleid query`: what songs of the library a clip contains.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use sampleid_index::Library;
+use sampleid_search::{Match, query};
+use serde::Serialize;
+
+use crate::cli::QueryArgs;
+use crate::config::Config;
+use crate::engine::Engine;
+
+/// One line of `sampleid query --json`.
+#[derive(Debug, Serialize)]
+pub struct QueryLine {
+    pub query: String,
+    pub matches: Vec<Match>,
+}
+
+/// Opens a library for queries with an engine whose models match it.
+pub fn open(db: &Path, cfg: &Config, model: Option<&Path>) -> Result<(Library, Engine)> {
+    let lib = Library::open(db).with_context(|| format!("cannot open the library {}", db.display()))?;
+    let engine = Engine::load(cfg, model)?;
+    let (theirs, ours) = (lib.layout(), engine.layout());
+    if theirs != &ours {
+        bail!(
+            "the library {} was indexed with encoder {} / re-ranker {}, but {} / {} is in use; \
+             query with the same models or re-index",
+            db.display(),
+            theirs.encoder,
+            theirs.reranker,
+            ours.encoder,
+            ours.reranker
+        );
+    }
+    Ok((lib, engine))
+}
+
+/// Answers one file.
+pub fn answer(
+    lib: &Library,
+    engine: &Engine,
+    file: &Path,
+    rerank: bool,
+    cfg: &sampleid_search::QueryConfig,
+) -> Result<Vec<Match>> {
+    let (segments, _) = engine.query_segments(file)?;
+    let reranker = rerank.then_some(&engine.reranker);
+    Ok(query(lib, reranker, &segments, cfg)?)
+}
+
+/// `sampleid query`; returns the number of files that failed.
+pub fn run(args: &QueryArgs, cfg: &Config, model: Option<&Path>) -> Result<usize> {
+    let (lib, engine) = open(&args.db, cfg, model)?;
+    let mut qcfg = cfg.query.clone();
+    if let Some(k) = args.top_k {
+        qcfg.top_k = k;
+    }
+    let mut failed = 0;
+    for file in &args.files {
+        let name = file.display().to_string();
+        match answer(&lib, &engine, file, !args.no_rerank, &qcfg) {
+            Ok(matches) if args.json => {
+                println!("{}", serde_json::to_string(&QueryLine { query: name, matches })?);
+            }
+            Ok(matches) => {
+                println!("{name}");
+                if matches.is_empty() {
+                    println!("  no match");
+                }
+                for (i, m) in matches.iter().enumerate() {
+                    let ratio = m.time_ratio.map(|r| format!(", time ratio {r:.2}")).unwrap_or_default();
+                    let pitch = m.pitch_shift.map(|p| format!(", pitch {p:+.1} st")).unwrap_or_default();
+                    println!(
+                        "  {}. {}  score {:.2}  query {:.1} s ↔ reference {:.1} s{ratio}{pitch}",
+                        i + 1,
+                        m.reference,
+                        m.score,
+                        m.query_start,
+                        m.reference_start
+                    );
+                }
+            }
+            Err(e) => {
+                failed += 1;
+                if args.json {
+                    println!("{}", serde_json::json!({"query": name, "error": format!("{e:#}")}));
+                }
+                eprintln!("error: {name}: {e:#}");
+            }
+        }
+    }
+    Ok(failed)
+}

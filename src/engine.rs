@@ -1,0 +1,112 @@
+//! The pipeline on one file: audio → features → encoder, giving what the
+//! index stores (fingerprints and compact node matrices) or what a query
+//! needs (fingerprints and full node matrices).
+
+use std::path::Path;
+
+use anyhow::Result;
+use indicatif::ProgressBar;
+use sampleid_audio::AudioStream;
+use sampleid_encoder::{Embedding, Encoder};
+use sampleid_features::SegmentStream;
+use sampleid_index::Layout;
+use sampleid_rerank::Reranker;
+
+use crate::config::Config;
+use crate::progress;
+
+/// Segments encoded per forward pass.
+const BATCH: usize = 64;
+
+/// The models and settings that turn audio into rows.
+pub struct Engine {
+    pub encoder: Encoder,
+    pub reranker: Reranker,
+    pub cfg: Config,
+}
+
+impl Engine {
+    /// The built-in (or `--model` / environment) models.
+    pub fn load(cfg: &Config, model: Option<&Path>) -> Result<Self> {
+        let encoder = crate::model::encoder(model)?;
+        let reranker = crate::model::reranker(&encoder)?;
+        Ok(Self {
+            encoder,
+            reranker,
+            cfg: cfg.clone(),
+        })
+    }
+
+    /// What produces this engine's rows.
+    pub fn layout(&self) -> Layout {
+        Layout {
+            encoder: self.encoder.info().version.clone(),
+            reranker: self.reranker.storage_id(),
+            dim: self.encoder.config().out_dim,
+            node_bytes: self.reranker.config().stored_bytes(),
+            hop_s: crate::cmd::fingerprint::hop_s(&self.cfg),
+        }
+    }
+
+    /// Decodes and encodes a whole file, calling `each` with every batch of
+    /// embeddings in order; returns the decoded duration (s).
+    pub fn embed_file(
+        &self,
+        input: &Path,
+        bar: Option<&ProgressBar>,
+        each: &mut dyn FnMut(Vec<Embedding>) -> Result<()>,
+    ) -> Result<f64> {
+        let mut stream = AudioStream::open(input, &self.cfg.audio)?;
+        let declared = stream.info().duration_s;
+        let name = input.display().to_string();
+        let mut seg = SegmentStream::new(&self.cfg.frontend)?;
+        let mut pending: Vec<Vec<f32>> = Vec::new();
+        let mut flush = |pending: &mut Vec<Vec<f32>>| -> Result<()> {
+            if pending.is_empty() {
+                return Ok(());
+            }
+            let refs: Vec<&[f32]> = pending.iter().map(|s| s.as_slice()).collect();
+            each(self.encoder.embed(&refs)?)?;
+            pending.clear();
+            Ok(())
+        };
+        while let Some(block) = stream.next_block()? {
+            seg.push(block, &mut |s| pending.push(s.data));
+            if pending.len() >= BATCH {
+                flush(&mut pending)?;
+            }
+            if let Some(bar) = bar {
+                progress::show_position(bar, &name, stream.position_s(), declared);
+            }
+        }
+        seg.finish(&mut |s| pending.push(s.data));
+        flush(&mut pending)?;
+        Ok(stream.position_s())
+    }
+
+    /// The rows of a reference: fingerprints (`n × dim`) and stored nodes.
+    pub fn reference_rows(&self, input: &Path, bar: Option<&ProgressBar>) -> Result<(Vec<f32>, Vec<u8>, f64)> {
+        let (mut fps, mut nodes) = (Vec::new(), Vec::new());
+        let d = self.embed_file(input, bar, &mut |batch| {
+            for e in batch {
+                fps.extend_from_slice(&e.fingerprint);
+                nodes.extend(self.reranker.store(&e.nodes)?);
+            }
+            Ok(())
+        })?;
+        Ok((fps, nodes, d))
+    }
+
+    /// The segments of a query.
+    pub fn query_segments(&self, input: &Path) -> Result<(Vec<sampleid_search::QuerySegment>, f64)> {
+        let mut out = Vec::new();
+        let d = self.embed_file(input, None, &mut |batch| {
+            out.extend(batch.into_iter().map(|e| sampleid_search::QuerySegment {
+                fingerprint: e.fingerprint,
+                nodes: e.nodes,
+            }));
+            Ok(())
+        })?;
+        Ok((out, d))
+    }
+}

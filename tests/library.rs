@@ -1,0 +1,178 @@
+//! The library commands as a user runs them: index (with a real kill in the
+//! middle), list, stats, query (JSON contract), delete.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/audio").join(name)
+}
+
+fn sampleid(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_sampleid"))
+        .args(args)
+        .env_remove("SAMPLEID_LOG")
+        .output()
+        .expect("the binary runs")
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn json_lines(o: &Output) -> Vec<serde_json::Value> {
+    stdout(o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+/// The bundled 20 s pieces, copied under `dir` (as a user's music folder).
+fn music(dir: &Path) -> Vec<PathBuf> {
+    std::fs::create_dir_all(dir.join("sub")).unwrap();
+    let names = [
+        "awakening-20s.ogg",
+        "deprecation-20s.ogg",
+        "media-threat-20s.ogg",
+        "nebula-20s.ogg",
+        "coherence-10s-ffmpeg-seek.ogg",
+    ];
+    names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            let to = if i % 2 == 0 {
+                dir.join(n)
+            } else {
+                dir.join("sub").join(n)
+            };
+            std::fs::copy(fixture(n), &to).unwrap();
+            to
+        })
+        .collect()
+}
+
+fn listed(db: &Path) -> Vec<String> {
+    let o = sampleid(&["list", "--db", s(db), "--json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    json_lines(&o)
+        .iter()
+        .map(|v| v["path"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn a_killed_index_keeps_what_it_reported_and_continues() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lib = tmp.path().join("music");
+    let files = music(&lib);
+    let db = tmp.path().join("db");
+    // One file at a time; kill the process right after it reports the first song.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sampleid"))
+        .args(["-q", "index", "--db", s(&db), "--jobs", "1", "--json", s(&lib)])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut reported = Vec::new();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    while let Some(Ok(line)) = lines.next() {
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        if v["status"] == "indexed" {
+            reported.push(v["path"].as_str().unwrap().to_string());
+            child.kill().unwrap(); // SIGKILL: no cleanup runs
+            break;
+        }
+    }
+    child.wait().unwrap();
+    assert_eq!(reported.len(), 1);
+    let after_kill = listed(&db);
+    for r in &reported {
+        assert!(
+            after_kill.contains(r),
+            "{r} was reported indexed but is missing: {after_kill:?}"
+        );
+    }
+    // Continue: everything ends up indexed once; what was there is skipped.
+    let o = sampleid(&["-q", "index", "--db", s(&db), "--json", s(&lib)]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = json_lines(&o);
+    let summary = &out.last().unwrap()["summary"];
+    assert_eq!(summary["library_songs"], 5, "{summary}");
+    assert_eq!(summary["skipped"].as_u64().unwrap() as usize, after_kill.len());
+    let mut all = listed(&db);
+    all.sort();
+    let mut want: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+    want.sort();
+    assert_eq!(all, want);
+
+    // The same content under another name is not indexed twice.
+    let copy = tmp.path().join("copy.ogg");
+    std::fs::copy(&files[1], &copy).unwrap();
+    let o = sampleid(&["-q", "index", "--db", s(&db), "--json", s(&copy)]);
+    assert_eq!(json_lines(&o)[0]["status"], "skipped");
+
+    // A clip of a song, in the JSON contract; a damaged file gets an error line.
+    let bad = tmp.path().join("bad.ogg");
+    std::fs::write(&bad, b"OggS but not really").unwrap();
+    let o = sampleid(&["query", "--db", s(&db), "--json", s(&files[3]), s(&bad)]);
+    assert_eq!(o.status.code(), Some(1), "one input failed");
+    let answers = json_lines(&o);
+    assert_eq!(answers.len(), 2);
+    assert_eq!(answers[0]["query"], s(&files[3]));
+    let m = &answers[0]["matches"][0];
+    assert_eq!(m["reference"], s(&files[3]), "{}", answers[0]);
+    for key in ["score", "query_start", "reference_start"] {
+        assert!(m[key].is_number(), "{key} in {m}");
+    }
+    for key in ["time_ratio", "pitch_shift"] {
+        assert!(m.get(key).is_some(), "{key} is always present (null when unknown)");
+    }
+    assert!(
+        m["reference_start"].as_f64().unwrap() < 1.1,
+        "the whole song starts at 0: {m}"
+    );
+    assert_eq!(answers[1]["query"], s(&bad));
+    assert!(answers[1]["error"].as_str().is_some());
+
+    // Delete by path: the song is gone from the list and from the answers.
+    let o = sampleid(&["delete", "--db", s(&db), s(&files[3])]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(listed(&db).len(), 4);
+    let o = sampleid(&["query", "--db", s(&db), "--json", s(&files[3])]);
+    let answers = json_lines(&o);
+    assert!(
+        answers[0]["matches"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["reference"] != s(&files[3])),
+        "{}",
+        answers[0]
+    );
+    let o = sampleid(&["delete", "--db", s(&db), "no-such-song.ogg"]);
+    assert_eq!(o.status.code(), Some(1));
+
+    let o = sampleid(&["stats", "--db", s(&db), "--json"]);
+    let st: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(st["songs"], 4);
+    assert!(st["bytes"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn a_missing_library_is_a_clear_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = sampleid(&[
+        "query",
+        "--db",
+        s(&tmp.path().join("nope")),
+        s(&fixture("nebula-20s.ogg")),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not a sampleid library"));
+}

@@ -104,6 +104,9 @@ pub enum AnnArg {
     Hnsw,
     /// Compare every segment: exact, slow for large libraries.
     Exact,
+    /// Inverted file + product quantiser (16 bytes per segment): for libraries
+    /// too large for HNSW in memory. Exact search until 20,000 segments.
+    IvfPq,
 }
 
 #[derive(Debug, Args)]

@@ -318,7 +318,10 @@ fn bench_run_answers_a_benchmark_with_the_built_in_engine() {
     assert_eq!(lines[0]["query"], "queries/q1.mp3");
     let top = &lines[0]["matches"][0];
     // References are named by their path as indexed (BENCH/refs/…).
-    assert!(top["reference"].as_str().unwrap().ends_with("refs/awakening-20s.ogg"), "{top}");
+    assert!(
+        top["reference"].as_str().unwrap().ends_with("refs/awakening-20s.ogg"),
+        "{top}"
+    );
     assert!(top["reference_start"].as_f64().unwrap() < 0.6, "{top}");
     assert!(d.join("report-t/report.md").exists());
 }

@@ -116,6 +116,7 @@ pub fn index_with(args: &IndexArgs, cfg: &Config, model: Option<&Path>, quiet: b
         icfg.ann = match a {
             AnnArg::Hnsw => AnnKind::Hnsw,
             AnnArg::Exact => AnnKind::Exact,
+            AnnArg::IvfPq => AnnKind::IvfPq,
         };
     }
     let mut lib = Library::open_writer(&args.db, &engine.layout(), &icfg)

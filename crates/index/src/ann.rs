@@ -7,6 +7,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use usearch::{Index, IndexOptions, MetricKind, ScalarKind};
 
+use crate::ivfpq::{IvfPq, IvfPqConfig};
 use crate::{IndexError, Library};
 
 /// Which ANN structure a library uses (fixed when it is created).
@@ -17,6 +18,8 @@ pub enum AnnKind {
     Hnsw,
     /// Every row compared: exact, linear in the library size.
     Exact,
+    /// Inverted file + product quantiser: compact, for very large libraries.
+    IvfPq,
 }
 
 /// Settings of the ANN index.
@@ -30,6 +33,8 @@ pub struct IndexConfig {
     pub expansion_add: usize,
     /// Candidate list while searching (ef).
     pub expansion_search: usize,
+    /// IVF-PQ settings (with `ann = "ivf-pq"`).
+    pub ivfpq: IvfPqConfig,
 }
 
 impl Default for IndexConfig {
@@ -39,6 +44,7 @@ impl Default for IndexConfig {
             connectivity: 16,
             expansion_add: 128,
             expansion_search: 64,
+            ivfpq: IvfPqConfig::default(),
         }
     }
 }
@@ -46,6 +52,8 @@ impl Default for IndexConfig {
 pub(crate) enum Ann {
     Exact,
     Hnsw(Index),
+    /// Exact search until the library is large enough to train on.
+    IvfPq(Option<IvfPq>, IvfPqConfig),
 }
 
 fn ann_err(e: impl std::fmt::Display) -> IndexError {
@@ -80,7 +88,7 @@ impl Ann {
                         }
                     }
                 }
-                let ann = Self::Hnsw(index);
+                let mut ann = Self::Hnsw(index);
                 let added = ann.add_range(lib, from, lib.rows)?;
                 if added > 0 {
                     tracing::info!(rows = added, "added rows to the ANN index");
@@ -90,11 +98,66 @@ impl Ann {
                 }
                 Ok(ann)
             }
+            AnnKind::IvfPq => {
+                let saved: Option<Saved> = std::fs::read(lib.dir.join("ann.json"))
+                    .ok()
+                    .and_then(|b| serde_json::from_slice(&b).ok());
+                let loaded = saved.filter(|s| s.rows <= lib.rows).and_then(|s| {
+                    IvfPq::load(&lib.dir.join("ivfpq.bin"))
+                        .filter(|ix| ix.size() == s.size)
+                        .map(|ix| (s.rows, ix))
+                });
+                let mut ann = match loaded {
+                    Some((rows, ix)) => {
+                        let mut a = Self::IvfPq(Some(ix), cfg.ivfpq.clone());
+                        a.add_range(lib, rows, lib.rows)?;
+                        a
+                    }
+                    None => Self::IvfPq(None, cfg.ivfpq.clone()),
+                };
+                if ann.maybe_train(lib)? && writer {
+                    ann.save(&lib.dir, lib.rows)?;
+                }
+                Ok(ann)
+            }
         }
     }
 
+    /// IVF-PQ: trains on the live rows once there are enough, and adds them all.
+    fn maybe_train(&mut self, lib: &Library) -> Result<bool, IndexError> {
+        let Self::IvfPq(ix @ None, cfg) = self else {
+            return Ok(false);
+        };
+        let live: Vec<u64> = lib
+            .songs
+            .iter()
+            .flat_map(|s| s.first_row..s.first_row + s.segments)
+            .collect();
+        if live.len() < cfg.train_rows.max(256) {
+            return Ok(false);
+        }
+        // At most 100k training vectors, evenly spread over the library.
+        let step = live.len().div_ceil(100_000);
+        let sample: Vec<f32> = live.iter().step_by(step).flat_map(|&r| lib.fingerprint(r)).collect();
+        tracing::info!(vectors = sample.len() / lib.layout.dim, "training IVF-PQ");
+        let mut trained = IvfPq::train(&sample, lib.layout.dim, cfg)?;
+        for &r in &live {
+            trained.add(r, &lib.fingerprint(r));
+        }
+        *ix = Some(trained);
+        Ok(true)
+    }
+
     /// Adds the live rows in [from, to).
-    fn add_range(&self, lib: &Library, from: u64, to: u64) -> Result<usize, IndexError> {
+    fn add_range(&mut self, lib: &Library, from: u64, to: u64) -> Result<usize, IndexError> {
+        if let Self::IvfPq(ix, _) = self {
+            let Some(ix) = ix else { return Ok(0) };
+            let rows: Vec<u64> = (from..to).filter(|&r| lib.song_of(r).is_some()).collect();
+            for &r in &rows {
+                ix.add(r, &lib.fingerprint(r));
+            }
+            return Ok(rows.len());
+        }
         let Self::Hnsw(index) = self else { return Ok(0) };
         let rows: Vec<u64> = (from..to).filter(|&r| lib.song_of(r).is_some()).collect();
         if rows.is_empty() {
@@ -110,6 +173,9 @@ impl Ann {
     }
 
     pub(crate) fn add(&mut self, lib: &Library, first: u64, n: u64) -> Result<(), IndexError> {
+        if self.maybe_train(lib)? {
+            return Ok(()); // training added every row, these included
+        }
         self.add_range(lib, first, first + n).map(|_| ())
     }
 
@@ -123,18 +189,23 @@ impl Ann {
     }
 
     pub(crate) fn save(&self, dir: &std::path::Path, rows: u64) -> Result<(), IndexError> {
-        let Self::Hnsw(index) = self else { return Ok(()) };
-        let tmp = dir.join("ann.usearch.part");
-        index.save(&tmp.to_string_lossy()).map_err(ann_err)?;
-        let file = dir.join("ann.usearch");
-        std::fs::rename(&tmp, &file).map_err(crate::io(&file))?;
+        let size = match self {
+            Self::Exact | Self::IvfPq(None, _) => return Ok(()),
+            Self::IvfPq(Some(ix), _) => {
+                ix.save(&dir.join("ivfpq.bin"))?;
+                ix.size()
+            }
+            Self::Hnsw(index) => {
+                let tmp = dir.join("ann.usearch.part");
+                index.save(&tmp.to_string_lossy()).map_err(ann_err)?;
+                let file = dir.join("ann.usearch");
+                std::fs::rename(&tmp, &file).map_err(crate::io(&file))?;
+                index.size()
+            }
+        };
         let json = dir.join("ann.json");
         let tmp = dir.join("ann.json.part");
-        let body = serde_json::to_vec(&Saved {
-            rows,
-            size: index.size(),
-        })
-        .expect("serialisable");
+        let body = serde_json::to_vec(&Saved { rows, size }).expect("serialisable");
         std::fs::write(&tmp, body).map_err(crate::io(&tmp))?;
         std::fs::rename(&tmp, &json).map_err(crate::io(&json))
     }
@@ -150,14 +221,25 @@ impl Ann {
                     .map_err(ann_err)?;
                 Ok(m.keys.into_iter().zip(m.distances).map(|(r, d)| (r, 1.0 - d)).collect())
             }
-            Self::Exact => {
+            Self::IvfPq(Some(ix), cfg) => {
+                let keep = |row: u64| lib.song_of(row).is_some();
+                let mut cand: Vec<(u64, f32)> = ix
+                    .search(q, k * cfg.refine.max(1), cfg.nprobe, &keep)
+                    .into_iter()
+                    .map(|(r, _)| (r, dot(q, &lib.fingerprint(r))))
+                    .collect();
+                cand.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+                cand.truncate(k);
+                Ok(cand)
+            }
+            Self::Exact | Self::IvfPq(None, _) => {
                 let mut all: Vec<(u64, f32)> = lib
                     .songs
                     .par_iter()
                     .flat_map_iter(|s| {
                         (s.first_row..s.first_row + s.segments).map(|r| {
                             let f = lib.fingerprint(r);
-                            (r, q.iter().zip(&f).map(|(a, b)| a * b).sum::<f32>())
+                            (r, dot(q, &f))
                         })
                     })
                     .collect();
@@ -172,6 +254,10 @@ impl Ann {
             }
         }
     }
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
 fn new_index(dim: usize, cfg: &IndexConfig) -> Result<Index, IndexError> {

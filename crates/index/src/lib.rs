@@ -6,8 +6,9 @@
 //! - `fingerprints.f16`: append-only, one row of `dim` f16 per segment.
 //! - `nodes.i8`: append-only, one stored node matrix per segment (int8, the
 //!   re-ranker's projection, see `sampleid-rerank`).
-//! - `ann.usearch` + `ann.json`: the HNSW graph over the fingerprints, a cache
-//!   that can always be rebuilt from `fingerprints.f16`.
+//! - `ann.usearch` (HNSW) or `ivfpq.bin` (IVF-PQ), with `ann.json`: the ANN
+//!   index over the fingerprints, a cache that can always be rebuilt from
+//!   `fingerprints.f16`.
 //!
 //! Durability: rows are appended and synced first, then one SQLite
 //! transaction records the song and the new committed row count. A song is
@@ -16,6 +17,7 @@
 //! leaves a library that opens and holds every song it reported.
 
 mod ann;
+mod ivfpq;
 mod store;
 
 use std::fs::File;
@@ -26,6 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use ann::Ann;
 pub use ann::{AnnKind, IndexConfig};
+pub use ivfpq::IvfPqConfig;
 use store::RowFile;
 
 /// Errors of the index stage.

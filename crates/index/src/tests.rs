@@ -39,7 +39,7 @@ fn cfg(ann: AnnKind) -> IndexConfig {
 
 #[test]
 fn songs_survive_reopening_and_are_found() {
-    for kind in [AnnKind::Exact, AnnKind::Hnsw] {
+    for kind in [AnnKind::Exact, AnnKind::Hnsw, AnnKind::IvfPq] {
         let dir = tempfile::tempdir().unwrap();
         {
             let mut lib = Library::open_writer(dir.path(), &layout(), &cfg(kind)).unwrap();
@@ -68,7 +68,7 @@ fn songs_survive_reopening_and_are_found() {
 
 #[test]
 fn deleted_songs_are_never_returned_and_duplicates_are_skipped() {
-    for kind in [AnnKind::Exact, AnnKind::Hnsw] {
+    for kind in [AnnKind::Exact, AnnKind::Hnsw, AnnKind::IvfPq] {
         let dir = tempfile::tempdir().unwrap();
         let mut lib = Library::open_writer(dir.path(), &layout(), &cfg(kind)).unwrap();
         let (f1, n1) = song(1, 10);
@@ -147,4 +147,42 @@ fn rfc3339_dates_are_well_formed() {
     let t = now_rfc3339();
     assert_eq!(t.len(), 20, "{t}");
     assert!(t.starts_with("20") && t.ends_with('Z'));
+}
+
+#[test]
+fn ivf_pq_trains_when_the_library_is_large_enough_and_persists() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = IndexConfig {
+        ann: AnnKind::IvfPq,
+        ivfpq: IvfPqConfig {
+            lists: 8,
+            bytes: 4,
+            nprobe: 8,
+            train_rows: 300,
+            ..IvfPqConfig::default()
+        },
+        ..IndexConfig::default()
+    };
+    {
+        let mut lib = Library::open_writer(dir.path(), &layout(), &cfg).unwrap();
+        for s in 1..=4u64 {
+            let (f, n) = song(s, 100);
+            lib.add(&format!("s{s}.wav"), &format!("h{s}"), 50.0, &f, &n).unwrap();
+            // Exact search before training, IVF-PQ after: the same answer here.
+            assert_eq!(lib.nearest(&f[10 * 16..11 * 16], 1).unwrap()[0].0, (s - 1) * 100 + 10);
+        }
+        lib.save_ann().unwrap();
+    }
+    assert!(dir.path().join("ivfpq.bin").exists(), "trained at 300 rows and saved");
+    let lib = Library::open(dir.path()).unwrap();
+    let (f, _) = song(3, 100);
+    let mut hits = 0;
+    for j in 0..100 {
+        let near = lib.nearest(&f[j * 16..(j + 1) * 16], 1).unwrap();
+        hits += (near[0].0 == 200 + j as u64) as usize;
+    }
+    assert!(
+        hits >= 95,
+        "exact re-scoring of the PQ candidates finds the row itself: {hits}/100"
+    );
 }

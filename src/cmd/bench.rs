@@ -311,11 +311,15 @@ fn answer(
         std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?,
     );
     let mut latency = Vec::new();
+    let mut per_query = Vec::new();
     for q in &bench.queries {
         let t0 = Instant::now();
         let matches = crate::cmd::query::answer(&lib, &engine, &args.bench.join(&q.path), !args.no_rerank, &cfg.query)
             .with_context(|| format!("query {}", q.path))?;
         latency.push(t0.elapsed().as_secs_f64());
+        per_query.push(
+            serde_json::json!({"query": q.path, "length_s": q.length_s, "ms": 1000.0 * t0.elapsed().as_secs_f64()}),
+        );
         // References are named by path as indexed; scoring matches their file names.
         let line = crate::cmd::query::QueryLine {
             query: q.path.clone(),
@@ -328,6 +332,9 @@ fn answer(
     drop(file);
     std::fs::rename(&tmp, out).with_context(|| format!("cannot write {}", out.display()))?;
     bar.finish_and_clear();
+    let timing = out.with_file_name("latency.json");
+    std::fs::write(&timing, serde_json::to_string_pretty(&per_query)?)
+        .with_context(|| format!("cannot write {}", timing.display()))?;
     latency.sort_by(f64::total_cmp);
     let pct = |p: f64| latency[((latency.len() as f64 - 1.0) * p).round() as usize] * 1000.0;
     eprintln!(

@@ -1,33 +1,9 @@
 //! The `sampleid` binary as a user runs it: commands, outputs, exit codes.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
 use sampleid_features::npy::read_npy;
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/audio").join(name)
-}
-
-fn sampleid(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sampleid"))
-        .args(args)
-        .env_remove("SAMPLEID_LOG")
-        .output()
-        .expect("the binary runs")
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+mod common;
+use common::{fixture, s, sampleid, stderr, stdout};
 
 #[test]
 fn help_lists_the_commands() {

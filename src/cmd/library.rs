@@ -317,11 +317,10 @@ fn failed_outcome(path: &Path, e: &anyhow::Error) -> FileOutcome {
 
 /// `sampleid delete`; returns the number of arguments that named no song.
 pub fn delete(args: &DeleteArgs) -> Result<usize> {
-    let layout = Library::open(&args.db)
-        .with_context(|| format!("cannot open the library {}", args.db.display()))?
-        .layout()
-        .clone();
-    let cfg = Library::open(&args.db)?.config().clone();
+    let (layout, cfg) = {
+        let lib = Library::open(&args.db).with_context(|| format!("cannot open the library {}", args.db.display()))?;
+        (lib.layout().clone(), lib.config().clone())
+    };
     let mut lib = Library::open_writer(&args.db, &layout, &cfg)
         .with_context(|| format!("cannot open the library {} for writing", args.db.display()))?;
     let mut missing = 0;

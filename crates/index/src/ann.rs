@@ -163,10 +163,14 @@ impl Ann {
         if rows.is_empty() {
             return Ok(0);
         }
-        let threads = rayon::current_num_threads();
-        index
-            .reserve_capacity_and_threads(index.size() + rows.len(), threads)
-            .map_err(ann_err)?;
+        // Grow geometrically: a reserve per song would copy the graph each time.
+        let need = index.size() + rows.len();
+        if need > index.capacity() {
+            let threads = rayon::current_num_threads();
+            index
+                .reserve_capacity_and_threads(need.max(2 * index.capacity()), threads)
+                .map_err(ann_err)?;
+        }
         rows.par_iter()
             .try_for_each(|&r| index.add(r, &lib.fingerprint(r)).map_err(ann_err))?;
         Ok(rows.len())

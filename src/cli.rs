@@ -75,6 +75,26 @@ pub enum Command {
     #[command(verbatim_doc_comment)]
     Query(QueryArgs),
 
+    /// Passages of the library that play the same music as a clip, even in
+    /// another performance, key or tempo (audio matching on CENS chroma
+    /// features; best for 10–30 s clips).
+    ///
+    /// With --json, one line per file in input order:
+    /// {"query": FILE, "matches": [{"reference", "start", "end", "cost",
+    ///  "tempo_factor", "pitch_shift"}]} (cheapest first; times in seconds of the
+    /// reference, tempo_factor = query tempo / reference tempo, pitch_shift in
+    /// semitones), or {"query": FILE, "error": REASON}.
+    #[command(verbatim_doc_comment)]
+    Match(MatchArgs),
+
+    /// Align two recordings of the same music: the DTW warping path between
+    /// them on chroma features (which moment of A is which moment of B).
+    ///
+    /// With --json: {"a", "b", "rate", "cost", "mean_cost", "path": [[a_s, b_s], …]}.
+    /// --plot draws the cost matrix with the path over it (axes in seconds).
+    #[command(verbatim_doc_comment)]
+    Align(AlignArgs),
+
     /// Remove songs from a library, by path as indexed or by id (see `list`).
     Delete(DeleteArgs),
 
@@ -144,6 +164,31 @@ pub struct QueryArgs {
     /// ANN candidates per query segment (default 5).
     #[arg(long)]
     pub top_k: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct MatchArgs {
+    /// Library directory.
+    #[arg(long)]
+    pub db: PathBuf,
+    /// Audio clips to look for.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AlignArgs {
+    /// First recording (rows of the cost matrix).
+    pub a: PathBuf,
+    /// Second recording (columns).
+    pub b: PathBuf,
+    #[arg(long)]
+    pub json: bool,
+    /// Draw the cost matrix and the warping path as PNG.
+    #[arg(long, value_name = "OUT.png")]
+    pub plot: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

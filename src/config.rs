@@ -8,6 +8,7 @@ use anyhow::{Context, Result, bail};
 use sampleid_audio::AudioConfig;
 use sampleid_features::{ChromaConfig, FrontendConfig};
 use sampleid_index::IndexConfig;
+use sampleid_matching::{AlignConfig, MatchConfig, RefineConfig};
 use sampleid_search::QueryConfig;
 use serde::{Deserialize, Serialize};
 
@@ -25,6 +26,12 @@ pub struct Config {
     pub index: IndexConfig,
     /// Two-stage search.
     pub query: QueryConfig,
+    /// Chroma alignment of the best matches: location, time ratio, pitch shift.
+    pub refine: RefineConfig,
+    /// Audio matching (`sampleid match`).
+    pub matching: MatchConfig,
+    /// Alignment of two recordings (`sampleid align`).
+    pub align: AlignConfig,
 }
 
 impl Config {

@@ -8,7 +8,7 @@ use anyhow::Result;
 use indicatif::ProgressBar;
 use sampleid_audio::AudioStream;
 use sampleid_encoder::{Embedding, Encoder};
-use sampleid_features::SegmentStream;
+use sampleid_features::{ChromaStream, SegmentStream, quantise_shares};
 use sampleid_index::Layout;
 use sampleid_rerank::Reranker;
 
@@ -17,6 +17,25 @@ use crate::progress;
 
 /// Segments encoded per forward pass.
 const BATCH: usize = 64;
+
+/// What the index stores for one reference file.
+pub struct ReferenceRows {
+    /// `n × dim` unit fingerprints.
+    pub fingerprints: Vec<f32>,
+    /// `n` stored node matrices.
+    pub nodes: Vec<u8>,
+    /// Chroma shares, 12 bytes per 10 Hz frame (see `sampleid_index::CHROMA_BYTES`).
+    pub chroma: Vec<u8>,
+    pub duration_s: f64,
+}
+
+/// What a query needs from its file.
+pub struct QueryInput {
+    pub segments: Vec<sampleid_search::QuerySegment>,
+    /// Chroma shares per 10 Hz frame, as the index stores them.
+    pub chroma: Vec<[u8; 12]>,
+    pub duration_s: f64,
+}
 
 /// The models and settings that turn audio into rows.
 pub struct Engine {
@@ -49,17 +68,21 @@ impl Engine {
     }
 
     /// Decodes and encodes a whole file, calling `each` with every batch of
-    /// embeddings in order; returns the decoded duration (s).
+    /// embeddings in order and appending its chroma shares (one per 10 Hz
+    /// frame) to `chroma`; returns the decoded duration (s).
     pub fn embed_file(
         &self,
         input: &Path,
         bar: Option<&ProgressBar>,
+        chroma: &mut Vec<[u8; 12]>,
         each: &mut dyn FnMut(Vec<Embedding>) -> Result<()>,
     ) -> Result<f64> {
         let mut stream = AudioStream::open(input, &self.cfg.audio)?;
         let declared = stream.info().duration_s;
         let name = input.display().to_string();
         let mut seg = SegmentStream::new(&self.cfg.frontend)?;
+        let mut pitch = ChromaStream::new(&self.cfg.chroma)?;
+        let silence = pitch.silence_energy();
         let mut pending: Vec<Vec<f32>> = Vec::new();
         let mut flush = |pending: &mut Vec<Vec<f32>>| -> Result<()> {
             if pending.is_empty() {
@@ -71,6 +94,7 @@ impl Engine {
             Ok(())
         };
         while let Some(block) = stream.next_block()? {
+            pitch.push(block, &mut |e| chroma.push(quantise_shares(e, silence)));
             seg.push(block, &mut |s| pending.push(s.data));
             if pending.len() >= BATCH {
                 flush(&mut pending)?;
@@ -80,33 +104,43 @@ impl Engine {
             }
         }
         seg.finish(&mut |s| pending.push(s.data));
+        pitch.finish(&mut |e| chroma.push(quantise_shares(e, silence)));
         flush(&mut pending)?;
         Ok(stream.position_s())
     }
 
-    /// The rows of a reference: fingerprints (`n × dim`) and stored nodes.
-    pub fn reference_rows(&self, input: &Path, bar: Option<&ProgressBar>) -> Result<(Vec<f32>, Vec<u8>, f64)> {
-        let (mut fps, mut nodes) = (Vec::new(), Vec::new());
-        let d = self.embed_file(input, bar, &mut |batch| {
+    /// The rows of a reference: fingerprints, stored nodes and chroma.
+    pub fn reference_rows(&self, input: &Path, bar: Option<&ProgressBar>) -> Result<ReferenceRows> {
+        let (mut fps, mut nodes, mut chroma) = (Vec::new(), Vec::new(), Vec::new());
+        let d = self.embed_file(input, bar, &mut chroma, &mut |batch| {
             for e in batch {
                 fps.extend_from_slice(&e.fingerprint);
                 nodes.extend(self.reranker.store(&e.nodes)?);
             }
             Ok(())
         })?;
-        Ok((fps, nodes, d))
+        Ok(ReferenceRows {
+            fingerprints: fps,
+            nodes,
+            chroma: chroma.concat(),
+            duration_s: d,
+        })
     }
 
-    /// The segments of a query.
-    pub fn query_segments(&self, input: &Path) -> Result<(Vec<sampleid_search::QuerySegment>, f64)> {
-        let mut out = Vec::new();
-        let d = self.embed_file(input, None, &mut |batch| {
+    /// The segments and chroma of a query.
+    pub fn query_input(&self, input: &Path) -> Result<QueryInput> {
+        let (mut out, mut chroma) = (Vec::new(), Vec::new());
+        let d = self.embed_file(input, None, &mut chroma, &mut |batch| {
             out.extend(batch.into_iter().map(|e| sampleid_search::QuerySegment {
                 fingerprint: e.fingerprint,
                 nodes: e.nodes,
             }));
             Ok(())
         })?;
-        Ok((out, d))
+        Ok(QueryInput {
+            segments: out,
+            chroma,
+            duration_s: d,
+        })
     }
 }

@@ -51,6 +51,8 @@ fn run(cli: &Cli) -> anyhow::Result<usize> {
         Command::Model(args) => cmd::fingerprint::model(args, cli.model.as_deref()).map(|()| 0),
         Command::Index(args) => cmd::library::index(args, &cfg, cli.model.as_deref(), cli.quiet),
         Command::Query(args) => cmd::query::run(args, &cfg, cli.model.as_deref()),
+        Command::Match(args) => cmd::matching::run_match(args, &cfg),
+        Command::Align(args) => cmd::matching::run_align(args, &cfg).map(|()| 0),
         Command::Delete(args) => cmd::library::delete(args),
         Command::List(args) => cmd::library::list(args).map(|()| 0),
         Command::Stats(args) => cmd::library::stats(args).map(|()| 0),

@@ -159,3 +159,84 @@ fn a_missing_library_is_a_clear_error() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("not a sampleid library"));
 }
+
+#[test]
+fn the_readme_clip_is_found_with_its_place_ratio_and_pitch() {
+    // README's main job: nebula-20s.ogg's 4–14 s, +1 semitone, mixed at 5 dB
+    // under other music (examples/make_clip.rs). The chroma alignment must put
+    // it at 4 s of nebula, ratio 1, +1 semitone.
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("lib");
+    let songs: Vec<PathBuf> = [
+        "awakening-20s.ogg",
+        "deprecation-20s.ogg",
+        "media-threat-20s.ogg",
+        "nebula-20s.ogg",
+    ]
+    .iter()
+    .map(|n| fixture(n))
+    .collect();
+    let mut args = vec!["-q", "index", "--db", s(&db)];
+    args.extend(songs.iter().map(|p| s(p)));
+    let o = sampleid(&args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let clip = fixture("query-nebula-pitch1-mixed.wav");
+    let o = sampleid(&["query", "--db", s(&db), "--json", s(&clip)]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let answer = &json_lines(&o)[0];
+    let top = &answer["matches"][0];
+    assert_eq!(top["reference"], s(&songs[3]), "{answer}");
+    let at = top["reference_start"].as_f64().unwrap() - top["query_start"].as_f64().unwrap();
+    assert!((at - 4.0).abs() <= 1.0, "query 0 s is nebula's 4 s: {top}");
+    assert!((top["time_ratio"].as_f64().unwrap() - 1.0).abs() <= 0.1, "{top}");
+    assert!((top["pitch_shift"].as_f64().unwrap() - 1.0).abs() <= 0.5, "{top}");
+
+    // Audio matching on chroma finds the same passage, key and tempo.
+    let o = sampleid(&["match", "--db", s(&db), "--json", s(&clip)]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let answer = &json_lines(&o)[0];
+    let best = &answer["matches"][0];
+    assert_eq!(best["reference"], s(&songs[3]), "{answer}");
+    assert!((best["start"].as_f64().unwrap() - 4.0).abs() <= 1.5, "{best}");
+    assert!((best["end"].as_f64().unwrap() - 14.0).abs() <= 1.5, "{best}");
+    assert_eq!(best["pitch_shift"], 1, "{best}");
+    assert!((best["tempo_factor"].as_f64().unwrap() - 1.0).abs() <= 0.15, "{best}");
+
+    // A silent clip is an error line, not a match.
+    let silent = tmp.path().join("silence.wav");
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 16_000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(&silent, spec).unwrap();
+    for _ in 0..16_000 * 5 {
+        w.write_sample(0i16).unwrap();
+    }
+    w.finalize().unwrap();
+    let o = sampleid(&["match", "--db", s(&db), "--json", s(&silent)]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(json_lines(&o)[0]["error"].as_str().unwrap().contains("silent"));
+}
+
+#[test]
+fn align_gives_the_warping_path_and_a_plot() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plot = tmp.path().join("path.png");
+    let a = fixture("nebula-20s.ogg");
+    let o = sampleid(&["align", "--json", "--plot", s(&plot), s(&a), s(&a)]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    let path = v["path"].as_array().unwrap();
+    assert_eq!(path[0], serde_json::json!([0.0, 0.0]));
+    assert!(
+        path.iter().all(|p| p[0] == p[1]),
+        "a recording aligns with itself on the diagonal"
+    );
+    let last = path.last().unwrap()[0].as_f64().unwrap();
+    assert!((last - 20.0).abs() < 0.5, "{last}");
+    assert!(v["mean_cost"].as_f64().unwrap() < 1e-6);
+    let png = std::fs::read(&plot).unwrap();
+    assert!(png.starts_with(b"\x89PNG") && png.len() > 5_000);
+}

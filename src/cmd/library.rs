@@ -95,9 +95,7 @@ enum Work {
     Rows {
         path: PathBuf,
         hash: String,
-        fps: Vec<f32>,
-        nodes: Vec<u8>,
-        duration_s: f64,
+        rows: crate::engine::ReferenceRows,
     },
     Skipped(PathBuf, String),
     Failed(PathBuf, anyhow::Error),
@@ -191,13 +189,7 @@ pub fn index_with(args: &IndexArgs, cfg: &Config, model: Option<&Path>, quiet: b
                                 Work::Skipped(path, hash)
                             } else {
                                 match engine.reference_rows(&path, Some(bar)) {
-                                    Ok((fps, nodes, duration_s)) => Work::Rows {
-                                        path,
-                                        hash,
-                                        fps,
-                                        nodes,
-                                        duration_s,
-                                    },
+                                    Ok(rows) => Work::Rows { path, hash, rows },
                                     Err(e) => {
                                         claimed.lock().unwrap_or_else(|e| e.into_inner()).remove(&hash);
                                         Work::Failed(path, e)
@@ -215,19 +207,14 @@ pub fn index_with(args: &IndexArgs, cfg: &Config, model: Option<&Path>, quiet: b
         drop(tx);
         for work in rx {
             let outcome = match work {
-                Work::Rows {
-                    path,
-                    hash,
-                    fps,
-                    nodes,
-                    duration_s,
-                } => {
-                    if fps.is_empty() {
+                Work::Rows { path, hash, rows } => {
+                    let duration_s = rows.duration_s;
+                    if rows.fingerprints.is_empty() {
                         failed_outcome(&path, &anyhow!("no audio to index (empty or silent file)"))
                     } else {
                         let name = path.display().to_string();
                         let song = lib
-                            .add(&name, &hash, duration_s, &fps, &nodes)
+                            .add(&name, &hash, duration_s, &rows.fingerprints, &rows.nodes, &rows.chroma)
                             .with_context(|| format!("cannot add {name} to the library"))?;
                         audio_s += duration_s;
                         FileOutcome {

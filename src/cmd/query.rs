@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::cli::QueryArgs;
 use crate::config::Config;
-use crate::engine::Engine;
+use crate::engine::{Engine, QueryInput};
 
 /// One line of `sampleid query --json`.
 #[derive(Debug, Serialize)]
@@ -45,9 +45,34 @@ pub fn answer(
     rerank: bool,
     cfg: &sampleid_search::QueryConfig,
 ) -> Result<Vec<Match>> {
-    let (segments, _) = engine.query_segments(file)?;
+    let input = engine.query_input(file)?;
     let reranker = rerank.then_some(&engine.reranker);
-    Ok(query(lib, reranker, &segments, cfg)?)
+    let mut matches = query(lib, reranker, &input.segments, cfg)?;
+    refine_matches(lib, engine, &input, &mut matches);
+    Ok(matches)
+}
+
+/// Aligns the query's chroma with each of the best matches' stored chroma:
+/// where an alignment is clearly better than chance it gives the reference
+/// time, the time ratio and (when unambiguous) the pitch shift.
+pub fn refine_matches(lib: &Library, engine: &Engine, input: &QueryInput, matches: &mut [Match]) {
+    let rcfg = &engine.cfg.refine;
+    if !rcfg.enabled {
+        return;
+    }
+    let rate = engine.cfg.chroma.frame_rate();
+    for m in matches.iter_mut().take(rcfg.top) {
+        let Some(song) = lib.songs().iter().find(|s| s.id == m.song_id) else {
+            continue;
+        };
+        let reference = lib.chroma(song);
+        if let Some(r) = sampleid_matching::refine(&input.chroma, &reference, rate, rcfg) {
+            tracing::debug!(reference = %m.reference, ?r, "refined");
+            m.reference_start = r.reference_time(input.duration_s, m.query_start);
+            m.time_ratio = Some(r.time_ratio);
+            m.pitch_shift = r.pitch_shift;
+        }
+    }
 }
 
 /// `sampleid query`; returns the number of files that failed.

@@ -110,7 +110,8 @@ pub fn markdown(summary: &Summary) -> String {
             md.push_str(&format!(
                 "All queries: {} positive, {} negative. top-1 {:.1} %, top-3 {:.1} %, top-10 {:.1} %, \
                  mAP (AP@20, paper) {:.1} %, mAP (standard) {:.1} %, segment exact {:.1} %, near {:.1} %, \
-                 located ±1 s {:.1} %, false accepts on negatives {:.1} %.\n\n",
+                 located ±1 s {:.1} %, pitch shift reported {:.1} % and within ±0.5 st {:.1} %, \
+                 false accepts on negatives {:.1} %.\n\n",
                 o.n,
                 o.n_negative,
                 o.top1,
@@ -121,6 +122,8 @@ pub fn markdown(summary: &Summary) -> String {
                 o.segment_exact,
                 o.segment_near,
                 o.located_1s,
+                o.pitch_reported,
+                o.pitch_half_st,
                 o.false_accept
             ));
         }
@@ -129,7 +132,7 @@ pub fn markdown(summary: &Summary) -> String {
                 "| condition | length (s) | n | song top-1 | segment exact | segment near | neg. | false accept |\n|---|---|---|---|---|---|---|---|\n"
             }
             Protocol::SampleId => {
-                "| condition | length (s) | n | top-1 | top-3 | top-10 | mAP (AP@20) | mAP | located ±1 s | neg. | false accept |\n|---|---|---|---|---|---|---|---|---|---|---|\n"
+                "| condition | length (s) | n | top-1 | top-3 | top-10 | mAP (AP@20) | mAP | located ±1 s | pitch ±0.5 st | neg. | false accept |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n"
             }
         });
         for c in cells {
@@ -139,7 +142,7 @@ pub fn markdown(summary: &Summary) -> String {
                     c.condition, c.length_s, c.n, c.top1, c.segment_exact, c.segment_near, c.n_negative, c.false_accept
                 ),
                 Protocol::SampleId => format!(
-                    "| {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {:.1} |\n",
+                    "| {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {:.1} |\n",
                     c.condition,
                     c.length_s,
                     c.n,
@@ -149,6 +152,7 @@ pub fn markdown(summary: &Summary) -> String {
                     c.map20_paper,
                     c.map,
                     c.located_1s,
+                    c.pitch_half_st,
                     c.n_negative,
                     c.false_accept
                 ),

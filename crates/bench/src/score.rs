@@ -86,6 +86,12 @@ pub struct Cell {
     pub segment_near: f64,
     /// Top-1 correct and located within ±1 s.
     pub located_1s: f64,
+    /// Top-1 correct with a pitch shift reported.
+    #[serde(default)]
+    pub pitch_reported: f64,
+    /// Top-1 correct with a pitch shift within ±0.5 semitone of the truth.
+    #[serde(default)]
+    pub pitch_half_st: f64,
     /// Negative queries that got any match.
     pub false_accept: f64,
 }
@@ -102,6 +108,8 @@ struct Acc {
     exact: f64,
     near: f64,
     located: f64,
+    pitch_reported: f64,
+    pitch_ok: f64,
     fa: f64,
 }
 
@@ -117,6 +125,8 @@ impl Acc {
         self.exact += o.exact;
         self.near += o.near;
         self.located += o.located;
+        self.pitch_reported += o.pitch_reported;
+        self.pitch_ok += o.pitch_ok;
         self.fa += o.fa;
     }
 
@@ -136,6 +146,8 @@ impl Acc {
             segment_exact: pct(self.exact, self.n),
             segment_near: pct(self.near, self.n),
             located_1s: pct(self.located, self.n),
+            pitch_reported: pct(self.pitch_reported, self.n),
+            pitch_half_st: pct(self.pitch_ok, self.n),
             false_accept: pct(self.fa, self.n_neg),
         }
     }
@@ -198,6 +210,10 @@ fn score_query(q: &Query, matches: &[Match], hop_s: f64) -> Acc {
             acc.exact = if err <= hop_s / 2.0 { 1.0 } else { 0.0 };
             acc.near = if err <= 1.5 * hop_s { 1.0 } else { 0.0 };
             acc.located = if err <= 1.0 { 1.0 } else { 0.0 };
+            if let Some(p) = m.pitch_shift {
+                acc.pitch_reported = 1.0;
+                acc.pitch_ok = if (p - t.pitch_shift).abs() <= 0.5 { 1.0 } else { 0.0 };
+            }
         }
     }
     acc

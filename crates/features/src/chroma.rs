@@ -286,3 +286,23 @@ fn l2_normalised(v: &[f32; 12]) -> [f32; 12] {
     }
     out
 }
+
+/// A frame's chroma energies as stored in a library: each pitch class's share
+/// of the frame's energy × 255 (rounded); a silent frame is all zeros.
+pub fn quantise_shares(energy: &[f32; 12], silence_energy: f32) -> [u8; 12] {
+    let total: f32 = energy.iter().sum();
+    let mut out = [0u8; 12];
+    if total <= silence_energy || !total.is_finite() {
+        return out;
+    }
+    for (o, e) in out.iter_mut().zip(energy) {
+        *o = (e / total * 255.0).round().clamp(0.0, 255.0) as u8;
+    }
+    out
+}
+
+/// Stored shares back to energies (a silent frame stays all zeros, which the
+/// chroma and CENS functions treat as silent with `silence_energy` 0).
+pub fn shares_to_energy(shares: &[[u8; 12]]) -> Vec<[f32; 12]> {
+    shares.iter().map(|s| s.map(|v| v as f32 / 255.0)).collect()
+}

@@ -12,7 +12,10 @@ pub mod stft;
 
 use std::path::PathBuf;
 
-pub use chroma::{CensConfig, ChromaConfig, ChromaStream, cens, chroma};
+pub use chroma::{
+    CensConfig, ChromaConfig, ChromaStream, cens, cens_from_energy, chroma, normalise_chroma, quantise_shares,
+    shares_to_energy,
+};
 pub use config::{FrontendConfig, MelNorm, MelScale, PadMode, SegmentNorm, WindowKind};
 pub use mel::{LogMelStream, MelFilterbank};
 pub use segment::{Segment, SegmentStream, min_max_normalise};

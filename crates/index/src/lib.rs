@@ -6,6 +6,11 @@
 //! - `fingerprints.f16`: append-only, one row of `dim` f16 per segment.
 //! - `nodes.i8`: append-only, one stored node matrix per segment (int8, the
 //!   re-ranker's projection, see `sampleid-rerank`).
+//! - `chroma.u8`: append-only, each song's chroma at 10 frames/s, 12 bytes
+//!   per frame (each pitch class's share of the frame's energy × 255; a
+//!   silent frame is all zeros), about 0.43 MB per hour. Audio matching
+//!   (`sampleid match`) and the alignment that locates a sample, measures
+//!   its time ratio and pitch shift run on it without the audio files.
 //! - `ann.usearch` (HNSW) or `ivfpq.bin` (IVF-PQ), with `ann.json`: the ANN
 //!   index over the fingerprints, a cache that can always be rebuilt from
 //!   `fingerprints.f16`.
@@ -88,7 +93,16 @@ pub struct Song {
     pub first_row: u64,
     /// Its number of segments (rows).
     pub segments: u64,
+    /// Its first chroma frame in `chroma.u8`.
+    #[serde(skip)]
+    pub chroma_first: u64,
+    /// Its chroma frames (0 for songs indexed before chroma was stored).
+    #[serde(skip)]
+    pub chroma_frames: u64,
 }
+
+/// Bytes of one stored chroma frame.
+pub const CHROMA_BYTES: usize = 12;
 
 /// Sizes of a library.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -114,7 +128,9 @@ CREATE TABLE IF NOT EXISTS songs(
     duration_s REAL NOT NULL,
     added TEXT NOT NULL,
     first_row INTEGER NOT NULL,
-    segments INTEGER NOT NULL
+    segments INTEGER NOT NULL,
+    chroma_first INTEGER NOT NULL DEFAULT 0,
+    chroma_frames INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS songs_path ON songs(path);
 ";
@@ -132,6 +148,9 @@ pub struct Library {
     songs: Vec<Song>,
     fingerprints: RowFile,
     nodes: RowFile,
+    /// Committed chroma frames.
+    chroma_rows: u64,
+    chroma: RowFile,
     ann: Ann,
     /// Held while writing: other writers are refused.
     _lock: Option<File>,
@@ -198,12 +217,25 @@ impl Library {
                 put("layout", serde_json::to_string(layout).expect("serialisable")).map_err(sql)?;
                 put("index", serde_json::to_string(cfg).expect("serialisable")).map_err(sql)?;
                 put("rows", "0".into()).map_err(sql)?;
+                put("chroma_rows", "0".into()).map_err(sql)?;
                 tx.commit().map_err(sql)?;
             }
             Some(text) => {
                 let theirs: Layout = serde_json::from_str(&text).map_err(|e| IndexError::Damaged(e.to_string()))?;
                 check_layout(&theirs, layout)?;
             }
+        }
+        if !has_chroma_columns(&conn).map_err(sql)? {
+            // A library from before chroma was stored: its songs keep 0 frames.
+            conn.execute_batch(
+                "BEGIN;
+                 ALTER TABLE songs ADD COLUMN chroma_first INTEGER NOT NULL DEFAULT 0;
+                 ALTER TABLE songs ADD COLUMN chroma_frames INTEGER NOT NULL DEFAULT 0;
+                 INSERT OR REPLACE INTO meta(key, value) VALUES ('chroma_rows', '0');
+                 INSERT OR REPLACE INTO meta(key, value) VALUES ('schema', '2');
+                 COMMIT;",
+            )
+            .map_err(sql)?;
         }
         drop(conn);
         Self::open_inner(dir, Some(lock))
@@ -235,9 +267,17 @@ impl Library {
         let rows: u64 = meta("rows")?
             .parse()
             .map_err(|_| IndexError::Damaged("meta rows is not a number".into()))?;
+        let chroma_rows: u64 = match meta("chroma_rows") {
+            Ok(v) => v
+                .parse()
+                .map_err(|_| IndexError::Damaged("meta chroma_rows is not a number".into()))?,
+            Err(IndexError::Damaged(_)) => 0,
+            Err(e) => return Err(e),
+        };
         let writer = lock.is_some();
         let fingerprints = RowFile::open(&dir.join("fingerprints.f16"), layout.dim * 2, rows, writer)?;
         let nodes = RowFile::open(&dir.join("nodes.i8"), layout.node_bytes, rows, writer)?;
+        let chroma = RowFile::open(&dir.join("chroma.u8"), CHROMA_BYTES, chroma_rows, writer)?;
         let mut lib = Self {
             dir: dir.to_path_buf(),
             conn: std::sync::Mutex::new(conn),
@@ -247,6 +287,8 @@ impl Library {
             songs: Vec::new(),
             fingerprints,
             nodes,
+            chroma_rows,
+            chroma,
             ann: Ann::Exact,
             _lock: lock,
         };
@@ -257,8 +299,15 @@ impl Library {
 
     fn load_songs(&mut self) -> Result<(), IndexError> {
         let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        let chroma_cols = if has_chroma_columns(&conn).map_err(self.sql())? {
+            "chroma_first, chroma_frames"
+        } else {
+            "0, 0"
+        };
         let mut stmt = conn
-            .prepare("SELECT id, path, hash, duration_s, added, first_row, segments FROM songs ORDER BY first_row")
+            .prepare(&format!(
+                "SELECT id, path, hash, duration_s, added, first_row, segments, {chroma_cols} FROM songs ORDER BY first_row"
+            ))
             .map_err(self.sql())?;
         let songs = stmt
             .query_map([], |r| {
@@ -270,6 +319,8 @@ impl Library {
                     added: r.get(4)?,
                     first_row: r.get::<_, i64>(5)? as u64,
                     segments: r.get::<_, i64>(6)? as u64,
+                    chroma_first: r.get::<_, i64>(7)? as u64,
+                    chroma_frames: r.get::<_, i64>(8)? as u64,
                 })
             })
             .map_err(self.sql())?
@@ -277,6 +328,17 @@ impl Library {
             .map_err(self.sql())?;
         drop(stmt);
         drop(conn);
+        if let Some(s) = songs
+            .iter()
+            .find(|s| s.chroma_first + s.chroma_frames > self.chroma_rows)
+        {
+            return Err(IndexError::Damaged(format!(
+                "song {} ends at chroma frame {} but only {} are committed",
+                s.id,
+                s.chroma_first + s.chroma_frames,
+                self.chroma_rows
+            )));
+        }
         if let Some(s) = songs.iter().find(|s| s.first_row + s.segments > self.rows) {
             return Err(IndexError::Damaged(format!(
                 "song {} ends at row {} but only {} rows are committed",
@@ -341,8 +403,17 @@ impl Library {
         self.nodes.row(row)
     }
 
+    /// A song's stored chroma: `chroma_frames × 12` bytes (empty for songs
+    /// indexed before chroma was stored).
+    pub fn chroma(&self, song: &Song) -> Vec<[u8; CHROMA_BYTES]> {
+        (song.chroma_first..song.chroma_first + song.chroma_frames)
+            .map(|r| self.chroma.row(r).try_into().expect("rows are 12 bytes"))
+            .collect()
+    }
+
     /// Adds a song: `fingerprints` is `n × dim` (unit vectors), `nodes` is
-    /// `n × node_bytes`. Durable when this returns.
+    /// `n × node_bytes`, `chroma` is whole frames of [`CHROMA_BYTES`].
+    /// Durable when this returns.
     pub fn add(
         &mut self,
         path: &str,
@@ -350,6 +421,7 @@ impl Library {
         duration_s: f64,
         fingerprints: &[f32],
         nodes: &[u8],
+        chroma: &[u8],
     ) -> Result<Song, IndexError> {
         if self._lock.is_none() {
             return Err(IndexError::Input("the library is open for reading only".into()));
@@ -364,18 +436,36 @@ impl Library {
                 self.layout.node_bytes
             )));
         }
+        if !chroma.len().is_multiple_of(CHROMA_BYTES) {
+            return Err(IndexError::Input(format!(
+                "{} chroma bytes do not make whole frames of {CHROMA_BYTES}",
+                chroma.len()
+            )));
+        }
         if let Some(s) = self.find_hash(hash) {
             return Ok(s.clone());
         }
         let first = self.rows;
+        let (chroma_first, chroma_frames) = (self.chroma_rows, (chroma.len() / CHROMA_BYTES) as u64);
         self.fingerprints.append(&store::f32_to_f16(fingerprints), first)?;
         self.nodes.append(nodes, first)?;
+        self.chroma.append(chroma, chroma_first)?;
         let added = now_rfc3339();
         let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
         let tx = conn.unchecked_transaction().map_err(self.sql())?;
         tx.execute(
-            "INSERT INTO songs(path, hash, duration_s, added, first_row, segments) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![path, hash, duration_s, added, first as i64, n as i64],
+            "INSERT INTO songs(path, hash, duration_s, added, first_row, segments, chroma_first, chroma_frames) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                path,
+                hash,
+                duration_s,
+                added,
+                first as i64,
+                n as i64,
+                chroma_first as i64,
+                chroma_frames as i64
+            ],
         )
         .map_err(self.sql())?;
         let id = tx.last_insert_rowid();
@@ -384,11 +474,18 @@ impl Library {
             params![(first + n as u64).to_string()],
         )
         .map_err(self.sql())?;
+        tx.execute(
+            "INSERT OR REPLACE INTO meta(key, value) VALUES ('chroma_rows', ?1)",
+            params![(chroma_first + chroma_frames).to_string()],
+        )
+        .map_err(self.sql())?;
         tx.commit().map_err(self.sql())?;
         drop(conn);
         self.rows = first + n as u64;
+        self.chroma_rows = chroma_first + chroma_frames;
         self.fingerprints.remap(self.rows)?;
         self.nodes.remap(self.rows)?;
+        self.chroma.remap(self.chroma_rows)?;
         let song = Song {
             id,
             path: path.to_string(),
@@ -397,6 +494,8 @@ impl Library {
             added,
             first_row: first,
             segments: n as u64,
+            chroma_first,
+            chroma_frames,
         };
         self.songs.push(song.clone());
         let mut ann = std::mem::replace(&mut self.ann, Ann::Exact);
@@ -463,6 +562,15 @@ impl Library {
             layout: self.layout.clone(),
         })
     }
+}
+
+/// Whether `songs` has the chroma columns (libraries made before they existed do not).
+fn has_chroma_columns(conn: &Connection) -> Result<bool, rusqlite::Error> {
+    let mut stmt = conn.prepare("SELECT name FROM pragma_table_info('songs')")?;
+    let names = stmt
+        .query_map([], |r| r.get::<_, String>(0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(names.iter().any(|n| n == "chroma_first"))
 }
 
 fn check_layout(theirs: &Layout, ours: &Layout) -> Result<(), IndexError> {

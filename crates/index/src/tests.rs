@@ -30,6 +30,12 @@ fn song(seed: u64, n: usize) -> (Vec<f32>, Vec<u8>) {
     (fps, nodes)
 }
 
+fn chroma(seed: u64, frames: usize) -> Vec<u8> {
+    (0..frames * CHROMA_BYTES)
+        .map(|i| (seed as usize * 31 + i) as u8)
+        .collect()
+}
+
 fn cfg(ann: AnnKind) -> IndexConfig {
     IndexConfig {
         ann,
@@ -45,7 +51,7 @@ fn songs_survive_reopening_and_are_found() {
             let mut lib = Library::open_writer(dir.path(), &layout(), &cfg(kind)).unwrap();
             for s in 1..=3u64 {
                 let (f, n) = song(s, 20);
-                lib.add(&format!("song{s}.wav"), &format!("h{s}"), 10.0, &f, &n)
+                lib.add(&format!("song{s}.wav"), &format!("h{s}"), 10.0, &f, &n, &chroma(s, 7))
                     .unwrap();
             }
             lib.save_ann().unwrap();
@@ -62,6 +68,8 @@ fn songs_survive_reopening_and_are_found() {
         assert!(near[0].1 > 0.99);
         let (s, seg) = lib.song_of(27).unwrap();
         assert_eq!((s.path.as_str(), seg), ("song2.wav", 7));
+        let stored: Vec<u8> = lib.chroma(s).concat();
+        assert_eq!(stored, chroma(2, 7));
         assert!(lib.stats().unwrap().bytes > 0);
     }
 }
@@ -73,10 +81,10 @@ fn deleted_songs_are_never_returned_and_duplicates_are_skipped() {
         let mut lib = Library::open_writer(dir.path(), &layout(), &cfg(kind)).unwrap();
         let (f1, n1) = song(1, 10);
         let (f2, n2) = song(2, 10);
-        let a = lib.add("a.wav", "ha", 5.0, &f1, &n1).unwrap();
-        let again = lib.add("copy-of-a.wav", "ha", 5.0, &f1, &n1).unwrap();
+        let a = lib.add("a.wav", "ha", 5.0, &f1, &n1, &[]).unwrap();
+        let again = lib.add("copy-of-a.wav", "ha", 5.0, &f1, &n1, &[]).unwrap();
         assert_eq!(again.id, a.id, "same content is indexed once");
-        lib.add("b.wav", "hb", 5.0, &f2, &n2).unwrap();
+        lib.add("b.wav", "hb", 5.0, &f2, &n2, &[]).unwrap();
         assert!(lib.delete(a.id).unwrap());
         assert!(!lib.delete(a.id).unwrap());
         let near = lib.nearest(&f1[..16], 5).unwrap();
@@ -97,10 +105,10 @@ fn uncommitted_rows_are_cut_and_a_stale_ann_is_rebuilt() {
     {
         let mut lib = Library::open_writer(dir.path(), &layout(), &cfg(AnnKind::Hnsw)).unwrap();
         let (f, n) = song(1, 10);
-        lib.add("a.wav", "ha", 5.0, &f, &n).unwrap();
+        lib.add("a.wav", "ha", 5.0, &f, &n, &[]).unwrap();
         lib.save_ann().unwrap();
         let (f, n) = song(2, 10);
-        lib.add("b.wav", "hb", 5.0, &f, &n).unwrap();
+        lib.add("b.wav", "hb", 5.0, &f, &n, &[]).unwrap();
         // Killed here: the ANN file covers only song a.
     }
     // A half-written song: rows appended, never committed.
@@ -167,7 +175,8 @@ fn ivf_pq_trains_when_the_library_is_large_enough_and_persists() {
         let mut lib = Library::open_writer(dir.path(), &layout(), &cfg).unwrap();
         for s in 1..=4u64 {
             let (f, n) = song(s, 100);
-            lib.add(&format!("s{s}.wav"), &format!("h{s}"), 50.0, &f, &n).unwrap();
+            lib.add(&format!("s{s}.wav"), &format!("h{s}"), 50.0, &f, &n, &[])
+                .unwrap();
             // Exact search before training, IVF-PQ after: the same answer here.
             assert_eq!(lib.nearest(&f[10 * 16..11 * 16], 1).unwrap()[0].0, (s - 1) * 100 + 10);
         }
@@ -185,4 +194,46 @@ fn ivf_pq_trains_when_the_library_is_large_enough_and_persists() {
         hits >= 95,
         "exact re-scoring of the PQ candidates finds the row itself: {hits}/100"
     );
+}
+
+#[test]
+fn uncommitted_chroma_is_cut_and_old_libraries_gain_chroma() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut lib = Library::open_writer(dir.path(), &layout(), &cfg(AnnKind::Exact)).unwrap();
+        let (f, n) = song(1, 10);
+        lib.add("a.wav", "ha", 5.0, &f, &n, &chroma(1, 50)).unwrap();
+        // Make it look like a library from before chroma was stored.
+        let conn = lib.conn.lock().unwrap();
+        conn.execute_batch(
+            "ALTER TABLE songs DROP COLUMN chroma_first; ALTER TABLE songs DROP COLUMN chroma_frames; \
+             DELETE FROM meta WHERE key='chroma_rows';",
+        )
+        .unwrap();
+    }
+    std::fs::remove_file(dir.path().join("chroma.u8")).unwrap();
+    {
+        let lib = Library::open(dir.path()).unwrap();
+        assert_eq!(lib.songs()[0].chroma_frames, 0);
+        assert!(lib.chroma(&lib.songs()[0]).is_empty());
+    }
+    {
+        let mut lib = Library::open_writer(dir.path(), &layout(), &cfg(AnnKind::Exact)).unwrap();
+        let (f, n) = song(2, 10);
+        lib.add("b.wav", "hb", 5.0, &f, &n, &chroma(2, 30)).unwrap();
+        assert!(matches!(
+            lib.add("c.wav", "hc", 5.0, &f, &n, &[0u8; 13]),
+            Err(IndexError::Input(_))
+        ));
+    }
+    // A killed writer left half a song's chroma behind.
+    use std::io::Write;
+    let mut ch = File::options().append(true).open(dir.path().join("chroma.u8")).unwrap();
+    ch.write_all(&[9u8; 12 * 4]).unwrap();
+    drop(ch);
+    let lib = Library::open_writer(dir.path(), &layout(), &cfg(AnnKind::Exact)).unwrap();
+    assert_eq!(std::fs::metadata(dir.path().join("chroma.u8")).unwrap().len(), 30 * 12);
+    let b = lib.find_path("b.wav")[0];
+    assert_eq!(lib.chroma(b).concat(), chroma(2, 30));
+    assert!(lib.chroma(lib.find_path("a.wav")[0]).is_empty());
 }

@@ -186,6 +186,93 @@ pub fn line_chart(path: &Path, title: &str, x_label: &str, panels: &[Panel]) -> 
     Ok(())
 }
 
+/// A cost matrix as a grey-scale image (dark = cheap) with a warping path
+/// over it in red; axes in seconds (`rate` frames per second). Rows are the
+/// y axis (`y_label`), columns the x axis (`x_label`). Large matrices are
+/// block-averaged to at most 600 cells a side.
+#[allow(clippy::too_many_arguments)]
+pub fn cost_matrix(
+    path: &Path,
+    title: &str,
+    rows: usize,
+    cols: usize,
+    values: &[f64],
+    rate: f64,
+    warping: &[(usize, usize)],
+    y_label: &str,
+    x_label: &str,
+) -> Result<(), ReportError> {
+    if rows == 0 || cols == 0 || values.len() != rows * cols || rate.is_nan() || rate <= 0.0 {
+        return Err(ReportError::Empty(
+            "a cost matrix needs rows × cols values and a frame rate",
+        ));
+    }
+    register_font();
+    let draw_err = |e: &dyn std::fmt::Display| ReportError::Draw {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    };
+    let (br, bc) = (rows.div_ceil(600), cols.div_ceil(600));
+    let (gr, gc) = (rows.div_ceil(br), cols.div_ceil(bc));
+    let mut grid = vec![0.0f64; gr * gc];
+    let mut count = vec![0u32; gr * gc];
+    for i in 0..rows {
+        for j in 0..cols {
+            let k = (i / br) * gc + j / bc;
+            grid[k] += values[i * cols + j];
+            count[k] += 1;
+        }
+    }
+    for (g, c) in grid.iter_mut().zip(&count) {
+        *g /= (*c).max(1) as f64;
+    }
+    let (lo, hi) = grid
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
+    let span = if hi > lo { hi - lo } else { 1.0 };
+    let root = BitMapBackend::new(path, (900, 860)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| draw_err(&e))?;
+    let (w, h) = (cols as f64 / rate, rows as f64 / rate);
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, (FONT_FAMILY, 20))
+        .margin(12)
+        .x_label_area_size(45)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0.0..w, 0.0..h)
+        .map_err(|e| draw_err(&e))?;
+    chart
+        .configure_mesh()
+        .disable_mesh()
+        .x_desc(format!("{x_label} (s)"))
+        .y_desc(format!("{y_label} (s)"))
+        .label_style((FONT_FAMILY, 13))
+        .draw()
+        .map_err(|e| draw_err(&e))?;
+    let (cw, ch) = (bc as f64 / rate, br as f64 / rate);
+    chart
+        .draw_series((0..gr).flat_map(|i| (0..gc).map(move |j| (i, j))).map(|(i, j)| {
+            let v = ((grid[i * gc + j] - lo) / span).clamp(0.0, 1.0);
+            let g = (40.0 + 215.0 * v) as u8;
+            let (x0, y0) = (j as f64 * cw, i as f64 * ch);
+            Rectangle::new(
+                [(x0, y0), ((x0 + cw).min(w), (y0 + ch).min(h))],
+                RGBColor(g, g, g).filled(),
+            )
+        }))
+        .map_err(|e| draw_err(&e))?;
+    let centre = 0.5 / rate;
+    chart
+        .draw_series(LineSeries::new(
+            warping
+                .iter()
+                .map(|&(i, j)| (j as f64 / rate + centre, i as f64 / rate + centre)),
+            RGBColor(220, 20, 20).stroke_width(2),
+        ))
+        .map_err(|e| draw_err(&e))?;
+    root.present().map_err(|e| draw_err(&e))?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -232,5 +319,19 @@ mod tests {
         line_chart(&p, "training", "step", &panels).unwrap();
         assert!(std::fs::metadata(&p).unwrap().len() > 5_000);
         assert!(line_chart(&p, "x", "y", &[]).is_err());
+    }
+
+    #[test]
+    fn draws_a_cost_matrix_with_its_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("align.png");
+        let (n, m) = (50, 80);
+        let values: Vec<f64> = (0..n * m)
+            .map(|k| ((k / m) as f64 / n as f64 - (k % m) as f64 / m as f64).abs())
+            .collect();
+        let path: Vec<(usize, usize)> = (0..m).map(|j| (j * n / m, j)).collect();
+        cost_matrix(&p, "A vs B", n, m, &values, 5.0, &path, "A", "B").unwrap();
+        assert!(std::fs::metadata(&p).unwrap().len() > 5_000);
+        assert!(cost_matrix(&p, "x", n, m, &values[1..], 5.0, &path, "A", "B").is_err());
     }
 }

@@ -93,7 +93,8 @@ pub struct Match {
     pub reference_start: f64,
     /// Query duration / reference duration of the matched material.
     pub time_ratio: Option<f64>,
-    /// Pitch change from reference to query (semitones); not estimated yet.
+    /// Pitch change from reference to query (semitones), when the chroma
+    /// alignment (`sampleid-matching`) is clear; set by the caller.
     pub pitch_shift: Option<f64>,
     #[serde(skip)]
     pub song_id: i64,

@@ -47,6 +47,15 @@ impl CostMatrix {
         })
     }
 
+    /// `1 − ⟨x, y⟩` for frames that are already unit vectors (CENS, ℓ2 chroma):
+    /// the cosine distance without the norms, about three times cheaper.
+    pub fn unit_dot<X: AsRef<[f32]>, Y: AsRef<[f32]>>(x: &[X], y: &[Y]) -> Result<Self, AlignError> {
+        Self::build(x, y, |a, b| {
+            let dot: f32 = a.iter().zip(b).map(|(p, q)| p * q).sum();
+            (1.0 - dot as f64).max(0.0)
+        })
+    }
+
     /// Euclidean distance between frames.
     pub fn euclidean<X: AsRef<[f32]>, Y: AsRef<[f32]>>(x: &[X], y: &[Y]) -> Result<Self, AlignError> {
         Self::build(x, y, |a, b| {
@@ -115,6 +124,8 @@ mod tests {
         assert_eq!((c.rows(), c.cols()), (2, 1));
         assert!(c.at(0, 0).abs() < 1e-12);
         assert!((c.at(1, 0) - 1.0).abs() < 1e-12);
+        let unit = CostMatrix::unit_dot(&[[0.6f32, 0.8]], &[[0.6f32, 0.8], [0.8, -0.6]]).unwrap();
+        assert!(unit.at(0, 0).abs() < 1e-6 && (unit.at(0, 1) - 1.0).abs() < 1e-6);
     }
 
     #[test]

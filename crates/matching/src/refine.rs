@@ -1,7 +1,8 @@
 //! Refining a match: where, at what time ratio and pitch shift, the query's
 //! material lies in the reference.
 
-use sampleid_align::{CostMatrix, StepPattern, subsequence_dtw};
+use rayon::prelude::*;
+use sampleid_align::{CostMatrix, StepPattern, Subsequence, subsequence_dtw};
 use serde::{Deserialize, Serialize};
 
 use crate::{cens_of_shares, transpose};
@@ -79,34 +80,31 @@ pub fn refine(query: &[[u8; 12]], reference: &[[u8; 12]], frame_rate: f64, cfg: 
     let r = cens_of_shares(reference, cfg.smoothing_frames, cfg.downsample);
     let rate = frame_rate / cfg.downsample.max(1) as f64;
     // One matching curve per pitch shift: the query transposed down by k
-    // semitones against the reference.
-    let mut per_shift: Vec<(i32, f64)> = Vec::new();
-    let mut best: Option<(i32, f64, usize)> = None;
-    let mut kept = None;
-    for k in -5..=6 {
+    // semitones against the reference (in parallel; only the best end of each
+    // is kept, and the winner's alignment is recomputed for its path).
+    let costs = |k: i32| -> Option<(CostMatrix, Subsequence)> {
         let shifted: Vec<[f32; 12]> = q.iter().map(|v| transpose(v, -k)).collect();
-        let c = CostMatrix::cosine(&shifted, &r).ok()?;
-        let Ok(s) = subsequence_dtw(&c, StepPattern::Tempo) else {
-            continue;
-        };
-        let Some((end, cost)) = s
-            .curve
-            .iter()
-            .copied()
-            .enumerate()
-            .filter(|(_, v)| v.is_finite())
-            .min_by(|a, b| a.1.total_cmp(&b.1))
-        else {
-            continue;
-        };
-        if best.is_none_or(|b| cost < b.1) {
-            best = Some((k, cost, end));
-            kept = Some((c, s));
-        }
-        per_shift.push((k, cost));
-    }
-    let (k, cost, end) = best?;
-    let (c, s) = kept?;
+        let c = CostMatrix::unit_dot(&shifted, &r).ok()?;
+        let s = subsequence_dtw(&c, StepPattern::Tempo).ok()?;
+        Some((c, s))
+    };
+    let per_shift: Vec<(i32, f64, usize)> = (-5..=6)
+        .into_par_iter()
+        .filter_map(|k| {
+            let (_, s) = costs(k)?;
+            let (end, cost) = s
+                .curve
+                .iter()
+                .copied()
+                .enumerate()
+                .filter(|(_, v)| v.is_finite())
+                .min_by(|a, b| a.1.total_cmp(&b.1))?;
+            Some((k, cost, end))
+        })
+        .collect();
+    let &(k, cost, end) = per_shift.iter().min_by(|a, b| a.1.total_cmp(&b.1))?;
+    let (c, s) = costs(k)?;
+    let per_shift: Vec<(i32, f64)> = per_shift.iter().map(|p| (p.0, p.1)).collect();
     let mut finite: Vec<f64> = s.curve.iter().copied().filter(|v| v.is_finite()).collect();
     finite.sort_by(f64::total_cmp);
     let median = finite[finite.len() / 2];

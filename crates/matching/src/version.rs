@@ -145,7 +145,7 @@ pub fn match_query(
         for &k in &shifts {
             for (f, v) in &versions {
                 let q: Vec<[f32; 12]> = v.iter().map(|x| transpose(x, -k)).collect();
-                let c = CostMatrix::cosine(&q, &r)?;
+                let c = CostMatrix::unit_dot(&q, &r)?;
                 let Ok(s) = subsequence_dtw(&c, StepPattern::Tempo) else {
                     continue;
                 };

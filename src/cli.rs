@@ -422,6 +422,28 @@ pub enum BenchCommand {
     /// Score answers in the `sampleid query --json` format against a benchmark:
     /// a markdown table, a JSON summary and a chart per protocol.
     Run(BenchRunArgs),
+    /// Audio matching on a benchmark: chroma-DTW matching against shingle
+    /// search (exact and HNSW, by PCA dimension), P@1 / MAP and time per query.
+    Matching(BenchMatchingArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchMatchingArgs {
+    /// Benchmark directory (from `sampleid bench make`).
+    #[arg(long)]
+    pub bench: PathBuf,
+    /// Library holding the benchmark's refs/ with chroma (e.g. made by `bench run`).
+    #[arg(long)]
+    pub db: PathBuf,
+    /// CENS features per shingle; queries shorter than this many seconds are left out.
+    #[arg(long, default_value_t = 10)]
+    pub shingle_length: usize,
+    /// PCA dimensions to compare (0: no reduction).
+    #[arg(long, value_delimiter = ',', default_value = "0,60,30,12")]
+    pub dims: Vec<usize>,
+    /// Print the results as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Which protocols a benchmark holds.

@@ -300,4 +300,34 @@ fn bench_run_answers_a_benchmark_with_the_built_in_engine() {
     );
     assert!(top["reference_start"].as_f64().unwrap() < 0.6, "{top}");
     assert!(d.join("report-t/report.md").exists());
+
+    // Audio matching on the same benchmark and library: DTW and shingles
+    // (8 s shingles, the query's length) all rank awakening first.
+    let db = std::fs::read_dir(d)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("db-"))
+        .expect("bench run made a library");
+    let o = sampleid(&[
+        "-q",
+        "bench",
+        "matching",
+        "--bench",
+        s(d),
+        "--db",
+        s(&db),
+        "--shingle-length",
+        "8",
+        "--dims",
+        "0,12",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let rows: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 5, "DTW + (exact, HNSW) × 2 dims: {rows:?}");
+    for r in rows {
+        assert_eq!(r["queries"], 1, "{r}");
+        assert_eq!(r["p_at_1"], 100.0, "{r}");
+    }
 }

@@ -9,7 +9,7 @@ use sampleid_features::{ChromaStream, quantise_shares};
 use sampleid_index::Library;
 use serde::Serialize;
 
-use crate::cli::{AlignArgs, MatchArgs};
+use crate::cli::{AlignArgs, BenchMatchingArgs, MatchArgs};
 use crate::config::Config;
 
 /// A file's chroma shares (10 Hz, as a library stores them) and its duration.
@@ -154,6 +154,163 @@ pub fn run_align(args: &AlignArgs, cfg: &Config) -> Result<()> {
         }
         if let Some(out) = &args.plot {
             println!("plot: {}", out.display());
+        }
+    }
+    Ok(())
+}
+
+/// One system's row of `sampleid bench matching`.
+#[derive(Debug, Serialize)]
+struct MatchingRow {
+    system: String,
+    dims: usize,
+    queries: usize,
+    p_at_1: f64,
+    map: f64,
+    median_ms: f64,
+    build_s: f64,
+    index_mb: f64,
+}
+
+/// Average precision of a ranking (recording indices) against the relevant set.
+fn average_precision(ranked: &[usize], relevant: &std::collections::HashSet<usize>) -> f64 {
+    let mut hits = 0.0;
+    let mut sum = 0.0;
+    for (i, r) in ranked.iter().enumerate() {
+        if relevant.contains(r) {
+            hits += 1.0;
+            sum += hits / (i + 1) as f64;
+        }
+    }
+    if relevant.is_empty() {
+        0.0
+    } else {
+        sum / relevant.len() as f64
+    }
+}
+
+/// Ranks the recordings for a query's chroma shares.
+type Ranker<'a> = dyn Fn(&[[u8; 12]]) -> Result<Vec<usize>> + 'a;
+
+/// `sampleid bench matching`.
+pub fn bench(args: &BenchMatchingArgs, cfg: &Config) -> Result<()> {
+    use std::collections::{HashMap, HashSet};
+    use std::time::Instant;
+    let bench = sampleid_bench::Benchmark::load(&args.bench)?;
+    let lib = Library::open(&args.db).with_context(|| format!("cannot open the library {}", args.db.display()))?;
+    let songs: Vec<_> = lib.songs().iter().filter(|s| s.chroma_frames > 0).collect();
+    anyhow::ensure!(
+        !songs.is_empty(),
+        "{} holds no songs with chroma; index refs/ first",
+        args.db.display()
+    );
+    let stem = |p: &str| {
+        Path::new(p)
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or(p)
+            .to_string()
+    };
+    let by_id: HashMap<String, usize> = songs.iter().enumerate().map(|(i, s)| (stem(&s.path), i)).collect();
+    let recordings: Vec<Vec<[u8; 12]>> = songs.iter().map(|s| lib.chroma(s)).collect();
+    let rate = cfg.chroma.frame_rate();
+    // Positive queries long enough for one shingle, whose references are all indexed.
+    let mut queries = Vec::new();
+    for q in &bench.queries {
+        if q.negative || q.length_s + 1e-9 < args.shingle_length as f64 || q.targets.is_empty() {
+            continue;
+        }
+        let relevant: Option<HashSet<usize>> = q.targets.iter().map(|t| by_id.get(&t.reference).copied()).collect();
+        let Some(relevant) = relevant else { continue };
+        let (shares, _) = chroma_of_file(&args.bench.join(&q.path), cfg)?;
+        queries.push((shares, relevant));
+    }
+    anyhow::ensure!(
+        !queries.is_empty(),
+        "no query of the benchmark is {} s or longer",
+        args.shingle_length
+    );
+    tracing::info!("{} queries against {} recordings", queries.len(), recordings.len());
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let mut rows = Vec::new();
+    let mut score = |system: String, dims: usize, build_s: f64, index_mb: f64, rank: &Ranker| -> Result<()> {
+        let (mut p1, mut ap, mut ms) = (0.0, 0.0, Vec::new());
+        for (shares, relevant) in &queries {
+            let t = Instant::now();
+            let ranked = rank(shares)?;
+            ms.push(t.elapsed().as_secs_f64() * 1e3);
+            p1 += ranked.first().is_some_and(|r| relevant.contains(r)) as u8 as f64;
+            ap += average_precision(&ranked, relevant);
+        }
+        let n = queries.len() as f64;
+        rows.push(MatchingRow {
+            system,
+            dims,
+            queries: queries.len(),
+            p_at_1: 100.0 * p1 / n,
+            map: 100.0 * ap / n,
+            median_ms: median(ms),
+            build_s,
+            index_mb,
+        });
+        Ok(())
+    };
+    let dtw_cfg = sampleid_matching::MatchConfig {
+        max_matches: usize::MAX,
+        hits_per_recording: 1,
+        max_cost: f64::INFINITY,
+        ..cfg.matching.clone()
+    };
+    let dedup = |ids: Vec<usize>| {
+        let mut seen = HashSet::new();
+        ids.into_iter().filter(|r| seen.insert(*r)).collect::<Vec<_>>()
+    };
+    score("chroma DTW (match)".into(), 0, 0.0, 0.0, &|q| {
+        let found = sampleid_matching::match_query(q, &recordings, rate, &dtw_cfg)?;
+        Ok(dedup(found.iter().map(|m| m.recording).collect()))
+    })?;
+    for &dims in &args.dims {
+        for hnsw in [false, true] {
+            let scfg = sampleid_matching::ShingleConfig {
+                length: args.shingle_length,
+                dims,
+                hnsw,
+                k: 100,
+                ..Default::default()
+            };
+            let t = Instant::now();
+            let ix = sampleid_matching::ShingleIndex::build(&recordings, &scfg)?;
+            let build_s = t.elapsed().as_secs_f64();
+            let mb = ix.vector_bytes() as f64 / 1e6;
+            let d = if dims == 0 { args.shingle_length * 12 } else { dims };
+            score(
+                format!("shingles {}", if hnsw { "HNSW" } else { "exact" }),
+                d,
+                build_s,
+                mb,
+                &|q| Ok(ix.search(q, rate)?.iter().map(|h| h.recording).collect()),
+            )?;
+        }
+    }
+    if args.json {
+        println!("{}", serde_json::to_string(&rows)?);
+    } else {
+        println!(
+            "{} queries (≥ {} s) against {} recordings",
+            queries.len(),
+            args.shingle_length,
+            recordings.len()
+        );
+        println!("| system | dims | P@1 % | MAP % | median ms/query | build s | vectors MB |");
+        println!("|---|--:|--:|--:|--:|--:|--:|");
+        for r in &rows {
+            println!(
+                "| {} | {} | {:.1} | {:.1} | {:.2} | {:.2} | {:.1} |",
+                r.system, r.dims, r.p_at_1, r.map, r.median_ms, r.build_s, r.index_mb
+            );
         }
     }
     Ok(())

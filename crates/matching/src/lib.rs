@@ -11,11 +11,14 @@
 //! the right song but the wrong place.
 
 mod pairwise;
+pub mod pca;
 mod refine;
+mod shingle;
 mod version;
 
 pub use pairwise::{AlignConfig, Alignment, align};
 pub use refine::{RefineConfig, Refined, refine};
+pub use shingle::{ShingleConfig, ShingleHit, ShingleIndex};
 pub use version::{MatchConfig, VersionMatch, match_query, transpositions};
 
 /// Errors of audio matching.
@@ -29,6 +32,8 @@ pub enum MatchError {
         "the recordings are too long to align whole ({cells} cost cells, at most {max}; raise align.max_cells or cut them)"
     )]
     TooLarge { cells: usize, max: usize },
+    #[error("shingle index: {0}")]
+    Index(String),
 }
 
 use sampleid_features::{CensConfig, cens_from_energy, shares_to_energy};

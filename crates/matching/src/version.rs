@@ -63,7 +63,7 @@ pub struct VersionMatch {
 }
 
 /// Linear resampling of 10 Hz energy shares to `round(n · factor)` frames.
-fn resample(shares: &[[u8; 12]], factor: f64) -> Vec<[u8; 12]> {
+pub(crate) fn resample(shares: &[[u8; 12]], factor: f64) -> Vec<[u8; 12]> {
     let n = shares.len();
     let m = ((n as f64) * factor).round().max(1.0) as usize;
     (0..m)

@@ -20,7 +20,10 @@ pub struct ShingleConfig {
     pub length: usize,
     /// Features between shingle starts in the library.
     pub hop: usize,
-    /// PCA dimensions (0: keep all `length × 12`).
+    /// PCA dimensions (0: keep all `length × 12`). 60 measured as good as
+    /// the full 120 of 10-feature shingles (`sampleid bench matching` on
+    /// bench-data/default: P@1 23.1 vs 23.7 %, MAP 27.6 vs 28.2 %); 30 lost
+    /// 7 points of P@1.
     pub dims: usize,
     /// Search the HNSW graph (else compare with every shingle).
     pub hnsw: bool,
@@ -37,7 +40,7 @@ impl Default for ShingleConfig {
         Self {
             length: 20,
             hop: 1,
-            dims: 30,
+            dims: 60,
             hnsw: true,
             tempo_factors: vec![0.74, 0.86, 1.0, 1.16, 1.35],
             transpose: true,

@@ -425,6 +425,31 @@ pub enum BenchCommand {
     /// Audio matching on a benchmark: chroma-DTW matching against shingle
     /// search (exact and HNSW, by PCA dimension), P@1 / MAP and time per query.
     Matching(BenchMatchingArgs),
+    /// Build a version-identification benchmark: mma pieces rendered several
+    /// times with another groove, instruments, tempo and key (refs/ holds one
+    /// rendition per piece, queries/ 20 s excerpts of the others).
+    Versions(BenchVersionsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchVersionsArgs {
+    /// Corpus directory (mma and the SoundFont under tools/, from `sampleid corpus fetch`).
+    #[arg(long, default_value = "corpus")]
+    pub corpus: PathBuf,
+    /// Output directory.
+    #[arg(long, default_value = "bench-data/versions")]
+    pub out: PathBuf,
+    /// Pieces (each gives one reference).
+    #[arg(long, default_value_t = 40)]
+    pub pieces: usize,
+    /// Other renditions per piece (each gives one query).
+    #[arg(long, default_value_t = 3)]
+    pub versions: usize,
+    /// Query length in seconds.
+    #[arg(long, default_value_t = 20.0)]
+    pub excerpt: f64,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
 }
 
 #[derive(Debug, Args)]

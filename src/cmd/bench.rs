@@ -173,6 +173,35 @@ pub fn frontend(args: &BenchFrontendArgs, cfg: &Config) -> Result<()> {
     Ok(())
 }
 
+/// `sampleid bench versions`.
+pub fn versions(args: &crate::cli::BenchVersionsArgs, quiet: bool) -> Result<()> {
+    let opts = sampleid_bench::VersionOptions {
+        corpus: args.corpus.clone(),
+        out: args.out.clone(),
+        pieces: args.pieces,
+        versions: args.versions,
+        excerpt_s: args.excerpt,
+        seed: args.seed,
+    };
+    let bar = crate::progress::files_bar(1, quiet);
+    let bench = sampleid_bench::make_versions(&opts, &|done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    })
+    .context("building the version benchmark")?;
+    bar.finish_and_clear();
+    println!(
+        "{}: {} references (refs/), {} version queries; then: sampleid bench run --bench {} and \
+         sampleid bench matching --bench {} --db DB",
+        args.out.display(),
+        bench.references.len(),
+        bench.queries.len(),
+        args.out.display(),
+        args.out.display()
+    );
+    Ok(())
+}
+
 pub fn make(args: &BenchMakeArgs, quiet: bool) -> Result<()> {
     let mut opts = sampleid_bench::MakeOptions::new(args.corpus.clone(), args.out.clone());
     opts.protocols = match args.protocol {

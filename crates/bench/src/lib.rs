@@ -8,12 +8,14 @@ pub mod metrics;
 pub mod report;
 pub mod score;
 pub mod spec;
+pub mod versions;
 
 use std::path::{Path, PathBuf};
 
 pub use make::{MakeOptions, make};
 pub use score::{Scores, read_results, score};
 pub use spec::{Benchmark, Protocol, Query, Reference, Target};
+pub use versions::{VersionOptions, make_versions};
 
 /// Errors of the benchmark tools.
 #[derive(Debug, thiserror::Error)]

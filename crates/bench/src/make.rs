@@ -118,6 +118,8 @@ pub fn make(opts: &MakeOptions, progress: &(dyn Fn(usize, usize) + Sync)) -> Res
         match p {
             Protocol::AudioId => plan.audio_id(opts),
             Protocol::SampleId => plan.sample_id(opts),
+            // Made from renders, not corpus excerpts: `versions::make_versions`.
+            Protocol::VersionId => {}
         }
     }
     let mut queries = plan.queries;
@@ -195,6 +197,7 @@ impl Planner<'_> {
         let prefix = match protocol {
             Protocol::AudioId => "a",
             Protocol::SampleId => "s",
+            Protocol::VersionId => "v",
         };
         let n = self.queries.iter().filter(|q| q.protocol == protocol).count();
         format!("{prefix}{n:05}")
@@ -562,7 +565,7 @@ fn render_all(
     Ok(repaired.into_inner().expect("lock"))
 }
 
-fn write_wav(path: &Path, samples: &[f32]) -> Result<(), BenchError> {
+pub(crate) fn write_wav(path: &Path, samples: &[f32]) -> Result<(), BenchError> {
     let tmp = path.with_extension("wav.part");
     let spec = hound::WavSpec {
         channels: 1,
@@ -580,7 +583,7 @@ fn write_wav(path: &Path, samples: &[f32]) -> Result<(), BenchError> {
     std::fs::rename(&tmp, path).map_err(|e| BenchError::io(path, e))
 }
 
-fn write_outputs(out: &Path, bench: &Benchmark) -> Result<(), BenchError> {
+pub(crate) fn write_outputs(out: &Path, bench: &Benchmark) -> Result<(), BenchError> {
     let json = serde_json::to_string_pretty(bench).map_err(|e| BenchError::Format(e.to_string()))?;
     let p = out.join("benchmark.json");
     let tmp = p.with_extension("json.part");

@@ -21,7 +21,7 @@ pub struct Summary<'a> {
 fn headline(p: Protocol) -> (&'static str, fn(&Cell) -> f64) {
     match p {
         Protocol::AudioId => ("song top-1 hit rate (%)", |c| c.top1),
-        Protocol::SampleId => ("top-1 hit rate (%)", |c| c.top1),
+        Protocol::SampleId | Protocol::VersionId => ("top-1 hit rate (%)", |c| c.top1),
     }
 }
 
@@ -36,7 +36,7 @@ pub fn write(out: &Path, summary: &Summary) -> Result<Vec<PathBuf>, BenchError> 
     let p = out.join("report.md");
     std::fs::write(&p, markdown(summary)).map_err(|e| BenchError::io(&p, e))?;
     written.push(p);
-    for protocol in [Protocol::AudioId, Protocol::SampleId] {
+    for protocol in [Protocol::AudioId, Protocol::SampleId, Protocol::VersionId] {
         let cells: Vec<&Cell> = summary
             .scores
             .cells
@@ -100,7 +100,7 @@ pub fn markdown(summary: &Summary) -> String {
             String::new()
         }
     );
-    for protocol in [Protocol::AudioId, Protocol::SampleId] {
+    for protocol in [Protocol::AudioId, Protocol::SampleId, Protocol::VersionId] {
         let cells: Vec<&Cell> = s.cells.iter().filter(|c| c.protocol == protocol).collect();
         if cells.is_empty() {
             continue;
@@ -131,7 +131,7 @@ pub fn markdown(summary: &Summary) -> String {
             Protocol::AudioId => {
                 "| condition | length (s) | n | song top-1 | segment exact | segment near | neg. | false accept |\n|---|---|---|---|---|---|---|---|\n"
             }
-            Protocol::SampleId => {
+            Protocol::SampleId | Protocol::VersionId => {
                 "| condition | length (s) | n | top-1 | top-3 | top-10 | mAP (AP@20) | mAP | located ±1 s | pitch ±0.5 st | neg. | false accept |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n"
             }
         });
@@ -141,7 +141,7 @@ pub fn markdown(summary: &Summary) -> String {
                     "| {} | {} | {} | {:.1} | {:.1} | {:.1} | {} | {:.1} |\n",
                     c.condition, c.length_s, c.n, c.top1, c.segment_exact, c.segment_near, c.n_negative, c.false_accept
                 ),
-                Protocol::SampleId => format!(
+                Protocol::SampleId | Protocol::VersionId => format!(
                     "| {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {:.1} |\n",
                     c.condition,
                     c.length_s,

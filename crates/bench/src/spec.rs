@@ -17,6 +17,9 @@ pub enum Protocol {
     /// NeuralSampleID: excerpts or stem subsets, pitch/tempo/speed-changed and
     /// mixed under other music, 5–20 s queries.
     SampleId,
+    /// Version identification: other renditions of a piece (another groove,
+    /// instruments, tempo and key), 20 s queries.
+    VersionId,
 }
 
 impl Protocol {
@@ -25,6 +28,7 @@ impl Protocol {
         match self {
             Protocol::AudioId => "audio-id",
             Protocol::SampleId => "sample-id",
+            Protocol::VersionId => "version-id",
         }
     }
 }

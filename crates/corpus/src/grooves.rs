@@ -34,7 +34,10 @@ pub struct GrooveSpec {
     pub tempo: u32,
     /// Semitones from C.
     pub transpose: i32,
-    pub progression: &'static [&'static str],
+    /// Chords, one per bar, repeated to fill `bars`.
+    pub progression: Vec<String>,
+    /// Bars of music.
+    pub bars: usize,
 }
 
 /// Chord progressions used for the grooves (16 bars each).
@@ -88,7 +91,7 @@ impl Mma {
             "Tempo {}\nGroove {}\nTranspose {}\n",
             spec.tempo, spec.groove, spec.transpose
         );
-        let bars = 16;
+        let bars = spec.bars.max(1);
         for bar in 0..bars {
             text.push_str(&format!(
                 "{} {}\n",
@@ -172,6 +175,68 @@ pub fn split_by_family(midi: &[u8]) -> Result<Vec<(String, Vec<u8>)>, CorpusErro
             Ok((fam, bytes))
         })
         .collect()
+}
+
+/// Moves every melodic instrument to another General MIDI program of its
+/// family (program `8·f + (p + offset) mod 8`): the same notes played by other
+/// instruments. Drums (channel 10) keep their kit.
+pub fn remap_programs(midi: &[u8], offset: u8) -> Result<Vec<u8>, CorpusError> {
+    let mut smf = Smf::parse(midi).map_err(|e| CorpusError::Midi(e.to_string()))?;
+    for track in &mut smf.tracks {
+        for e in track.iter_mut() {
+            if let TrackEventKind::Midi {
+                channel,
+                message: midly::MidiMessage::ProgramChange { program },
+            } = &mut e.kind
+                && channel.as_int() != 9
+            {
+                let p = program.as_int();
+                *program = ((p / 8) * 8 + (p % 8 + offset) % 8).into();
+            }
+        }
+    }
+    let mut bytes = Vec::new();
+    smf.write_std(&mut bytes)
+        .map_err(|e| CorpusError::Midi(e.to_string()))?;
+    Ok(bytes)
+}
+
+/// Loads a SoundFont.
+pub fn load_font(path: &Path) -> Result<Arc<SoundFont>, CorpusError> {
+    let mut f = std::fs::File::open(path).map_err(|e| CorpusError::io(path, e))?;
+    Ok(Arc::new(
+        SoundFont::new(&mut f).map_err(|e| CorpusError::Midi(e.to_string()))?,
+    ))
+}
+
+/// Renders a whole piece (all instruments together, programs moved by
+/// `program_offset`), peak-normalised to 0.95. `work` holds the temporary MIDI file.
+pub fn render_piece(
+    mma: &Mma,
+    font: &Arc<SoundFont>,
+    spec: &GrooveSpec,
+    program_offset: u8,
+    work: &Path,
+) -> Result<Vec<f32>, CorpusError> {
+    std::fs::create_dir_all(work).map_err(|e| CorpusError::io(work, e))?;
+    let midi_path = work.join(format!(
+        "{}-{}-{}-{program_offset}.mid",
+        spec.groove, spec.tempo, spec.transpose
+    ));
+    mma.midi(spec, &midi_path)?;
+    let midi = std::fs::read(&midi_path).map_err(|e| CorpusError::io(&midi_path, e))?;
+    let _ = std::fs::remove_file(&midi_path);
+    let midi = if program_offset.is_multiple_of(8) {
+        midi
+    } else {
+        remap_programs(&midi, program_offset)?
+    };
+    let mut y = render(font, &midi)?;
+    let peak = y.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    if peak > 0.0 {
+        y.iter_mut().for_each(|v| *v *= 0.95 / peak);
+    }
+    Ok(y)
 }
 
 /// Renders one MIDI file to mono samples at [`RATE`], with a 1.5 s release tail.
@@ -267,5 +332,48 @@ mod tests {
         assert_eq!(family("Drum-Snare"), "drum");
         assert_eq!(family("Chord-Piano"), "chord");
         assert_eq!(family("Bass"), "bass");
+    }
+
+    fn programs(midi: &[u8]) -> Vec<(u8, u8)> {
+        let smf = Smf::parse(midi).unwrap();
+        smf.tracks
+            .iter()
+            .flatten()
+            .filter_map(|e| match e.kind {
+                TrackEventKind::Midi {
+                    channel,
+                    message: midly::MidiMessage::ProgramChange { program },
+                } => Some((channel.as_int(), program.as_int())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn remapping_keeps_each_instrument_in_its_family_and_the_drums_alone() {
+        use midly::{Header, MidiMessage, TrackEvent, num::u4, num::u7, num::u28};
+        let pc = |ch: u8, p: u8| TrackEvent {
+            delta: u28::new(0),
+            kind: TrackEventKind::Midi {
+                channel: u4::new(ch),
+                message: MidiMessage::ProgramChange { program: u7::new(p) },
+            },
+        };
+        let end = TrackEvent {
+            delta: u28::new(0),
+            kind: TrackEventKind::Meta(MetaMessage::EndOfTrack),
+        };
+        let mut smf = Smf::new(Header::new(
+            midly::Format::Parallel,
+            midly::Timing::Metrical(480.into()),
+        ));
+        // Acoustic grand (0), fingered bass (33), a drum kit on channel 10.
+        smf.tracks.push(vec![pc(0, 0), pc(1, 33), pc(9, 0), end]);
+        let mut bytes = Vec::new();
+        smf.write_std(&mut bytes).unwrap();
+        let moved = remap_programs(&bytes, 3).unwrap();
+        assert_eq!(programs(&moved), vec![(0, 3), (1, 36), (9, 0)]);
+        // Offset 7 wraps inside the family: bass 33 → 32.
+        assert_eq!(programs(&remap_programs(&bytes, 7).unwrap())[1], (1, 32));
     }
 }

@@ -501,7 +501,11 @@ fn render_all_grooves(
                 groove: name.clone(),
                 tempo: 80 + (h[0] as u32 % 60),
                 transpose: (h[1] % 12) as i32 - 5,
-                progression: grooves::PROGRESSIONS[h[2] as usize % grooves::PROGRESSIONS.len()],
+                progression: grooves::PROGRESSIONS[h[2] as usize % grooves::PROGRESSIONS.len()]
+                    .iter()
+                    .map(|c| c.to_string())
+                    .collect(),
+                bars: 16,
             };
             let out = dir.join("render/grooves").join(name);
             let r = grooves::render_groove(&tools.mma, &font, &spec, &out);

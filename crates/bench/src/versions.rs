@@ -3,7 +3,9 @@
 //! playing a random 16-chord progression twice; its reference rendition is indexed;
 //! each other rendition changes the groove (half of the time), moves every
 //! instrument to another program of its General MIDI family, changes the
-//! tempo (×0.7–1.4) and the key (−5…+6 semitones). A 20 s excerpt of each
+//! tempo (×0.7–1.4) and the key (−5…+6 semitones). Every rendition draws one
+//! of two General MIDI SoundFonts (Debian `timgm6mb-soundfont` and
+//! `csound-soundfont`; the second is fetched into the corpus's tools). A 20 s excerpt of each
 //! other rendition is a query whose answer is the piece's reference.
 
 use std::path::PathBuf;
@@ -51,7 +53,12 @@ pub fn make_versions(opts: &VersionOptions, progress: &(dyn Fn(usize, usize) + S
         )));
     }
     mma.prepare()?;
-    let font = load_font(&font_path)?;
+    let second = root.join("usr/share/sounds/sf2/sf_GMbank.sf2");
+    if !second.exists() {
+        let deb = sampleid_corpus::debian::download("csound-soundfont", &opts.corpus.join("debs"))?;
+        sampleid_corpus::debian::extract_all(&deb, &root)?;
+    }
+    let fonts = [load_font(&font_path)?, load_font(&second)?];
     // Grooves that are whole styles (not their -Sus/-Plus/… variations, which
     // would make two renditions nearly the same recording).
     let grooves: Vec<String> = mma
@@ -72,6 +79,7 @@ pub fn make_versions(opts: &VersionOptions, progress: &(dyn Fn(usize, usize) + S
         id: String,
         spec: GrooveSpec,
         offset: u8,
+        font: usize,
         excerpt_start: f64,
         /// Index of the piece's reference rendition in `plans`.
         reference: usize,
@@ -93,6 +101,7 @@ pub fn make_versions(opts: &VersionOptions, progress: &(dyn Fn(usize, usize) + S
             id: format!("piece{p:03}"),
             spec: base.clone(),
             offset: 0,
+            font: rng.below(2),
             excerpt_start: 0.0,
             reference,
             is_reference: true,
@@ -113,6 +122,7 @@ pub fn make_versions(opts: &VersionOptions, progress: &(dyn Fn(usize, usize) + S
                     ..base.clone()
                 },
                 offset: 1 + rng.below(7) as u8,
+                font: rng.below(2),
                 excerpt_start: rng.uniform(0.0, 1.0),
                 reference,
                 is_reference: false,
@@ -124,7 +134,7 @@ pub fn make_versions(opts: &VersionOptions, progress: &(dyn Fn(usize, usize) + S
     let rendered: Vec<Result<Vec<f32>, BenchError>> = plans
         .par_iter()
         .map(|plan| {
-            let r = render_piece(&mma, &font, &plan.spec, plan.offset, &work).map_err(BenchError::from);
+            let r = render_piece(&mma, &fonts[plan.font], &plan.spec, plan.offset, &work).map_err(BenchError::from);
             progress(done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1, plans.len());
             r
         })
@@ -183,11 +193,15 @@ pub fn make_versions(opts: &VersionOptions, progress: &(dyn Fn(usize, usize) + S
             id: plan.id.clone(),
             path,
             protocol: Protocol::VersionId,
-            condition: if same_groove {
-                "same groove, other instruments".into()
-            } else {
-                "other groove and instruments".into()
-            },
+            condition: format!(
+                "{}, {} SoundFont",
+                if same_groove {
+                    "same groove, other instruments"
+                } else {
+                    "other groove and instruments"
+                },
+                if plan.font == base.font { "same" } else { "other" }
+            ),
             length_s: len,
             negative: false,
             targets: vec![Target {

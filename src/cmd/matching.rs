@@ -94,10 +94,7 @@ pub fn run_match(args: &MatchArgs, cfg: &Config) -> Result<usize> {
             }
             Err(e) => {
                 failed += 1;
-                if args.json {
-                    println!("{}", serde_json::json!({"query": name, "error": format!("{e:#}")}));
-                }
-                eprintln!("error: {name}: {e:#}");
+                super::query_error(&name, &e, args.json);
             }
         }
     }

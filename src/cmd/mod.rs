@@ -15,6 +15,16 @@ use std::path::PathBuf;
 use anyhow::Result;
 use serde::Serialize;
 
+/// Reports a query file that failed, for the query-like commands (`query`,
+/// `match`): `error: FILE: reason` on stderr and, with `json`, the line
+/// `{"query": FILE, "error": REASON}` on stdout, in the file's place.
+pub fn query_error(name: &str, e: &anyhow::Error, json: bool) {
+    if json {
+        println!("{}", serde_json::json!({"query": name, "error": format!("{e:#}")}));
+    }
+    eprintln!("error: {name}: {e:#}");
+}
+
 /// Prints one line per input, in input order: `human(ok)` or, with `json`,
 /// the value as a JSON object; failures as `error: …` on stderr (and an
 /// `{"input", "error"}` object with `json`). Returns how many failed.

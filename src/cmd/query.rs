@@ -109,10 +109,7 @@ pub fn run(args: &QueryArgs, cfg: &Config, model: Option<&Path>) -> Result<usize
             }
             Err(e) => {
                 failed += 1;
-                if args.json {
-                    println!("{}", serde_json::json!({"query": name, "error": format!("{e:#}")}));
-                }
-                eprintln!("error: {name}: {e:#}");
+                super::query_error(&name, &e, args.json);
             }
         }
     }

@@ -240,3 +240,29 @@ fn align_gives_the_warping_path_and_a_plot() {
     let png = std::fs::read(&plot).unwrap();
     assert!(png.starts_with(b"\x89PNG") && png.len() > 5_000);
 }
+
+#[test]
+fn chroma_settings_must_match_the_library() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("lib");
+    let song = fixture("nebula-20s.ogg");
+    let o = sampleid(&["-q", "index", "--db", s(&db), s(&song)]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let cfg = tmp.path().join("other.toml");
+    std::fs::write(&cfg, "[chroma]\nhop_length = 800\n").unwrap();
+    let o = sampleid(&["--config", s(&cfg), "match", "--db", s(&db), s(&song)]);
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("frames/s"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let other = fixture("awakening-20s.ogg");
+    let o = sampleid(&["-q", "--config", s(&cfg), "index", "--db", s(&db), s(&other)]);
+    assert!(!o.status.success(), "a library keeps one chroma rate");
+    assert!(String::from_utf8_lossy(&o.stderr).contains("chroma frame rate"));
+    // The library is intact: the first song still matches itself.
+    let o = sampleid(&["match", "--db", s(&db), "--json", s(&song)]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(json_lines(&o)[0]["matches"][0]["reference"], s(&song));
+}

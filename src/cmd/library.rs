@@ -119,6 +119,8 @@ pub fn index_with(args: &IndexArgs, cfg: &Config, model: Option<&Path>, quiet: b
     }
     let mut lib = Library::open_writer(&args.db, &engine.layout(), &icfg)
         .with_context(|| format!("cannot open the library {} for writing", args.db.display()))?;
+    lib.ensure_chroma_rate(cfg.chroma.frame_rate())
+        .with_context(|| format!("cannot index into {}", args.db.display()))?;
     if args.ann.is_some_and(|_| lib.config().ann != icfg.ann) {
         tracing::warn!(
             "the library already uses {:?}; --ann applies to new libraries only",

@@ -52,6 +52,14 @@ pub fn run_match(args: &MatchArgs, cfg: &Config) -> Result<usize> {
     }
     let recordings: Vec<Vec<[u8; 12]>> = songs.iter().map(|s| lib.chroma(s)).collect();
     let rate = cfg.chroma.frame_rate();
+    if let Some(r) = lib.chroma_rate()?
+        && (r - rate).abs() > 1e-9
+    {
+        anyhow::bail!(
+            "the library {} stores chroma at {r} frames/s but [chroma] gives {rate}; use the configuration it was indexed with",
+            args.db.display()
+        );
+    }
     let mut failed = 0;
     for file in &args.files {
         let name = file.display().to_string();

@@ -403,6 +403,48 @@ impl Library {
         self.nodes.row(row)
     }
 
+    /// Chroma frames per second of the stored chroma, when recorded (libraries
+    /// from before it was recorded say `None`).
+    pub fn chroma_rate(&self) -> Result<Option<f64>, IndexError> {
+        let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        let v: Option<String> = conn
+            .query_row("SELECT value FROM meta WHERE key='chroma_rate'", [], |r| r.get(0))
+            .optional()
+            .map_err(self.sql())?;
+        v.map(|t| {
+            t.parse()
+                .map_err(|_| IndexError::Damaged("meta chroma_rate is not a number".into()))
+        })
+        .transpose()
+    }
+
+    /// Records the chroma frame rate of the rows this writer will add, or
+    /// refuses one that differs from the library's (its chroma would not line up).
+    pub fn ensure_chroma_rate(&mut self, rate: f64) -> Result<(), IndexError> {
+        if self._lock.is_none() {
+            return Err(IndexError::Input("the library is open for reading only".into()));
+        }
+        match self.chroma_rate()? {
+            Some(r) if (r - rate).abs() > 1e-9 => Err(IndexError::Mismatch {
+                what: "chroma frame rate",
+                theirs: format!("{r} frames/s"),
+                ours: format!("{rate} frames/s ([chroma] sample_rate / hop_length)"),
+            }),
+            Some(_) => Ok(()),
+            None => {
+                self.conn
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .execute(
+                        "INSERT OR REPLACE INTO meta(key, value) VALUES ('chroma_rate', ?1)",
+                        [rate.to_string()],
+                    )
+                    .map_err(self.sql())?;
+                Ok(())
+            }
+        }
+    }
+
     /// A song's stored chroma: `chroma_frames × 12` bytes (empty for songs
     /// indexed before chroma was stored).
     pub fn chroma(&self, song: &Song) -> Vec<[u8; CHROMA_BYTES]> {

@@ -233,6 +233,12 @@ fn uncommitted_chroma_is_cut_and_old_libraries_gain_chroma() {
     drop(ch);
     let lib = Library::open_writer(dir.path(), &layout(), &cfg(AnnKind::Exact)).unwrap();
     assert_eq!(std::fs::metadata(dir.path().join("chroma.u8")).unwrap().len(), 30 * 12);
+    assert_eq!(lib.chroma_rate().unwrap(), None, "not recorded by this test's writers");
+    let mut lib = lib;
+    lib.ensure_chroma_rate(10.0).unwrap();
+    lib.ensure_chroma_rate(10.0).unwrap();
+    assert!(matches!(lib.ensure_chroma_rate(5.0), Err(IndexError::Mismatch { .. })));
+    assert_eq!(lib.chroma_rate().unwrap(), Some(10.0));
     let b = lib.find_path("b.wav")[0];
     assert_eq!(lib.chroma(b).concat(), chroma(2, 30));
     assert!(lib.chroma(lib.find_path("a.wav")[0]).is_empty());

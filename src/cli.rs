@@ -44,6 +44,9 @@ pub enum Command {
     ///                                 mel-major, min-max normalised to [0, 1]
     ///   chroma    (frames, 12)        ℓ2-normalised chroma, 10 frames/s, bin 0 = C
     ///   cens      (frames, 12)        CENS, 1 frame/s
+    ///   track     (1, 113)            whole-track descriptor: means and variances of
+    ///                                 20 MFCC, 20 delta-MFCC, 12 chroma, centroid,
+    ///                                 roll-off, flatness, zero-crossing rate; tempo
     /// Frame t of mel is centred on t × 32 ms.
     #[command(verbatim_doc_comment)]
     Features(FeaturesArgs),
@@ -361,6 +364,10 @@ pub enum FeatureKind {
     Chroma,
     /// CENS (frames × 12).
     Cens,
+    /// One whole-track descriptor (1 × 113): means and variances of MFCC,
+    /// delta-MFCC, chroma, spectral centroid / roll-off / flatness and
+    /// zero-crossing rate, then the tempo (BPM), for genre classification.
+    Track,
 }
 
 impl FeatureKind {
@@ -369,6 +376,7 @@ impl FeatureKind {
         match self {
             FeatureKind::Mel => "mel",
             FeatureKind::Segments => "segments",
+            FeatureKind::Track => "track",
             FeatureKind::Chroma => "chroma",
             FeatureKind::Cens => "cens",
         }

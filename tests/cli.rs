@@ -25,6 +25,7 @@ fn features_writes_npy_of_the_documented_shapes() {
         ("segments", "awakening-20s.ogg", vec![32, 64, 128]),
         ("chroma", "awakening-8s.mp3", vec![81, 12]),
         ("cens", "awakening-20s.ogg", vec![21, 12]),
+        ("track", "awakening-20s.ogg", vec![1, 113]),
     ];
     for (kind, file, shape) in cases {
         let out = dir.path().join(format!("{file}.{kind}.npy"));

@@ -98,6 +98,7 @@ fn extract(input: &Path, out: &Path, kind: FeatureKind, cfg: &Config, bar: &Prog
         FeatureKind::Mel => vec![fe.n_mels],
         FeatureKind::Segments => vec![fe.n_mels, fe.segment_frames],
         FeatureKind::Chroma | FeatureKind::Cens => vec![12],
+        FeatureKind::Track => vec![sampleid_features::track_feature_names().len()],
     };
     let mut writer = NpyWriter::create(out, &row_shape)?;
     let result = (|| -> Result<()> {
@@ -135,6 +136,15 @@ fn extract(input: &Path, out: &Path, kind: FeatureKind, cfg: &Config, bar: &Prog
                     progress::show_position(bar, &name, stream.position_s(), declared);
                 }
                 ch.finish(&mut on);
+            }
+            FeatureKind::Track => {
+                // A whole-track summary: the decoded track is held (16 kHz mono, 3.8 MB per minute).
+                let mut samples = Vec::new();
+                while let Some(block) = stream.next_block()? {
+                    samples.extend_from_slice(block);
+                    progress::show_position(bar, &name, stream.position_s(), declared);
+                }
+                emit(&sampleid_features::track_features(&samples, fe)?);
             }
             FeatureKind::Cens => {
                 // Chroma energies are small (12 floats per 0.1 s); CENS needs a window over them.

@@ -9,6 +9,7 @@ pub mod mel;
 pub mod npy;
 pub mod segment;
 pub mod stft;
+pub mod track;
 
 use std::path::PathBuf;
 
@@ -19,6 +20,7 @@ pub use chroma::{
 pub use config::{FrontendConfig, MelNorm, MelScale, PadMode, SegmentNorm, WindowKind};
 pub use mel::{LogMelStream, MelFilterbank};
 pub use segment::{Segment, SegmentStream, min_max_normalise};
+pub use track::{track_feature_names, track_features};
 
 /// Errors of the feature stage.
 #[derive(Debug, thiserror::Error)]

@@ -474,6 +474,10 @@ pub struct BenchMatchingArgs {
     /// PCA dimensions to compare (0: no reduction).
     #[arg(long, value_delimiter = ',', default_value = "0,60,30,12")]
     pub dims: Vec<usize>,
+    /// Also score these answer files (`sampleid query --json` lines, such as a
+    /// `bench run`'s answers.jsonl) on the same queries, for comparison.
+    #[arg(long, value_name = "FILE.jsonl")]
+    pub results: Vec<PathBuf>,
     /// Print the results as JSON.
     #[arg(long)]
     pub json: bool,

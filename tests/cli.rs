@@ -321,14 +321,22 @@ fn bench_run_answers_a_benchmark_with_the_built_in_engine() {
         "8",
         "--dims",
         "0,12",
+        "--results",
+        s(&d.join("report-t/answers.jsonl")),
         "--json",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let rows: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
     let rows = rows.as_array().unwrap();
-    assert_eq!(rows.len(), 5, "DTW + (exact, HNSW) × 2 dims: {rows:?}");
+    assert_eq!(rows.len(), 6, "answers + DTW + (exact, HNSW) × 2 dims: {rows:?}");
     for r in rows {
         assert_eq!(r["queries"], 1, "{r}");
         assert_eq!(r["p_at_1"], 100.0, "{r}");
     }
+    assert!(
+        rows[0]["system"].as_str().unwrap().starts_with("answers "),
+        "{}",
+        rows[0]
+    );
+    assert!(rows[0]["median_ms"].is_null(), "no time for answers it did not compute");
 }

@@ -52,7 +52,7 @@ pub fn run_match(args: &MatchArgs, cfg: &Config) -> Result<usize> {
     }
     let recordings: Vec<Vec<[u8; 12]>> = songs.iter().map(|s| lib.chroma(s)).collect();
     let rate = cfg.chroma.frame_rate();
-    if let Some(r) = lib.chroma_rate()?
+    if let Some(r) = lib.chroma_rate()
         && (r - rate).abs() > 1e-9
     {
         anyhow::bail!(
@@ -172,7 +172,8 @@ struct MatchingRow {
     queries: usize,
     p_at_1: f64,
     map: f64,
-    median_ms: f64,
+    /// Time per query, for the systems this command runs itself.
+    median_ms: Option<f64>,
     build_s: f64,
     index_mb: f64,
 }
@@ -195,7 +196,7 @@ fn average_precision(ranked: &[usize], relevant: &std::collections::HashSet<usiz
 }
 
 /// Ranks the recordings for a query's chroma shares.
-type Ranker<'a> = dyn Fn(&[[u8; 12]]) -> Result<Vec<usize>> + 'a;
+type Ranker<'a> = dyn Fn(&str, &[[u8; 12]]) -> Result<Vec<usize>> + 'a;
 
 /// `sampleid bench matching`.
 pub fn bench(args: &BenchMatchingArgs, cfg: &Config) -> Result<()> {
@@ -228,7 +229,7 @@ pub fn bench(args: &BenchMatchingArgs, cfg: &Config) -> Result<()> {
         let relevant: Option<HashSet<usize>> = q.targets.iter().map(|t| by_id.get(&t.reference).copied()).collect();
         let Some(relevant) = relevant else { continue };
         let (shares, _) = chroma_of_file(&args.bench.join(&q.path), cfg)?;
-        queries.push((shares, relevant));
+        queries.push((q.id.clone(), shares, relevant));
     }
     anyhow::ensure!(
         !queries.is_empty(),
@@ -241,28 +242,29 @@ pub fn bench(args: &BenchMatchingArgs, cfg: &Config) -> Result<()> {
         v[v.len() / 2]
     };
     let mut rows = Vec::new();
-    let mut score = |system: String, dims: usize, build_s: f64, index_mb: f64, rank: &Ranker| -> Result<()> {
-        let (mut p1, mut ap, mut ms) = (0.0, 0.0, Vec::new());
-        for (shares, relevant) in &queries {
-            let t = Instant::now();
-            let ranked = rank(shares)?;
-            ms.push(t.elapsed().as_secs_f64() * 1e3);
-            p1 += ranked.first().is_some_and(|r| relevant.contains(r)) as u8 as f64;
-            ap += average_precision(&ranked, relevant);
-        }
-        let n = queries.len() as f64;
-        rows.push(MatchingRow {
-            system,
-            dims,
-            queries: queries.len(),
-            p_at_1: 100.0 * p1 / n,
-            map: 100.0 * ap / n,
-            median_ms: median(ms),
-            build_s,
-            index_mb,
-        });
-        Ok(())
-    };
+    let mut score =
+        |system: String, dims: usize, build_s: f64, index_mb: f64, timed: bool, rank: &Ranker| -> Result<()> {
+            let (mut p1, mut ap, mut ms) = (0.0, 0.0, Vec::new());
+            for (id, shares, relevant) in &queries {
+                let t = Instant::now();
+                let ranked = rank(id, shares)?;
+                ms.push(t.elapsed().as_secs_f64() * 1e3);
+                p1 += ranked.first().is_some_and(|r| relevant.contains(r)) as u8 as f64;
+                ap += average_precision(&ranked, relevant);
+            }
+            let n = queries.len() as f64;
+            rows.push(MatchingRow {
+                system,
+                dims,
+                queries: queries.len(),
+                p_at_1: 100.0 * p1 / n,
+                map: 100.0 * ap / n,
+                median_ms: timed.then(|| median(ms)),
+                build_s,
+                index_mb,
+            });
+            Ok(())
+        };
     let dtw_cfg = sampleid_matching::MatchConfig {
         max_matches: usize::MAX,
         hits_per_recording: 1,
@@ -273,7 +275,21 @@ pub fn bench(args: &BenchMatchingArgs, cfg: &Config) -> Result<()> {
         let mut seen = HashSet::new();
         ids.into_iter().filter(|r| seen.insert(*r)).collect::<Vec<_>>()
     };
-    score("chroma DTW (match)".into(), 0, 0.0, 0.0, &|q| {
+    // Other systems' answers (`sampleid query --json` lines, e.g. a `bench run`'s
+    // answers.jsonl) on the same queries, ranked by their answer order.
+    for file in &args.results {
+        let answers = sampleid_bench::read_results(file)?;
+        score(format!("answers {}", file.display()), 0, 0.0, 0.0, false, &|id, _| {
+            let listed = answers.get(id).map(|m| m.as_slice()).unwrap_or_default();
+            Ok(dedup(
+                listed
+                    .iter()
+                    .filter_map(|m| by_id.get(&stem(&m.reference)).copied())
+                    .collect(),
+            ))
+        })?;
+    }
+    score("chroma DTW (match)".into(), 0, 0.0, 0.0, true, &|_, q| {
         let found = sampleid_matching::match_query(q, &recordings, rate, &dtw_cfg)?;
         Ok(dedup(found.iter().map(|m| m.recording).collect()))
     })?;
@@ -296,7 +312,8 @@ pub fn bench(args: &BenchMatchingArgs, cfg: &Config) -> Result<()> {
                 d,
                 build_s,
                 mb,
-                &|q| Ok(ix.search(q, rate)?.iter().map(|h| h.recording).collect()),
+                true,
+                &|_, q| Ok(ix.search(q, rate)?.iter().map(|h| h.recording).collect()),
             )?;
         }
     }
@@ -313,8 +330,14 @@ pub fn bench(args: &BenchMatchingArgs, cfg: &Config) -> Result<()> {
         println!("|---|--:|--:|--:|--:|--:|--:|");
         for r in &rows {
             println!(
-                "| {} | {} | {:.1} | {:.1} | {:.2} | {:.2} | {:.1} |",
-                r.system, r.dims, r.p_at_1, r.map, r.median_ms, r.build_s, r.index_mb
+                "| {} | {} | {:.1} | {:.1} | {} | {:.2} | {:.1} |",
+                r.system,
+                r.dims,
+                r.p_at_1,
+                r.map,
+                r.median_ms.map(|m| format!("{m:.2}")).unwrap_or_else(|| "–".into()),
+                r.build_s,
+                r.index_mb
             );
         }
     }

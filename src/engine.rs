@@ -68,21 +68,24 @@ impl Engine {
     }
 
     /// Decodes and encodes a whole file, calling `each` with every batch of
-    /// embeddings in order and appending its chroma shares (one per 10 Hz
-    /// frame) to `chroma`; returns the decoded duration (s).
+    /// embeddings in order and, when `chroma` is given, appending its chroma
+    /// shares (one per 10 Hz frame) to it; returns the decoded duration (s).
     pub fn embed_file(
         &self,
         input: &Path,
         bar: Option<&ProgressBar>,
-        chroma: &mut Vec<[u8; 12]>,
+        mut chroma: Option<&mut Vec<[u8; 12]>>,
         each: &mut dyn FnMut(Vec<Embedding>) -> Result<()>,
     ) -> Result<f64> {
         let mut stream = AudioStream::open(input, &self.cfg.audio)?;
         let declared = stream.info().duration_s;
         let name = input.display().to_string();
         let mut seg = SegmentStream::new(&self.cfg.frontend)?;
-        let mut pitch = ChromaStream::new(&self.cfg.chroma)?;
-        let silence = pitch.silence_energy();
+        let mut pitch = match chroma {
+            Some(_) => Some(ChromaStream::new(&self.cfg.chroma)?),
+            None => None,
+        };
+        let silence = pitch.as_ref().map_or(0.0, |p| p.silence_energy());
         let mut pending: Vec<Vec<f32>> = Vec::new();
         let mut flush = |pending: &mut Vec<Vec<f32>>| -> Result<()> {
             if pending.is_empty() {
@@ -94,7 +97,9 @@ impl Engine {
             Ok(())
         };
         while let Some(block) = stream.next_block()? {
-            pitch.push(block, &mut |e| chroma.push(quantise_shares(e, silence)));
+            if let (Some(p), Some(c)) = (pitch.as_mut(), chroma.as_deref_mut()) {
+                p.push(block, &mut |e| c.push(quantise_shares(e, silence)));
+            }
             seg.push(block, &mut |s| pending.push(s.data));
             if pending.len() >= BATCH {
                 flush(&mut pending)?;
@@ -104,7 +109,9 @@ impl Engine {
             }
         }
         seg.finish(&mut |s| pending.push(s.data));
-        pitch.finish(&mut |e| chroma.push(quantise_shares(e, silence)));
+        if let (Some(p), Some(c)) = (pitch.as_mut(), chroma) {
+            p.finish(&mut |e| c.push(quantise_shares(e, silence)));
+        }
         flush(&mut pending)?;
         Ok(stream.position_s())
     }
@@ -112,7 +119,7 @@ impl Engine {
     /// The rows of a reference: fingerprints, stored nodes and chroma.
     pub fn reference_rows(&self, input: &Path, bar: Option<&ProgressBar>) -> Result<ReferenceRows> {
         let (mut fps, mut nodes, mut chroma) = (Vec::new(), Vec::new(), Vec::new());
-        let d = self.embed_file(input, bar, &mut chroma, &mut |batch| {
+        let d = self.embed_file(input, bar, Some(&mut chroma), &mut |batch| {
             for e in batch {
                 fps.extend_from_slice(&e.fingerprint);
                 nodes.extend(self.reranker.store(&e.nodes)?);
@@ -127,10 +134,11 @@ impl Engine {
         })
     }
 
-    /// The segments and chroma of a query.
+    /// The segments of a query, and its chroma when the alignment that uses it is on.
     pub fn query_input(&self, input: &Path) -> Result<QueryInput> {
         let (mut out, mut chroma) = (Vec::new(), Vec::new());
-        let d = self.embed_file(input, None, &mut chroma, &mut |batch| {
+        let want_chroma = self.cfg.refine.enabled;
+        let d = self.embed_file(input, None, want_chroma.then_some(&mut chroma), &mut |batch| {
             out.extend(batch.into_iter().map(|e| sampleid_search::QuerySegment {
                 fingerprint: e.fingerprint,
                 nodes: e.nodes,

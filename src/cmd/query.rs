@@ -61,16 +61,11 @@ pub fn refine_matches(lib: &Library, engine: &Engine, input: &QueryInput, matche
         return;
     }
     let rate = engine.cfg.chroma.frame_rate();
-    match lib.chroma_rate() {
-        Ok(Some(r)) if (r - rate).abs() > 1e-9 => {
-            tracing::warn!("the library's chroma has {r} frames/s but [chroma] gives {rate}: matches are not aligned");
-            return;
-        }
-        Err(e) => {
-            tracing::warn!("cannot read the library's chroma rate ({e}): matches are not aligned");
-            return;
-        }
-        _ => {}
+    if let Some(r) = lib.chroma_rate()
+        && (r - rate).abs() > 1e-9
+    {
+        tracing::warn!("the library's chroma has {r} frames/s but [chroma] gives {rate}: matches are not aligned");
+        return;
     }
     for m in matches.iter_mut().take(rcfg.top) {
         let Some(song) = lib.songs().iter().find(|s| s.id == m.song_id) else {

@@ -150,6 +150,8 @@ pub struct Library {
     nodes: RowFile,
     /// Committed chroma frames.
     chroma_rows: u64,
+    /// Chroma frames per second (meta `chroma_rate`), when recorded.
+    chroma_rate: Option<f64>,
     chroma: RowFile,
     ann: Ann,
     /// Held while writing: other writers are refused.
@@ -274,6 +276,14 @@ impl Library {
             Err(IndexError::Damaged(_)) => 0,
             Err(e) => return Err(e),
         };
+        let chroma_rate: Option<f64> = match meta("chroma_rate") {
+            Ok(v) => Some(
+                v.parse()
+                    .map_err(|_| IndexError::Damaged("meta chroma_rate is not a number".into()))?,
+            ),
+            Err(IndexError::Damaged(_)) => None,
+            Err(e) => return Err(e),
+        };
         let writer = lock.is_some();
         let fingerprints = RowFile::open(&dir.join("fingerprints.f16"), layout.dim * 2, rows, writer)?;
         let nodes = RowFile::open(&dir.join("nodes.i8"), layout.node_bytes, rows, writer)?;
@@ -288,6 +298,7 @@ impl Library {
             fingerprints,
             nodes,
             chroma_rows,
+            chroma_rate,
             chroma,
             ann: Ann::Exact,
             _lock: lock,
@@ -405,17 +416,8 @@ impl Library {
 
     /// Chroma frames per second of the stored chroma, when recorded (libraries
     /// from before it was recorded say `None`).
-    pub fn chroma_rate(&self) -> Result<Option<f64>, IndexError> {
-        let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
-        let v: Option<String> = conn
-            .query_row("SELECT value FROM meta WHERE key='chroma_rate'", [], |r| r.get(0))
-            .optional()
-            .map_err(self.sql())?;
-        v.map(|t| {
-            t.parse()
-                .map_err(|_| IndexError::Damaged("meta chroma_rate is not a number".into()))
-        })
-        .transpose()
+    pub fn chroma_rate(&self) -> Option<f64> {
+        self.chroma_rate
     }
 
     /// Records the chroma frame rate of the rows this writer will add, or
@@ -424,7 +426,7 @@ impl Library {
         if self._lock.is_none() {
             return Err(IndexError::Input("the library is open for reading only".into()));
         }
-        match self.chroma_rate()? {
+        match self.chroma_rate {
             Some(r) if (r - rate).abs() > 1e-9 => Err(IndexError::Mismatch {
                 what: "chroma frame rate",
                 theirs: format!("{r} frames/s"),
@@ -440,6 +442,7 @@ impl Library {
                         [rate.to_string()],
                     )
                     .map_err(self.sql())?;
+                self.chroma_rate = Some(rate);
                 Ok(())
             }
         }

@@ -90,6 +90,16 @@ pub enum Command {
     #[command(verbatim_doc_comment)]
     Match(MatchArgs),
 
+    /// Serve the library over HTTP: the JSON API under /v1 (OpenAPI description
+    /// at /v1/openapi.json) and a web page at / to drop, choose or record a clip.
+    ///
+    /// Adding and deleting songs needs a bearer token: SAMPLEID_TOKEN or
+    /// [serve] token (at least 16 characters). On a loopback address without one,
+    /// a random token is printed at start; on any other address a writable server
+    /// refuses to start without one (use --read-only to serve queries only).
+    #[command(verbatim_doc_comment)]
+    Serve(ServeArgs),
+
     /// Align two recordings of the same music: the DTW warping path between
     /// them on chroma features (which moment of A is which moment of B).
     ///
@@ -179,6 +189,27 @@ pub struct MatchArgs {
     pub files: Vec<PathBuf>,
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Library directory (created when writable and missing).
+    #[arg(long)]
+    pub db: PathBuf,
+    /// Address to listen on, IP:PORT (default: [serve] addr, 127.0.0.1:8080;
+    /// port 0 picks a free one, printed at start).
+    #[arg(long)]
+    pub addr: Option<String>,
+    /// Serve queries only; the library can then be written by `sampleid index`
+    /// at the same time (the server sees songs added before it started).
+    #[arg(long)]
+    pub read_only: bool,
+    /// Requests decoded and searched at once (default: one per core).
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// Largest request body in MB (default 50).
+    #[arg(long, value_name = "MB")]
+    pub max_body_mb: Option<f64>,
 }
 
 #[derive(Debug, Args)]

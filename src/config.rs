@@ -32,6 +32,8 @@ pub struct Config {
     pub matching: MatchConfig,
     /// Alignment of two recordings (`sampleid align`).
     pub align: AlignConfig,
+    /// The HTTP service (`sampleid serve`).
+    pub serve: crate::serve::ServeConfig,
 }
 
 impl Config {

@@ -27,6 +27,8 @@ pub struct ReferenceRows {
     /// Chroma shares, 12 bytes per 10 Hz frame (see `sampleid_index::CHROMA_BYTES`).
     pub chroma: Vec<u8>,
     pub duration_s: f64,
+    /// Largest |sample| (0 for digital silence).
+    pub peak: f32,
 }
 
 /// What a query needs from its file.
@@ -35,6 +37,21 @@ pub struct QueryInput {
     /// Chroma shares per 10 Hz frame, as the index stores them.
     pub chroma: Vec<[u8; 12]>,
     pub duration_s: f64,
+    /// Largest |sample| (0 for digital silence).
+    pub peak: f32,
+}
+
+/// Peaks below this (−80 dBFS) are silence: nothing to identify.
+pub const SILENCE_PEAK: f32 = 1e-4;
+
+/// A clip or song that is silent (or too short to hold one segment): there is
+/// nothing to identify, match or index.
+#[derive(Debug, thiserror::Error)]
+#[error("{name} is silent: there is no music to {what}")]
+pub struct Silent {
+    pub name: String,
+    /// What could not be done: "identify", "match", "index".
+    pub what: &'static str,
 }
 
 /// The models and settings that turn audio into rows.
@@ -67,19 +84,21 @@ impl Engine {
         }
     }
 
-    /// Decodes and encodes a whole file, calling `each` with every batch of
-    /// embeddings in order and, when `chroma` is given, appending its chroma
-    /// shares (one per 10 Hz frame) to it; returns the decoded duration (s).
-    pub fn embed_file(
+    /// Decodes and encodes a whole stream, calling `each` with every batch
+    /// of embeddings in order and, when `chroma` is given, appending its
+    /// chroma shares (one per 10 Hz frame) to it; returns the decoded
+    /// duration (s) and peak |sample|. (The stream's `max_duration_s` bounds
+    /// what an upload costs.)
+    pub fn embed_stream(
         &self,
-        input: &Path,
+        mut stream: AudioStream,
+        name: &str,
         bar: Option<&ProgressBar>,
         mut chroma: Option<&mut Vec<[u8; 12]>>,
         each: &mut dyn FnMut(Vec<Embedding>) -> Result<()>,
-    ) -> Result<f64> {
-        let mut stream = AudioStream::open(input, &self.cfg.audio)?;
+    ) -> Result<(f64, f32)> {
+        let mut peak = 0.0f32;
         let declared = stream.info().duration_s;
-        let name = input.display().to_string();
         let mut seg = SegmentStream::new(&self.cfg.frontend)?;
         let mut pitch = match chroma {
             Some(_) => Some(ChromaStream::new(&self.cfg.chroma)?),
@@ -97,6 +116,7 @@ impl Engine {
             Ok(())
         };
         while let Some(block) = stream.next_block()? {
+            peak = block.iter().fold(peak, |m, x| m.max(x.abs()));
             if let (Some(p), Some(c)) = (pitch.as_mut(), chroma.as_deref_mut()) {
                 p.push(block, &mut |e| c.push(quantise_shares(e, silence)));
             }
@@ -105,7 +125,7 @@ impl Engine {
                 flush(&mut pending)?;
             }
             if let Some(bar) = bar {
-                progress::show_position(bar, &name, stream.position_s(), declared);
+                progress::show_position(bar, name, stream.position_s(), declared);
             }
         }
         seg.finish(&mut |s| pending.push(s.data));
@@ -113,13 +133,24 @@ impl Engine {
             p.finish(&mut |e| c.push(quantise_shares(e, silence)));
         }
         flush(&mut pending)?;
-        Ok(stream.position_s())
+        Ok((stream.position_s(), peak))
     }
 
     /// The rows of a reference: fingerprints, stored nodes and chroma.
     pub fn reference_rows(&self, input: &Path, bar: Option<&ProgressBar>) -> Result<ReferenceRows> {
+        let stream = AudioStream::open(input, &self.cfg.audio)?;
+        self.reference_rows_of(stream, &input.display().to_string(), bar)
+    }
+
+    /// [`Engine::reference_rows`] of an open stream (an upload, say).
+    pub fn reference_rows_of(
+        &self,
+        stream: AudioStream,
+        name: &str,
+        bar: Option<&ProgressBar>,
+    ) -> Result<ReferenceRows> {
         let (mut fps, mut nodes, mut chroma) = (Vec::new(), Vec::new(), Vec::new());
-        let d = self.embed_file(input, bar, Some(&mut chroma), &mut |batch| {
+        let (d, peak) = self.embed_stream(stream, name, bar, Some(&mut chroma), &mut |batch| {
             for e in batch {
                 fps.extend_from_slice(&e.fingerprint);
                 nodes.extend(self.reranker.store(&e.nodes)?);
@@ -131,14 +162,21 @@ impl Engine {
             nodes,
             chroma: chroma.concat(),
             duration_s: d,
+            peak,
         })
     }
 
     /// The segments of a query, and its chroma when the alignment that uses it is on.
     pub fn query_input(&self, input: &Path) -> Result<QueryInput> {
+        let stream = AudioStream::open(input, &self.cfg.audio)?;
+        self.query_input_of(stream, &input.display().to_string())
+    }
+
+    /// [`Engine::query_input`] of an open stream (an upload, say).
+    pub fn query_input_of(&self, stream: AudioStream, name: &str) -> Result<QueryInput> {
         let (mut out, mut chroma) = (Vec::new(), Vec::new());
         let want_chroma = self.cfg.refine.enabled;
-        let d = self.embed_file(input, None, want_chroma.then_some(&mut chroma), &mut |batch| {
+        let (d, peak) = self.embed_stream(stream, name, None, want_chroma.then_some(&mut chroma), &mut |batch| {
             out.extend(batch.into_iter().map(|e| sampleid_search::QuerySegment {
                 fingerprint: e.fingerprint,
                 nodes: e.nodes,
@@ -149,6 +187,7 @@ impl Engine {
             segments: out,
             chroma,
             duration_s: d,
+            peak,
         })
     }
 }

@@ -7,6 +7,7 @@ mod config;
 mod engine;
 mod model;
 mod progress;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -52,6 +53,7 @@ fn run(cli: &Cli) -> anyhow::Result<usize> {
         Command::Index(args) => cmd::library::index(args, &cfg, cli.model.as_deref(), cli.quiet),
         Command::Query(args) => cmd::query::run(args, &cfg, cli.model.as_deref()),
         Command::Match(args) => cmd::matching::run_match(args, &cfg),
+        Command::Serve(args) => serve::run(args, &cfg, cli.model.as_deref()).map(|()| 0),
         Command::Align(args) => cmd::matching::run_align(args, &cfg).map(|()| 0),
         Command::Delete(args) => cmd::library::delete(args),
         Command::List(args) => cmd::library::list(args).map(|()| 0),

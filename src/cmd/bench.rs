@@ -343,17 +343,14 @@ fn answer(
     let mut per_query = Vec::new();
     for q in &bench.queries {
         let t0 = Instant::now();
-        let matches = crate::cmd::query::answer(&lib, &engine, &args.bench.join(&q.path), !args.no_rerank, &cfg.query)
+        let mut line = crate::cmd::query::answer(&lib, &engine, &args.bench.join(&q.path), !args.no_rerank, &cfg.query)
             .with_context(|| format!("query {}", q.path))?;
         latency.push(t0.elapsed().as_secs_f64());
         per_query.push(
             serde_json::json!({"query": q.path, "length_s": q.length_s, "ms": 1000.0 * t0.elapsed().as_secs_f64()}),
         );
         // References are named by path as indexed; scoring matches their file names.
-        let line = crate::cmd::query::QueryLine {
-            query: q.path.clone(),
-            matches,
-        };
+        line.query = q.path.clone();
         writeln!(file, "{}", serde_json::to_string(&line)?)?;
         bar.inc(1);
     }

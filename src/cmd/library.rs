@@ -211,7 +211,7 @@ pub fn index_with(args: &IndexArgs, cfg: &Config, model: Option<&Path>, quiet: b
             let outcome = match work {
                 Work::Rows { path, hash, rows } => {
                     let duration_s = rows.duration_s;
-                    if rows.fingerprints.is_empty() {
+                    if rows.fingerprints.is_empty() || rows.peak < crate::engine::SILENCE_PEAK {
                         failed_outcome(&path, &anyhow!("no audio to index (empty or silent file)"))
                     } else {
                         let name = path.display().to_string();

@@ -14,7 +14,12 @@ use crate::config::Config;
 
 /// A file's chroma shares (10 Hz, as a library stores them) and its duration.
 pub fn chroma_of_file(path: &Path, cfg: &Config) -> Result<(Vec<[u8; 12]>, f64)> {
-    let mut stream = AudioStream::open(path, &cfg.audio)?;
+    let stream = AudioStream::open(path, &cfg.audio)?;
+    chroma_of_stream(stream, &path.display().to_string(), cfg)
+}
+
+/// [`chroma_of_file`] of an open stream (an upload, say); `name` is for errors.
+pub fn chroma_of_stream(mut stream: AudioStream, name: &str, cfg: &Config) -> Result<(Vec<[u8; 12]>, f64)> {
     let mut chroma = ChromaStream::new(&cfg.chroma)?;
     let silence = chroma.silence_energy();
     let mut out = Vec::new();
@@ -23,26 +28,47 @@ pub fn chroma_of_file(path: &Path, cfg: &Config) -> Result<(Vec<[u8; 12]>, f64)>
     }
     chroma.finish(&mut |e| out.push(quantise_shares(e, silence)));
     if out.iter().all(|f| f.iter().all(|&v| v == 0)) {
-        anyhow::bail!("{} is silent: there is no music to match", path.display());
+        return Err(crate::engine::Silent {
+            name: name.to_string(),
+            what: "match",
+        }
+        .into());
     }
     Ok((out, stream.position_s()))
 }
 
 /// One passage in `sampleid match --json`.
 #[derive(Debug, Serialize)]
-struct Passage {
-    reference: String,
-    start: f64,
-    end: f64,
-    cost: f64,
-    tempo_factor: f64,
-    pitch_shift: i32,
+pub struct Passage {
+    /// The song's path, as indexed.
+    pub reference: String,
+    /// Where the passage starts and ends in the song (s).
+    pub start: f64,
+    pub end: f64,
+    /// Mean alignment cost (lower is closer).
+    pub cost: f64,
+    /// Song tempo / query tempo of the passage.
+    pub tempo_factor: f64,
+    /// Key change from the song to the query (semitones).
+    pub pitch_shift: i32,
 }
 
-/// `sampleid match`; returns the number of files that failed.
-pub fn run_match(args: &MatchArgs, cfg: &Config) -> Result<usize> {
-    let lib = Library::open(&args.db).with_context(|| format!("cannot open the library {}", args.db.display()))?;
-    let songs: Vec<_> = lib.songs().iter().filter(|s| s.chroma_frames > 0).collect();
+/// Chroma shares at 10 Hz, as a library stores them.
+pub type Chroma = Vec<[u8; 12]>;
+
+/// The songs of a library that can be matched (those with stored chroma) and
+/// their chroma, checking the library's chroma rate against `cfg`.
+pub fn matchable(lib: &Library, cfg: &Config) -> Result<(Vec<sampleid_index::Song>, Vec<Chroma>)> {
+    let rate = cfg.chroma.frame_rate();
+    if let Some(r) = lib.chroma_rate()
+        && (r - rate).abs() > 1e-9
+    {
+        anyhow::bail!(
+            "the library {} stores chroma at {r} frames/s but [chroma] gives {rate}; use the configuration it was indexed with",
+            lib.dir().display()
+        );
+    }
+    let songs: Vec<_> = lib.songs().iter().filter(|s| s.chroma_frames > 0).cloned().collect();
     let missing = lib.songs().len() - songs.len();
     if missing > 0 {
         tracing::warn!(
@@ -50,35 +76,41 @@ pub fn run_match(args: &MatchArgs, cfg: &Config) -> Result<usize> {
              delete and index them again to include them"
         );
     }
-    let recordings: Vec<Vec<[u8; 12]>> = songs.iter().map(|s| lib.chroma(s)).collect();
-    let rate = cfg.chroma.frame_rate();
-    if let Some(r) = lib.chroma_rate()
-        && (r - rate).abs() > 1e-9
-    {
-        anyhow::bail!(
-            "the library {} stores chroma at {r} frames/s but [chroma] gives {rate}; use the configuration it was indexed with",
-            args.db.display()
-        );
-    }
+    let recordings = songs.iter().map(|s| lib.chroma(s)).collect();
+    Ok((songs, recordings))
+}
+
+/// The passages of the library's songs that a query's chroma matches, best first.
+pub fn passages(
+    query: &[[u8; 12]],
+    songs: &[sampleid_index::Song],
+    recordings: &[Vec<[u8; 12]>],
+    cfg: &Config,
+) -> Result<Vec<Passage>> {
+    let found = sampleid_matching::match_query(query, recordings, cfg.chroma.frame_rate(), &cfg.matching)?;
+    Ok(found
+        .iter()
+        .map(|m| Passage {
+            reference: songs[m.recording].path.clone(),
+            start: m.start_s,
+            end: m.end_s,
+            cost: m.cost,
+            tempo_factor: m.tempo_factor,
+            pitch_shift: m.pitch_shift,
+        })
+        .collect())
+}
+
+/// `sampleid match`; returns the number of files that failed.
+pub fn run_match(args: &MatchArgs, cfg: &Config) -> Result<usize> {
+    let lib = Library::open(&args.db).with_context(|| format!("cannot open the library {}", args.db.display()))?;
+    let (songs, recordings) = matchable(&lib, cfg)?;
     let mut failed = 0;
     for file in &args.files {
         let name = file.display().to_string();
-        let result = chroma_of_file(file, cfg).and_then(|(q, _)| {
-            sampleid_matching::match_query(&q, &recordings, rate, &cfg.matching).map_err(anyhow::Error::from)
-        });
+        let result = chroma_of_file(file, cfg).and_then(|(q, _)| passages(&q, &songs, &recordings, cfg));
         match result {
-            Ok(found) => {
-                let passages: Vec<Passage> = found
-                    .iter()
-                    .map(|m| Passage {
-                        reference: songs[m.recording].path.clone(),
-                        start: m.start_s,
-                        end: m.end_s,
-                        cost: m.cost,
-                        tempo_factor: m.tempo_factor,
-                        pitch_shift: m.pitch_shift,
-                    })
-                    .collect();
+            Ok(passages) => {
                 if args.json {
                     println!("{}", serde_json::json!({"query": name, "matches": passages}));
                 } else {

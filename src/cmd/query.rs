@@ -15,6 +15,8 @@ use crate::engine::{Engine, QueryInput};
 #[derive(Debug, Serialize)]
 pub struct QueryLine {
     pub query: String,
+    /// The clip's decoded duration (s).
+    pub duration_s: f64,
     pub matches: Vec<Match>,
 }
 
@@ -44,12 +46,35 @@ pub fn answer(
     file: &Path,
     rerank: bool,
     cfg: &sampleid_search::QueryConfig,
-) -> Result<Vec<Match>> {
+) -> Result<QueryLine> {
     let input = engine.query_input(file)?;
+    answer_input(lib, engine, &file.display().to_string(), &input, rerank, cfg)
+}
+
+/// Answers a decoded and encoded clip (`name` labels it); a silent clip is an error.
+pub fn answer_input(
+    lib: &Library,
+    engine: &Engine,
+    name: &str,
+    input: &QueryInput,
+    rerank: bool,
+    cfg: &sampleid_search::QueryConfig,
+) -> Result<QueryLine> {
+    if input.peak < crate::engine::SILENCE_PEAK {
+        return Err(crate::engine::Silent {
+            name: name.to_string(),
+            what: "identify",
+        }
+        .into());
+    }
     let reranker = rerank.then_some(&engine.reranker);
     let mut matches = query(lib, reranker, &input.segments, cfg)?;
-    refine_matches(lib, engine, &input, &mut matches);
-    Ok(matches)
+    refine_matches(lib, engine, input, &mut matches);
+    Ok(QueryLine {
+        query: name.to_string(),
+        duration_s: input.duration_s,
+        matches,
+    })
 }
 
 /// Aligns the query's chroma with each of the best matches' stored chroma:
@@ -92,10 +117,10 @@ pub fn run(args: &QueryArgs, cfg: &Config, model: Option<&Path>) -> Result<usize
     for file in &args.files {
         let name = file.display().to_string();
         match answer(&lib, &engine, file, !args.no_rerank, &qcfg) {
-            Ok(matches) if args.json => {
-                println!("{}", serde_json::to_string(&QueryLine { query: name, matches })?);
+            Ok(line) if args.json => {
+                println!("{}", serde_json::to_string(&line)?);
             }
-            Ok(matches) => {
+            Ok(QueryLine { matches, .. }) => {
                 println!("{name}");
                 if matches.is_empty() {
                     println!("  no match");

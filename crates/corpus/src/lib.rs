@@ -672,7 +672,12 @@ fn rejected_sets(entries: &[Entry]) -> HashSet<String> {
         .collect()
 }
 
-/// SHA-256 of a file, hex.
+/// SHA-256 of bytes in memory (an upload), hex.
+pub fn sha256_bytes(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// SHA-256 of a file's bytes, as lowercase hex.
 pub fn sha256_file(path: &Path) -> Result<String, CorpusError> {
     let mut f = std::fs::File::open(path).map_err(|e| CorpusError::io(path, e))?;
     let mut h = Sha256::new();

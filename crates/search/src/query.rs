@@ -96,8 +96,10 @@ pub struct Match {
     /// Pitch change from reference to query (semitones), when the chroma
     /// alignment (`sampleid-matching`) is clear; set by the caller.
     pub pitch_shift: Option<f64>,
-    #[serde(skip)]
+    /// The song's id in the library (`sampleid list`, `DELETE /v1/songs/{id}`).
     pub song_id: i64,
+    /// The song's duration (s).
+    pub reference_duration: f64,
     /// Accepted candidate segments.
     #[serde(skip)]
     pub segments: usize,
@@ -223,6 +225,7 @@ pub fn query(
                 time_ratio: fit.ratio.map(|a| 1.0 / a),
                 pitch_shift: None,
                 song_id: id,
+                reference_duration: song.duration_s,
                 segments: acc.segments,
             })
         })

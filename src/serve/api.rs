@@ -1,0 +1,544 @@
+//! The versioned JSON API: routes, handlers, the upload reader and errors.
+//!
+//! Every error is `{"error": MESSAGE, "code": CODE}` with a fitting status:
+//! 400 bad input (corrupt, empty or silent audio, a malformed form), 401 a
+//! missing or wrong token, 403 a read-only server, 404 no such song or
+//! route, 405 a wrong method, 413 a body or clip over the limits, 415 audio
+//! in a format sampleid cannot decode, 500 anything else (logged).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::multipart::MultipartRejection;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use sampleid_audio::{AudioError, AudioStream};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{AppState, web};
+use crate::engine::Silent;
+
+/// The API's description (OpenAPI 3.1).
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+/// The whole service: API, page and middleware.
+pub fn router(state: Arc<AppState>) -> Router {
+    let limit = (state.serve.max_body_mb * 1e6) as usize;
+    Router::new()
+        .route("/", get(web::index))
+        .route("/app.js", get(web::script))
+        .route("/recorder.js", get(web::recorder))
+        .route("/style.css", get(web::style))
+        .route("/healthz", get(healthz))
+        .route("/v1/openapi.json", get(openapi))
+        .route("/v1/stats", get(stats))
+        .route("/v1/songs", get(list_songs).post(add_song))
+        .route("/v1/songs/{id}", get(get_song).delete(delete_song))
+        .route("/v1/query", axum::routing::post(query))
+        .route("/v1/match", axum::routing::post(match_audio))
+        .fallback(|| async {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "no such route; see /v1/openapi.json",
+            )
+        })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this route does not take that method; see /v1/openapi.json",
+            )
+        })
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn_with_state(state.clone(), cors))
+        .with_state(state)
+}
+
+/// An error answer: status, a stable code and a message a user can act on.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    /// Classifies a pipeline error: what the client sent vs. what went wrong here.
+    fn from_pipeline(e: anyhow::Error) -> Self {
+        let message = format!("{e:#}");
+        if let Some(a) = e.chain().find_map(|c| c.downcast_ref::<AudioError>()) {
+            let (status, code) = match a {
+                AudioError::UnknownFormat { .. }
+                | AudioError::NoAudioTrack { .. }
+                | AudioError::UnsupportedCodec { .. } => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_audio"),
+                AudioError::TooLong { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "audio_too_long"),
+                AudioError::Empty { .. } | AudioError::NoSamples { .. } => (StatusCode::BAD_REQUEST, "empty_audio"),
+                _ => (StatusCode::BAD_REQUEST, "bad_audio"),
+            };
+            return Self::new(status, code, message);
+        }
+        if e.chain().any(|c| c.downcast_ref::<Silent>().is_some()) {
+            return Self::new(StatusCode::BAD_REQUEST, "silent_audio", message);
+        }
+        tracing::error!("request failed: {message}");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = axum::Json(json!({"error": self.message, "code": self.code}));
+        let mut resp = (self.status, body).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        resp
+    }
+}
+
+impl From<BytesRejection> for ApiError {
+    fn from(r: BytesRejection) -> Self {
+        body_error(r.status(), r.body_text())
+    }
+}
+
+impl From<MultipartRejection> for ApiError {
+    fn from(r: MultipartRejection) -> Self {
+        Self::bad_request(r.body_text())
+    }
+}
+
+fn body_error(status: StatusCode, text: String) -> ApiError {
+    if status == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::new(
+            status,
+            "body_too_large",
+            "the request body is larger than the server's limit ([serve] max_body_mb)",
+        )
+    } else {
+        ApiError::new(status, "bad_request", text)
+    }
+}
+
+/// Adds CORS headers for the configured origins only (none by default).
+async fn cors(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let origin = req
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|o| o.to_str().ok())
+        .filter(|o| st.serve.cors_origins.iter().any(|a| a == o || a == "*"))
+        .and_then(|o| HeaderValue::from_str(o).ok());
+    let Some(origin) = origin else {
+        return next.run(req).await;
+    };
+    let mut resp = if req.method() == Method::OPTIONS {
+        let mut r = StatusCode::NO_CONTENT.into_response();
+        let h = r.headers_mut();
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static("GET, POST, DELETE"),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static("authorization, content-type"),
+        );
+        h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+        r
+    } else {
+        next.run(req).await
+    };
+    resp.headers_mut().insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+    resp.headers_mut()
+        .insert(header::VARY, HeaderValue::from_static("Origin"));
+    resp
+}
+
+/// Writes need the server's bearer token (compared in constant time).
+fn authorize(st: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(token) = &st.token else {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "read_only",
+            "this server is read-only (started with --read-only)",
+        ));
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    match given {
+        None => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "adding and deleting songs needs the header `Authorization: Bearer TOKEN`",
+        )),
+        Some(g) if constant_time_eq(g.as_bytes(), token.as_bytes()) => Ok(()),
+        Some(_) => Err(ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "wrong token")),
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// An audio upload: its bytes, a display name and a format hint. The name is
+/// a label only (stored as the song's path for uploads); it never reaches the
+/// filesystem.
+struct Upload {
+    bytes: Bytes,
+    name: String,
+    ext: Option<String>,
+}
+
+/// A client's file name reduced to a label: last path component, no control
+/// characters, at most 200 characters.
+fn clean_name(raw: &str) -> Option<String> {
+    let base = raw.rsplit(['/', '\\']).next().unwrap_or("");
+    let s: String = base.chars().filter(|c| !c.is_control()).take(200).collect();
+    let s = s.trim();
+    (!s.is_empty() && s != "." && s != "..").then(|| s.to_string())
+}
+
+/// The format hint from a name's extension or the content type.
+fn format_hint(name: &str, content_type: Option<&str>) -> Option<String> {
+    if let Some((_, ext)) = name.rsplit_once('.')
+        && (1..=5).contains(&ext.len())
+        && ext.chars().all(|c| c.is_ascii_alphanumeric())
+    {
+        return Some(ext.to_ascii_lowercase());
+    }
+    let ct = content_type?.split(';').next()?.trim().to_ascii_lowercase();
+    let ext = match ct.as_str() {
+        "audio/wav" | "audio/x-wav" | "audio/wave" | "audio/vnd.wave" => "wav",
+        "audio/mpeg" | "audio/mp3" => "mp3",
+        "audio/flac" | "audio/x-flac" => "flac",
+        "audio/ogg" | "audio/vorbis" | "application/ogg" => "ogg",
+        "audio/opus" => "opus",
+        "audio/mp4" | "audio/m4a" | "audio/x-m4a" | "audio/aac" => "m4a",
+        "audio/aiff" | "audio/x-aiff" => "aiff",
+        _ => return None,
+    };
+    Some(ext.into())
+}
+
+/// Reads the audio of a request: the body itself, or the first file field
+/// (or a field named `file` / `audio`) of a `multipart/form-data` body.
+async fn read_audio(req: Request, name: Option<&str>, default_name: &str) -> Result<Upload, ApiError> {
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let is_form = content_type
+        .as_deref()
+        .is_some_and(|c| c.to_ascii_lowercase().starts_with("multipart/form-data"));
+    let (bytes, field_name, field_type) = if is_form {
+        let mut form = Multipart::from_request(req, &()).await?;
+        let mut found = None;
+        while let Some(field) = form
+            .next_field()
+            .await
+            .map_err(|e| body_error(e.status(), e.body_text()))?
+        {
+            if field.file_name().is_some() || matches!(field.name(), Some("file" | "audio")) {
+                let fname = field.file_name().map(str::to_string);
+                let ftype = field.content_type().map(str::to_string);
+                let bytes = field.bytes().await.map_err(|e| body_error(e.status(), e.body_text()))?;
+                found = Some((bytes, fname, ftype));
+                break;
+            }
+        }
+        found.ok_or_else(|| ApiError::bad_request("the form has no file; send the audio in a field named `file`"))?
+    } else {
+        (Bytes::from_request(req, &()).await?, None, content_type)
+    };
+    if bytes.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "empty_audio",
+            "the request has no audio (empty body)",
+        ));
+    }
+    let name = name
+        .and_then(clean_name)
+        .or_else(|| field_name.as_deref().and_then(clean_name))
+        .unwrap_or_else(|| default_name.to_string());
+    let ext = format_hint(&name, field_type.as_deref());
+    Ok(Upload { bytes, name, ext })
+}
+
+/// Runs CPU-heavy work on a blocking thread once a worker slot is free.
+async fn blocking<T: Send + 'static>(
+    st: &Arc<AppState>,
+    f: impl FnOnce(&AppState) -> anyhow::Result<T> + Send + 'static,
+) -> Result<T, ApiError> {
+    let _permit = st.workers.acquire().await.map_err(|_| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting_down",
+            "the server is stopping",
+        )
+    })?;
+    let s = st.clone();
+    tokio::task::spawn_blocking(move || f(&s))
+        .await
+        .map_err(|e| {
+            tracing::error!("worker failed: {e}");
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "internal error (see the server log)",
+            )
+        })?
+        .map_err(ApiError::from_pipeline)
+}
+
+/// An upload opened for decoding, with the given duration limit.
+fn open_upload(st: &AppState, up: Upload, max_s: f64) -> anyhow::Result<(AudioStream, String)> {
+    let mut cfg = st.cfg.audio.clone();
+    cfg.max_duration_s = Some(cfg.max_duration_s.map_or(max_s, |m| m.min(max_s)));
+    let stream = AudioStream::from_bytes(Vec::from(up.bytes), &up.name, up.ext.as_deref(), &cfg)?;
+    Ok((stream, up.name))
+}
+
+async fn healthz(State(st): State<Arc<AppState>>) -> axum::Json<Value> {
+    let songs = st.read().songs().len();
+    axum::Json(json!({
+        "status": "ok",
+        "version": env!("CARGO_PKG_VERSION"),
+        "songs": songs,
+        "writable": st.token.is_some(),
+        "uptime_s": st.started.elapsed().as_secs_f64(),
+    }))
+}
+
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+}
+
+async fn stats(State(st): State<Arc<AppState>>) -> Result<axum::Json<Value>, ApiError> {
+    let stats = st
+        .read()
+        .stats()
+        .map_err(|e| ApiError::from_pipeline(anyhow::Error::from(e)))?;
+    Ok(axum::Json(json!(stats)))
+}
+
+#[derive(Debug, Deserialize)]
+struct Page {
+    #[serde(default)]
+    offset: usize,
+    limit: Option<usize>,
+}
+
+async fn list_songs(
+    State(st): State<Arc<AppState>>,
+    page: Result<Query<Page>, axum::extract::rejection::QueryRejection>,
+) -> Result<axum::Json<Value>, ApiError> {
+    let Query(page) = page.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let lib = st.read();
+    let songs = lib.songs();
+    let limit = page.limit.unwrap_or(songs.len());
+    let slice: Vec<_> = songs.iter().skip(page.offset).take(limit).collect();
+    Ok(axum::Json(
+        json!({"total": songs.len(), "offset": page.offset, "songs": slice}),
+    ))
+}
+
+fn song_id(id: Result<Path<i64>, axum::extract::rejection::PathRejection>) -> Result<i64, ApiError> {
+    id.map(|Path(id)| id)
+        .map_err(|_| ApiError::bad_request("a song id is a whole number (see GET /v1/songs)"))
+}
+
+async fn get_song(
+    State(st): State<Arc<AppState>>,
+    id: Result<Path<i64>, axum::extract::rejection::PathRejection>,
+) -> Result<axum::Json<Value>, ApiError> {
+    let id = song_id(id)?;
+    let lib = st.read();
+    let song = lib.songs().iter().find(|s| s.id == id).ok_or_else(|| no_song(id))?;
+    Ok(axum::Json(json!(song)))
+}
+
+fn no_song(id: i64) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        format!("no song {id} in the library"),
+    )
+}
+
+async fn delete_song(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    id: Result<Path<i64>, axum::extract::rejection::PathRejection>,
+) -> Result<axum::Json<Value>, ApiError> {
+    authorize(&st, &headers)?;
+    let id = song_id(id)?;
+    let deleted = blocking(&st, move |st| {
+        let deleted = st.write().delete(id)?;
+        if deleted {
+            st.ann_dirty.store(true, Ordering::SeqCst);
+        }
+        Ok(deleted)
+    })
+    .await?;
+    if !deleted {
+        return Err(no_song(id));
+    }
+    tracing::info!(id, "deleted");
+    Ok(axum::Json(json!({"deleted": id})))
+}
+
+#[derive(Debug, Deserialize)]
+struct NameParam {
+    name: Option<String>,
+}
+
+async fn add_song(
+    State(st): State<Arc<AppState>>,
+    params: Result<Query<NameParam>, axum::extract::rejection::QueryRejection>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    // The token is checked before the body is read: no work for strangers.
+    authorize(&st, req.headers())?;
+    let Query(p) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let up = read_audio(req, p.name.as_deref(), "upload").await?;
+    let (status, body) = blocking(&st, move |st| {
+        let hash = sampleid_corpus::sha256_bytes(&up.bytes);
+        if let Some(s) = st.read().find_hash(&hash).cloned() {
+            return Ok((
+                StatusCode::OK,
+                json!({"status": "skipped", "reason": format!("same content as {} (id {})", s.path, s.id), "song": s}),
+            ));
+        }
+        let max_s = st.serve.max_song_s;
+        let (stream, name) = open_upload(st, up, max_s)?;
+        let rows = st.engine.reference_rows_of(stream, &name, None)?;
+        if rows.fingerprints.is_empty() || rows.peak < crate::engine::SILENCE_PEAK {
+            return Err(Silent { name, what: "index" }.into());
+        }
+        let mut lib = st.write();
+        if let Some(s) = lib.find_hash(&hash).cloned() {
+            return Ok((
+                StatusCode::OK,
+                json!({"status": "skipped", "reason": format!("same content as {} (id {})", s.path, s.id), "song": s}),
+            ));
+        }
+        let song = lib.add(
+            &name,
+            &hash,
+            rows.duration_s,
+            &rows.fingerprints,
+            &rows.nodes,
+            &rows.chroma,
+        )?;
+        drop(lib);
+        st.ann_dirty.store(true, Ordering::SeqCst);
+        tracing::info!(id = song.id, name = %song.path, "indexed");
+        Ok((StatusCode::CREATED, json!({"status": "indexed", "song": song})))
+    })
+    .await?;
+    Ok((status, axum::Json(body)).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct QueryParams {
+    name: Option<String>,
+    top_k: Option<usize>,
+    rerank: Option<bool>,
+}
+
+async fn query(
+    State(st): State<Arc<AppState>>,
+    params: Result<Query<QueryParams>, axum::extract::rejection::QueryRejection>,
+    req: Request,
+) -> Result<axum::Json<Value>, ApiError> {
+    let Query(p) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let up = read_audio(req, p.name.as_deref(), "clip").await?;
+    let line = blocking(&st, move |st| {
+        let (stream, name) = open_upload(st, up, st.serve.max_query_s)?;
+        let input = st.engine.query_input_of(stream, &name)?;
+        let mut qcfg = st.cfg.query.clone();
+        if let Some(k) = p.top_k {
+            qcfg.top_k = k.clamp(1, 1000);
+        }
+        let lib = st.read();
+        crate::cmd::query::answer_input(&lib, &st.engine, &name, &input, p.rerank.unwrap_or(true), &qcfg)
+    })
+    .await?;
+    Ok(axum::Json(json!(line)))
+}
+
+async fn match_audio(
+    State(st): State<Arc<AppState>>,
+    params: Result<Query<NameParam>, axum::extract::rejection::QueryRejection>,
+    req: Request,
+) -> Result<axum::Json<Value>, ApiError> {
+    let Query(p) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let up = read_audio(req, p.name.as_deref(), "clip").await?;
+    blocking(&st, move |st| {
+        let (stream, name) = open_upload(st, up, st.serve.max_query_s)?;
+        let (chroma, duration_s) = crate::cmd::matching::chroma_of_stream(stream, &name, &st.cfg)?;
+        let (songs, recordings) = crate::cmd::matching::matchable(&st.read(), &st.cfg)?;
+        let passages = crate::cmd::matching::passages(&chroma, &songs, &recordings, &st.cfg)?;
+        Ok(axum::Json(
+            json!({"query": name, "duration_s": duration_s, "matches": passages}),
+        ))
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_names_are_labels_not_paths() {
+        assert_eq!(clean_name("../../etc/passwd").as_deref(), Some("passwd"));
+        assert_eq!(clean_name("C:\\music\\a.mp3").as_deref(), Some("a.mp3"));
+        assert_eq!(clean_name("..").as_deref(), None);
+        assert_eq!(clean_name("a\u{0}b\nc.wav").as_deref(), Some("abc.wav"));
+        assert_eq!(clean_name(&"x".repeat(500)).map(|s| s.len()), Some(200));
+    }
+
+    #[test]
+    fn hints_come_from_the_name_then_the_content_type() {
+        assert_eq!(format_hint("a.MP3", None).as_deref(), Some("mp3"));
+        assert_eq!(
+            format_hint("clip", Some("audio/x-wav; codecs=1")).as_deref(),
+            Some("wav")
+        );
+        assert_eq!(format_hint("clip", Some("text/plain")), None);
+        assert_eq!(format_hint("a.tar.verylong", None), None);
+    }
+
+    #[test]
+    fn tokens_compare_whole() {
+        assert!(constant_time_eq(b"abcdef", b"abcdef"));
+        assert!(!constant_time_eq(b"abcdef", b"abcdeg"));
+        assert!(!constant_time_eq(b"abc", b"abcdef"));
+    }
+}

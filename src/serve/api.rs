@@ -262,7 +262,7 @@ async fn read_audio(req: Request, name: Option<&str>, default_name: &str) -> Res
             .await
             .map_err(|e| body_error(e.status(), e.body_text()))?
         {
-            if field.file_name().is_some() || matches!(field.name(), Some("file" | "audio")) {
+            if field.file_name().is_some_and(|n| !n.is_empty()) || matches!(field.name(), Some("file" | "audio")) {
                 let fname = field.file_name().map(str::to_string);
                 let ftype = field.content_type().map(str::to_string);
                 let bytes = field.bytes().await.map_err(|e| body_error(e.status(), e.body_text()))?;

@@ -111,13 +111,15 @@ function svgEl(tag, attrs) {
 
 function timeline(duration, m, s) {
   const W = 600, x0 = 70, w = W - x0 - 10;
-  const svg = svgEl("svg", { class: "timeline", viewBox: `0 0 ${W} 76`, role: "img" });
+  const svg = svgEl("svg", { class: "timeline", viewBox: `0 0 ${W} 80`, role: "img" });
   svg.setAttribute(
     "aria-label",
     `Timeline: query ${fmt(s.q0)} to ${fmt(s.q1)} matches reference ${fmt(s.r0)} to ${fmt(s.r1)}`
   );
-  const qx = (t) => x0 + (w * t) / Math.max(duration, 1e-9);
-  const rx = (t) => x0 + (w * t) / Math.max(m.reference_duration, 1e-9);
+  // One time scale for both bars, so that lengths compare.
+  const span = Math.max(duration, m.reference_duration, 1e-9);
+  const qx = (t) => x0 + (w * t) / span;
+  const rx = qx;
   const label = (y, t) => {
     const el = svgEl("text", { x: 0, y: y + 10 });
     el.textContent = t;
@@ -125,8 +127,8 @@ function timeline(duration, m, s) {
   };
   label(6, "query");
   label(52, "reference");
-  svg.append(svgEl("rect", { class: "bar", x: x0, y: 6, width: w, height: 14 }));
-  svg.append(svgEl("rect", { class: "bar", x: x0, y: 52, width: w, height: 14 }));
+  svg.append(svgEl("rect", { class: "bar", x: x0, y: 6, width: qx(duration) - x0, height: 14 }));
+  svg.append(svgEl("rect", { class: "bar", x: x0, y: 52, width: rx(m.reference_duration) - x0, height: 14 }));
   svg.append(
     svgEl("polygon", {
       class: "link",
@@ -135,9 +137,12 @@ function timeline(duration, m, s) {
   );
   svg.append(svgEl("rect", { class: "hit", x: qx(s.q0), y: 6, width: Math.max(qx(s.q1) - qx(s.q0), 1), height: 14 }));
   svg.append(svgEl("rect", { class: "hit", x: rx(s.r0), y: 52, width: Math.max(rx(s.r1) - rx(s.r0), 1), height: 14 }));
-  const end = svgEl("text", { x: W - 10, y: 46, "text-anchor": "end" });
-  end.textContent = `reference ${fmt(m.reference_duration)}`;
-  svg.append(end);
+  const ends = [[qx(duration), 30, `clip ${fmt(duration)}`], [rx(m.reference_duration), 76, `song ${fmt(m.reference_duration)}`]];
+  for (const [x, y, t] of ends) {
+    const el = svgEl("text", { x: Math.max(x, x0 + 60), y, "text-anchor": "end" });
+    el.textContent = t;
+    svg.append(el);
+  }
   return svg;
 }
 

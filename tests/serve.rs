@@ -1,0 +1,623 @@
+//! `sampleid serve` as its users meet it: a real server on loopback, driven
+//! over real HTTP (and, in `the_page_identifies_a_chosen_file`, from headless
+//! Chromium through chromedriver).
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+mod common;
+use common::{fixture, s, sampleid};
+
+const TOKEN: &str = "test-token-0123456789abcdef";
+
+/// A running `sampleid serve`; stopped (SIGKILL) when dropped.
+struct Server {
+    child: Child,
+    url: String,
+    /// What it printed on stderr (read in the background).
+    stderr: std::sync::Mutex<std::sync::mpsc::Receiver<String>>,
+}
+
+impl Server {
+    /// Starts a server and waits for its "serving … on http://…/" line.
+    fn start(args: &[&str], token: Option<&str>) -> Result<Server, String> {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sampleid"));
+        cmd.arg("serve")
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd.env_remove("SAMPLEID_TOKEN");
+        if let Some(t) = token {
+            cmd.env("SAMPLEID_TOKEN", t);
+        }
+        let mut child = cmd.spawn().expect("the binary starts");
+        let (tx, stderr) = std::sync::mpsc::channel();
+        let err = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        let Some(url) = line.trim().rsplit(" on ").next().filter(|u| u.starts_with("http://")) else {
+            let status = child.wait().unwrap();
+            let err: Vec<String> = stderr.iter().collect();
+            return Err(format!("{status}: {}", err.join("\n")));
+        };
+        let url = url.trim_end_matches('/').to_string();
+        // Keep draining stdout so the server never blocks on it.
+        std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+        Ok(Server {
+            child,
+            url,
+            stderr: std::sync::Mutex::new(stderr),
+        })
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.url)
+    }
+
+    /// SIGTERM, and the exit status.
+    fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                return st;
+            }
+            assert!(Instant::now() < deadline, "the server did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(300)))
+        .build()
+        .into()
+}
+
+/// Status and JSON body of a response.
+fn answer(r: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> (u16, Value) {
+    let mut r = r.expect("the request completes");
+    let status = r.status().as_u16();
+    let text = r.body_mut().read_to_string().unwrap();
+    let v = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {status} {text}"));
+    (status, v)
+}
+
+fn post(url: &str, token: Option<&str>, content_type: &str, body: &[u8]) -> (u16, Value) {
+    let mut req = agent().post(url).header("Content-Type", content_type);
+    if let Some(t) = token {
+        req = req.header("Authorization", &format!("Bearer {t}"));
+    }
+    answer(req.send(body))
+}
+
+fn get(url: &str) -> (u16, Value) {
+    answer(agent().get(url).call())
+}
+
+fn delete(url: &str, token: Option<&str>) -> (u16, Value) {
+    let mut req = agent().delete(url);
+    if let Some(t) = token {
+        req = req.header("Authorization", &format!("Bearer {t}"));
+    }
+    answer(req.call())
+}
+
+/// A multipart/form-data body with one file field.
+fn form(field: &str, file_name: &str, bytes: &[u8]) -> (String, Vec<u8>) {
+    let boundary = "sampleid-test-boundary-7MA4YWxkTrZu0gW";
+    let disposition = match file_name {
+        "" => format!("form-data; name=\"{field}\""),
+        f => format!("form-data; name=\"{field}\"; filename=\"{f}\""),
+    };
+    let mut body =
+        format!("--{boundary}\r\nContent-Disposition: {disposition}\r\nContent-Type: application/octet-stream\r\n\r\n")
+            .into_bytes();
+    body.extend_from_slice(bytes);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+/// A library of three of the bundled pieces (nebula is left out, to be uploaded).
+fn library(dir: &Path) -> PathBuf {
+    let db = dir.join("db");
+    let mut args = vec!["-q", "index", "--db", s(&db)];
+    let songs: Vec<PathBuf> = ["awakening-20s.ogg", "deprecation-20s.ogg", "media-threat-20s.ogg"]
+        .iter()
+        .map(|n| fixture(n))
+        .collect();
+    args.extend(songs.iter().map(|p| s(p)));
+    let o = sampleid(&args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    db
+}
+
+fn silent_wav(path: &Path) {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 16_000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec).unwrap();
+    for _ in 0..16_000 * 5 {
+        w.write_sample(0i16).unwrap();
+    }
+    w.finalize().unwrap();
+}
+
+fn paths_of(songs: &Value) -> Vec<String> {
+    songs["songs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["path"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn the_api_identifies_uploads_and_guards_the_library() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = library(tmp.path());
+    let srv = Server::start(
+        &["--db", s(&db), "--addr", "127.0.0.1:0", "--max-body-mb", "2"],
+        Some(TOKEN),
+    )
+    .unwrap();
+
+    // Health, page and description.
+    let (st, h) = get(&srv.url("/healthz"));
+    assert_eq!(
+        (st, h["songs"].as_u64(), h["writable"].as_bool()),
+        (200, Some(3), Some(true))
+    );
+    let mut page = agent().get(&srv.url("/")).call().unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.body_mut().read_to_string().unwrap().contains("/app.js"));
+    let (st, spec) = get(&srv.url("/v1/openapi.json"));
+    assert_eq!(st, 200);
+    for p in [
+        "/healthz",
+        "/v1/stats",
+        "/v1/songs",
+        "/v1/songs/{id}",
+        "/v1/query",
+        "/v1/match",
+    ] {
+        assert!(spec["paths"].get(p).is_some(), "{p} is described");
+    }
+
+    // The README clip (nebula, +1 st, mixed under other music): nebula is not
+    // in the library yet.
+    let clip = std::fs::read(fixture("query-nebula-pitch1-mixed.wav")).unwrap();
+    let q = srv.url("/v1/query?name=clip.wav");
+    let (st, before) = post(&q, None, "audio/wav", &clip);
+    assert_eq!(st, 200, "{before}");
+    assert!(!before.to_string().contains("nebula"), "{before}");
+
+    // Writes need the token; the client's name is a label, never a path.
+    let nebula = std::fs::read(fixture("nebula-20s.ogg")).unwrap();
+    let add = srv.url("/v1/songs?name=..%2F..%2Fnebula-20s.ogg");
+    let (st, e) = post(&add, None, "audio/ogg", &nebula);
+    assert_eq!((st, e["code"].as_str()), (401, Some("unauthorized")), "{e}");
+    let (st, e) = post(&add, Some("wrong-token-0123456789"), "audio/ogg", &nebula);
+    assert_eq!(st, 401, "{e}");
+    let (st, added) = post(&add, Some(TOKEN), "audio/ogg", &nebula);
+    assert_eq!((st, added["status"].as_str()), (201, Some("indexed")), "{added}");
+    assert_eq!(added["song"]["path"], "nebula-20s.ogg");
+    let id = added["song"]["id"].as_i64().unwrap();
+    let (ct, body) = form("file", "again.ogg", &nebula);
+    let (st, again) = post(&srv.url("/v1/songs"), Some(TOKEN), &ct, &body);
+    assert_eq!(
+        (st, again["status"].as_str(), again["song"]["id"].as_i64()),
+        (200, Some("skipped"), Some(id))
+    );
+
+    // Now the clip is nebula's 4 s, +1 semitone, ratio 1 — raw body or form.
+    for (ct, body) in [("audio/wav".to_string(), clip.clone()), form("file", "clip.wav", &clip)] {
+        let (st, a) = post(&srv.url("/v1/query"), None, &ct, &body);
+        assert_eq!(st, 200, "{a}");
+        let top = &a["matches"][0];
+        assert_eq!(top["reference"], "nebula-20s.ogg", "{a}");
+        assert_eq!(top["song_id"].as_i64(), Some(id));
+        assert_eq!(a["duration_s"].as_f64(), Some(10.0));
+        let at = top["reference_start"].as_f64().unwrap() - top["query_start"].as_f64().unwrap();
+        assert!((at - 4.0).abs() <= 1.0, "{top}");
+        assert!((top["pitch_shift"].as_f64().unwrap() - 1.0).abs() <= 0.5, "{top}");
+    }
+    // Audio matching on the stored chroma agrees.
+    let (st, m) = post(&srv.url("/v1/match"), None, "audio/wav", &clip);
+    assert_eq!(st, 200, "{m}");
+    assert_eq!(m["matches"][0]["reference"], "nebula-20s.ogg", "{m}");
+    assert_eq!(m["matches"][0]["pitch_shift"], 1, "{m}");
+
+    // Bad input: clear JSON errors, nothing changes.
+    let (st, e) = post(&q, None, "text/plain", b"this is not audio at all, just some text");
+    assert_eq!((st, e["code"].as_str()), (415, Some("unsupported_audio")), "{e}");
+    let (st, e) = post(&q, None, "audio/wav", b"");
+    assert_eq!((st, e["code"].as_str()), (400, Some("empty_audio")), "{e}");
+    let (st, e) = post(&q, None, "audio/wav", &clip[..clip.len() / 2]);
+    assert_eq!(
+        (st, e["code"].as_str()),
+        (400, Some("bad_audio")),
+        "a file cut short: {e}"
+    );
+    let silent = tmp.path().join("silent.wav");
+    silent_wav(&silent);
+    let (st, e) = post(&q, None, "audio/wav", &std::fs::read(&silent).unwrap());
+    assert_eq!((st, e["code"].as_str()), (400, Some("silent_audio")), "{e}");
+    let (st, e) = post(&add, Some(TOKEN), "audio/wav", &std::fs::read(&silent).unwrap());
+    assert_eq!((st, e["code"].as_str()), (400, Some("silent_audio")), "{e}");
+    let (ct, body) = form("comment", "", b"no file here");
+    let (st, e) = post(&q, None, &ct, &body);
+    assert_eq!(st, 400, "{e}");
+    let big = vec![0u8; 2_500_000];
+    let (st, e) = post(&q, None, "audio/wav", &big);
+    assert_eq!((st, e["code"].as_str()), (413, Some("body_too_large")), "{e}");
+    let (st, _) = get(&srv.url("/v1/nothing"));
+    assert_eq!(st, 404);
+    let (st, e) = get(&srv.url("/v1/query"));
+    assert_eq!((st, e["code"].as_str()), (405, Some("method_not_allowed")));
+
+    // Deleting needs the token too.
+    let one = srv.url(&format!("/v1/songs/{id}"));
+    assert_eq!(delete(&one, None).0, 401);
+    assert_eq!(delete(&srv.url("/v1/songs/x"), Some(TOKEN)).0, 400);
+    let (st, d) = delete(&one, Some(TOKEN));
+    assert_eq!((st, d["deleted"].as_i64()), (200, Some(id)));
+    assert_eq!(delete(&one, Some(TOKEN)).0, 404);
+    assert_eq!(get(&one).0, 404);
+    let (_, songs) = get(&srv.url("/v1/songs"));
+    assert_eq!(songs["total"], 3);
+    let (_, stats) = get(&srv.url("/v1/stats"));
+    assert_eq!(
+        (stats["songs"].as_u64(), stats["dead_segments"].as_u64()),
+        (Some(3), Some(32))
+    );
+
+    // While it serves, nobody else may write the library.
+    let o = sampleid(&["-q", "index", "--db", s(&db), s(&fixture("nebula-20s.ogg"))]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("another sampleid process"));
+
+    // SIGTERM stops it cleanly; the library is intact.
+    assert!(srv.terminate().success());
+    let o = sampleid(&["list", "--db", s(&db)]);
+    assert!(o.status.success());
+    assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 3);
+}
+
+#[test]
+fn queries_run_while_songs_are_added_and_never_see_half_a_song() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = library(tmp.path());
+    let srv = Server::start(&["--db", s(&db), "--addr", "127.0.0.1:0"], Some(TOKEN)).unwrap();
+    let clip = std::fs::read(fixture("query-nebula-pitch1-mixed.wav")).unwrap();
+    let uploads: Vec<(String, Vec<u8>)> = ["nebula-20s.ogg", "coherence-10s-ffmpeg-seek.ogg"]
+        .iter()
+        .map(|n| (n.to_string(), std::fs::read(fixture(n)).unwrap()))
+        .collect();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let readers: Vec<_> = (0..3)
+            .map(|r| {
+                let (srv, clip, done) = (&srv, &clip, &done);
+                scope.spawn(move || {
+                    let mut seen = 0;
+                    while !done.load(std::sync::atomic::Ordering::SeqCst) || seen == 0 {
+                        if r == 0 {
+                            let (st, a) = post(&srv.url("/v1/query"), None, "audio/wav", clip);
+                            assert_eq!(st, 200, "{a}");
+                        } else {
+                            // Every song listed is whole: all of its segments
+                            // are committed and counted by the stats.
+                            let (st, songs) = get(&srv.url("/v1/songs"));
+                            assert_eq!(st, 200);
+                            for s in songs["songs"].as_array().unwrap() {
+                                let d = s["duration_s"].as_f64().unwrap();
+                                let n = s["segments"].as_f64().unwrap();
+                                assert!(d > 0.0 && n >= ((d - 4.08) / 0.512).floor(), "{s}");
+                            }
+                            let (_, stats) = get(&srv.url("/v1/stats"));
+                            assert_eq!(stats["dead_segments"], 0, "{stats}");
+                        }
+                        seen += 1;
+                    }
+                    seen
+                })
+            })
+            .collect();
+        for (name, bytes) in &uploads {
+            let (st, a) = post(
+                &srv.url(&format!("/v1/songs?name={name}")),
+                Some(TOKEN),
+                "audio/ogg",
+                bytes,
+            );
+            assert_eq!(st, 201, "{a}");
+            // Reported indexed → listed and found at once.
+            let (_, songs) = get(&srv.url("/v1/songs"));
+            assert!(paths_of(&songs).contains(name), "{songs}");
+        }
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        for r in readers {
+            assert!(r.join().unwrap() > 0);
+        }
+    });
+    let (_, a) = post(&srv.url("/v1/query"), None, "audio/wav", &clip);
+    assert_eq!(a["matches"][0]["reference"], "nebula-20s.ogg", "{a}");
+}
+
+#[test]
+fn writes_need_a_token_and_public_addresses_need_one_set() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = library(tmp.path());
+    // Not loopback, no token: refused, with the way out in the message.
+    let e = Server::start(&["--db", s(&db), "--addr", "0.0.0.0:0"], None)
+        .err()
+        .expect("refused");
+    assert!(e.contains("without a token") && e.contains("--read-only"), "{e}");
+    // A short token is refused.
+    let e = Server::start(&["--db", s(&db), "--addr", "127.0.0.1:0"], Some("short"))
+        .err()
+        .expect("refused");
+    assert!(e.contains("at least 16"), "{e}");
+
+    // Read-only serves queries anywhere and refuses writes.
+    {
+        let srv = Server::start(&["--db", s(&db), "--addr", "0.0.0.0:0", "--read-only"], None).unwrap();
+        let port = srv.url.rsplit(':').next().unwrap().to_string();
+        let local = format!("http://127.0.0.1:{port}");
+        let (st, h) = get(&format!("{local}/healthz"));
+        assert_eq!((st, h["writable"].as_bool()), (200, Some(false)));
+        // (A small body: the server answers before reading it.)
+        let (st, e) = post(&format!("{local}/v1/songs"), Some(TOKEN), "audio/ogg", b"OggS");
+        assert_eq!((st, e["code"].as_str()), (403, Some("read_only")), "{e}");
+    }
+
+    // Loopback without a token: a random one is printed, and only it works.
+    let srv = Server::start(&["--db", s(&db), "--addr", "127.0.0.1:0"], None).unwrap();
+    let token = loop {
+        let line = srv
+            .stderr
+            .lock()
+            .unwrap()
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the token is printed");
+        if let Some(t) = line.trim().strip_prefix("Authorization: Bearer ") {
+            break t.to_string();
+        }
+    };
+    assert_eq!(token.len(), 32);
+    assert_eq!(delete(&srv.url("/v1/songs/1"), Some(TOKEN)).0, 401);
+    assert_eq!(delete(&srv.url("/v1/songs/1"), Some(&token)).0, 200);
+
+    // CORS is off: no Access-Control header for another origin.
+    let r = agent()
+        .get(&srv.url("/v1/stats"))
+        .header("Origin", "http://evil.example")
+        .call()
+        .unwrap();
+    assert!(r.headers().get("access-control-allow-origin").is_none());
+}
+
+// ---- the web page in a real browser -----------------------------------------
+
+/// Where the browser and its driver are, or why the test cannot run. CI
+/// (`.ci/run`) installs Debian's `chromium` and `chromium-driver` and sets
+/// `SAMPLEID_BROWSER_TEST=required`, which turns a missing browser into a failure.
+fn browser() -> Option<(PathBuf, PathBuf)> {
+    let chromium =
+        std::env::var_os("SAMPLEID_CHROMIUM").map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from);
+    let driver =
+        std::env::var_os("SAMPLEID_CHROMEDRIVER").map_or_else(|| PathBuf::from("/usr/bin/chromedriver"), PathBuf::from);
+    if chromium.exists() && driver.exists() {
+        return Some((chromium, driver));
+    }
+    let msg = format!(
+        "headless Chromium test needs {} and {} (Debian: apt-get install chromium chromium-driver)",
+        chromium.display(),
+        driver.display()
+    );
+    if std::env::var("SAMPLEID_BROWSER_TEST").is_ok_and(|v| v == "required") {
+        panic!("{msg}");
+    }
+    eprintln!("SKIPPED: {msg}");
+    None
+}
+
+/// A W3C WebDriver session on a local chromedriver.
+struct Browser {
+    driver: Child,
+    base: String,
+    session: String,
+}
+
+impl Browser {
+    fn start(chromium: &Path, driver: &Path, profile: &Path) -> Browser {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(driver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver starts");
+        let base = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !agent()
+            .get(&format!("{base}/status"))
+            .call()
+            .is_ok_and(|r| r.status() == 200)
+        {
+            assert!(Instant::now() < deadline, "chromedriver did not come up");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let caps = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": chromium.to_str().unwrap(),
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                         "--disable-quic", "--no-first-run", "--disable-background-networking",
+                         "--disable-component-update", "--disable-sync", "--window-size=1000,1200",
+                         format!("--user-data-dir={}", profile.display())]
+            }
+        }}});
+        let mut b = Browser {
+            driver: child,
+            base,
+            session: String::new(),
+        };
+        let v = b.call("POST", "/session", Some(caps));
+        b.session = v["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no session: {v}"))
+            .to_string();
+        b
+    }
+
+    fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let url = if path == "/session" {
+            format!("{}{path}", self.base)
+        } else {
+            format!("{}/session/{}{path}", self.base, self.session)
+        };
+        let a = agent();
+        let r = match method {
+            "POST" => a.post(&url).send(body.unwrap_or(json!({})).to_string()),
+            "GET" => a.get(&url).call(),
+            _ => a.delete(&url).call(),
+        };
+        let (st, v) = answer(r);
+        assert_eq!(st, 200, "{method} {path}: {v}");
+        v["value"].clone()
+    }
+
+    fn script(&self, js: &str) -> Value {
+        self.call("POST", "/execute/sync", Some(json!({"script": js, "args": []})))
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        if !self.session.is_empty() {
+            let _ = agent()
+                .delete(&format!("{}/session/{}", self.base, self.session))
+                .call();
+        }
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+#[test]
+fn the_page_identifies_a_chosen_file() {
+    let Some((chromium, driver)) = browser() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let db = library(tmp.path());
+    let o = sampleid(&["-q", "index", "--db", s(&db), s(&fixture("nebula-20s.ogg"))]);
+    assert!(o.status.success());
+    let srv = Server::start(&["--db", s(&db), "--addr", "127.0.0.1:0", "--read-only"], None).unwrap();
+    let profile = tmp.path().join("profile");
+    let b = Browser::start(&chromium, &driver, &profile);
+    b.call("POST", "/url", Some(json!({"url": srv.url("/")})));
+    // The page asks the server for the library's size.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !b
+        .script("return document.getElementById('library').textContent")
+        .as_str()
+        .is_some_and(|t| t.contains("4 songs"))
+    {
+        assert!(Instant::now() < deadline, "the page did not show the library");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Choose the README clip in the file input, as a user would.
+    let input = b.call(
+        "POST",
+        "/element",
+        Some(json!({"using": "css selector", "value": "#file"})),
+    );
+    let id = input["element-6066-11e4-a52e-4f735466cecf"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no element: {input}"))
+        .to_string();
+    let clip = fixture("query-nebula-pitch1-mixed.wav");
+    b.call(
+        "POST",
+        &format!("/element/{id}/value"),
+        Some(json!({"text": clip.to_str().unwrap()})),
+    );
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let state = loop {
+        let v = b.script(
+            "const r = document.querySelectorAll('#results li');\
+             return {state: document.body.dataset.state || '', status: document.getElementById('status').textContent,\
+                     first: r.length ? r[0].textContent : '', n: r.length,\
+                     timelines: document.querySelectorAll('#results svg.timeline').length,\
+                     spectrogram: document.getElementById('spectrogram').dataset.ready || ''};",
+        );
+        if (v["state"] == "done" && v["spectrogram"] != "0") || v["state"] == "error" {
+            break v;
+        }
+        assert!(Instant::now() < deadline, "no answer on the page: {v}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(state["state"], "done", "{state}");
+    let first = state["first"].as_str().unwrap();
+    assert!(first.contains("nebula-20s.ogg"), "the best match is nebula: {state}");
+    assert!(first.contains("pitch +1.0 st"), "{state}");
+    assert!(state["timelines"].as_u64().unwrap() >= 1, "{state}");
+    assert_eq!(state["spectrogram"], "1", "the browser drew the spectrogram: {state}");
+    if let Some(out) = std::env::var_os("SAMPLEID_SCREENSHOT") {
+        let png = b.call("GET", "/screenshot", None);
+        let bytes = base64_decode(png.as_str().unwrap());
+        std::fs::write(out, bytes).unwrap();
+    }
+}
+
+/// Standard base64 (the WebDriver screenshot), for the optional screenshot.
+fn base64_decode(text: &str) -> Vec<u8> {
+    let val = |c: u8| match c {
+        b'A'..=b'Z' => c - b'A',
+        b'a'..=b'z' => c - b'a' + 26,
+        b'0'..=b'9' => c - b'0' + 52,
+        b'+' => 62,
+        _ => 63,
+    };
+    let clean: Vec<u8> = text
+        .bytes()
+        .filter(|c| !c.is_ascii_whitespace() && *c != b'=')
+        .collect();
+    let mut out = Vec::with_capacity(clean.len() * 3 / 4);
+    for chunk in clean.chunks(4) {
+        let mut n = 0u32;
+        for (i, &c) in chunk.iter().enumerate() {
+            n |= u32::from(val(c)) << (18 - 6 * i);
+        }
+        out.extend_from_slice(&n.to_be_bytes()[1..chunk.len()]);
+    }
+    out
+}

@@ -464,6 +464,10 @@ pub enum BenchCommand {
     /// Audio matching on a benchmark: chroma-DTW matching against shingle
     /// search (exact and HNSW, by PCA dimension), P@1 / MAP and time per query.
     Matching(BenchMatchingArgs),
+    /// Load test of a running `sampleid serve`: CLIENTS concurrent clients
+    /// post query clips to /v1/query for DURATION seconds; reports throughput,
+    /// latency percentiles and errors (scripts/bench-serve runs it on a 10 h library).
+    Serve(BenchServeArgs),
     /// Build a version-identification benchmark: mma pieces rendered several
     /// times with another groove, instruments, tempo and key (refs/ holds one
     /// rendition per piece, queries/ 20 s excerpts of the others).
@@ -489,6 +493,30 @@ pub struct BenchVersionsArgs {
     pub excerpt: f64,
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchServeArgs {
+    /// The server, e.g. http://127.0.0.1:8080.
+    #[arg(long)]
+    pub url: String,
+    /// Query clips: files or directories (searched recursively for audio).
+    #[arg(required = true)]
+    pub queries: Vec<PathBuf>,
+    /// Concurrent clients, each with its own keep-alive connection.
+    #[arg(long, default_value_t = 200)]
+    pub clients: usize,
+    /// Seconds to send new requests (those in flight at the end are awaited).
+    #[arg(long, default_value_t = 60.0)]
+    pub duration_s: f64,
+    /// Give up on a request after this many seconds (counted as an error).
+    #[arg(long, default_value_t = 300.0)]
+    pub timeout_s: f64,
+    /// Write every request (client, clip, status, ms) as JSON lines here.
+    #[arg(long, value_name = "FILE")]
+    pub log: Option<PathBuf>,
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

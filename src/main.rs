@@ -64,6 +64,7 @@ fn run(cli: &Cli) -> anyhow::Result<usize> {
         }
         Command::Bench(BenchCommand::Versions(args)) => cmd::bench::versions(args, cli.quiet).map(|()| 0),
         Command::Bench(BenchCommand::Matching(args)) => cmd::matching::bench(args, &cfg).map(|()| 0),
+        Command::Bench(BenchCommand::Serve(args)) => cmd::load::run(args, cli.quiet).map(|()| 0),
         Command::Bench(BenchCommand::Make(args)) => cmd::bench::make(args, cli.quiet).map(|()| 0),
         Command::Bench(BenchCommand::Run(args)) => {
             cmd::bench::run(args, &cfg, cli.model.as_deref(), cli.quiet).map(|()| 0)

@@ -26,3 +26,17 @@ pub fn show_position(bar: &ProgressBar, name: &str, position_s: f64, declared_s:
         None => bar.set_message(format!("{name}  {position_s:.0} s")),
     }
 }
+
+/// A spinner counting events of an open-ended run (`unit`: "requests", say).
+pub fn counter(unit: &str, quiet: bool) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+    if quiet {
+        bar.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    bar.set_style(
+        ProgressStyle::with_template(&format!("{{spinner}} [{{elapsed_precise}}] {{pos}} {unit}  {{wide_msg}}"))
+            .expect("static template"),
+    );
+    bar.enable_steady_tick(std::time::Duration::from_millis(250));
+    bar
+}

@@ -26,7 +26,7 @@ const AUDIO_EXTENSIONS: &[&str] = &[
 const ANN_SAVE_EVERY_S: f64 = 300.0;
 
 /// Files named on the command line, directories expanded (sorted, recursive).
-fn collect(paths: &[PathBuf]) -> Vec<Result<PathBuf>> {
+pub fn collect(paths: &[PathBuf]) -> Vec<Result<PathBuf>> {
     fn walk(dir: &Path, out: &mut Vec<Result<PathBuf>>) {
         let entries = match std::fs::read_dir(dir) {
             Ok(e) => e,

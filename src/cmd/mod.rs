@@ -6,6 +6,7 @@ pub mod features;
 pub mod fingerprint;
 pub mod info;
 pub mod library;
+pub mod load;
 pub mod matching;
 pub mod query;
 pub mod train;

@@ -34,8 +34,10 @@ pub fn counter(unit: &str, quiet: bool) -> ProgressBar {
         bar.set_draw_target(ProgressDrawTarget::hidden());
     }
     bar.set_style(
-        ProgressStyle::with_template(&format!("{{spinner}} [{{elapsed_precise}}] {{pos}} {unit}  {{wide_msg}}"))
-            .expect("static template"),
+        ProgressStyle::with_template(&format!(
+            "{{spinner}} [{{elapsed_precise}}] {{pos}} {unit}  {{wide_msg}}"
+        ))
+        .expect("static template"),
     );
     bar.enable_steady_tick(std::time::Duration::from_millis(250));
     bar

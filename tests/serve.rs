@@ -419,6 +419,36 @@ fn writes_need_a_token_and_public_addresses_need_one_set() {
         .call()
         .unwrap();
     assert!(r.headers().get("access-control-allow-origin").is_none());
+    drop(srv);
+
+    // … and on for the origins the configuration lists.
+    let cfg = tmp.path().join("cors.toml");
+    std::fs::write(&cfg, "[serve]\ncors_origins = [\"http://app.example\"]\n").unwrap();
+    let srv = Server::start(
+        &[
+            "--config",
+            s(&cfg),
+            "--db",
+            s(&db),
+            "--addr",
+            "127.0.0.1:0",
+            "--read-only",
+        ],
+        None,
+    )
+    .unwrap();
+    let header = |origin: &str| {
+        let r = agent()
+            .get(&srv.url("/v1/stats"))
+            .header("Origin", origin)
+            .call()
+            .unwrap();
+        r.headers()
+            .get("access-control-allow-origin")
+            .map(|v| v.to_str().unwrap().to_string())
+    };
+    assert_eq!(header("http://app.example").as_deref(), Some("http://app.example"));
+    assert_eq!(header("http://evil.example"), None);
 }
 
 // ---- the web page in a real browser -----------------------------------------

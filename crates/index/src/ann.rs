@@ -49,6 +49,14 @@ impl Default for IndexConfig {
     }
 }
 
+/// Search contexts to reserve in an HNSW index: concurrent searches beyond
+/// this wait. A `sampleid serve` under load (200 clients, 2 cores) ran out
+/// with usearch's default of one per hardware thread.
+fn search_threads() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (4 * cores.max(rayon::current_num_threads())).max(16)
+}
+
 pub(crate) enum Ann {
     Exact,
     Hnsw(Index),
@@ -88,6 +96,11 @@ impl Ann {
                         }
                     }
                 }
+                // Contexts for concurrent searches (a server runs several
+                // queries at once, each fanning out over rayon).
+                index
+                    .reserve_capacity_and_threads(index.capacity(), search_threads())
+                    .map_err(ann_err)?;
                 let mut ann = Self::Hnsw(index);
                 let added = ann.add_range(lib, from, lib.rows)?;
                 if added > 0 {
@@ -166,9 +179,8 @@ impl Ann {
         // Grow geometrically: a reserve per song would copy the graph each time.
         let need = index.size() + rows.len();
         if need > index.capacity() {
-            let threads = rayon::current_num_threads();
             index
-                .reserve_capacity_and_threads(need.max(2 * index.capacity()), threads)
+                .reserve_capacity_and_threads(need.max(2 * index.capacity()), search_threads())
                 .map_err(ann_err)?;
         }
         rows.par_iter()
@@ -220,9 +232,20 @@ impl Ann {
                 if index.size() == 0 {
                     return Ok(Vec::new());
                 }
-                let m = index
-                    .filtered_search(q, k, |key| lib.song_of(key).is_some())
-                    .map_err(ann_err)?;
+                // Every search takes one of the index's per-thread contexts;
+                // when all are busy (more concurrent searches than reserved),
+                // wait for one rather than fail the query.
+                let mut waited = 0;
+                let m = loop {
+                    match index.filtered_search(q, k, |key| lib.song_of(key).is_some()) {
+                        Ok(m) => break m,
+                        Err(e) if e.to_string().contains("Reserve capacity") && waited < 10_000 => {
+                            waited += 1;
+                            std::thread::sleep(std::time::Duration::from_millis(1));
+                        }
+                        Err(e) => return Err(ann_err(e)),
+                    }
+                };
                 Ok(m.keys.into_iter().zip(m.distances).map(|(r, d)| (r, 1.0 - d)).collect())
             }
             Self::IvfPq(Some(ix), cfg) => {

@@ -248,3 +248,32 @@ fn uncommitted_chroma_is_cut_and_old_libraries_gain_chroma() {
     assert_eq!(lib.chroma(b).concat(), chroma(2, 30));
     assert!(lib.chroma(lib.find_path("a.wav")[0]).is_empty());
 }
+
+#[test]
+fn many_concurrent_searches_all_succeed() {
+    // A server under load searches from many threads at once; usearch has a
+    // fixed number of search contexts, and a search that found none failed.
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut lib = Library::open_writer(dir.path(), &layout(), &cfg(AnnKind::Hnsw)).unwrap();
+        for s in 1..=4u64 {
+            let (f, n) = song(s, 50);
+            lib.add(&format!("song{s}.wav"), &format!("h{s}"), 30.0, &f, &n, &[])
+                .unwrap();
+        }
+        lib.save_ann().unwrap();
+    }
+    let lib = Library::open(dir.path()).unwrap();
+    std::thread::scope(|scope| {
+        for t in 0..64u64 {
+            let lib = &lib;
+            scope.spawn(move || {
+                for i in 0..200u64 {
+                    let q = unit((1 + (t + i) % 4) * 1000 + i % 50, 16);
+                    let got = lib.nearest(&q, 5).expect("every search succeeds");
+                    assert_eq!(got.len(), 5);
+                }
+            });
+        }
+    });
+}

@@ -90,6 +90,11 @@ pub enum Command {
     #[command(verbatim_doc_comment)]
     Match(MatchArgs),
 
+    /// What kind of music a track is: GraphSAGE on a k-nearest-neighbour graph
+    /// of tracks (whole-track features), trained on your labels.
+    #[command(subcommand)]
+    Genre(GenreCommand),
+
     /// Serve the library over HTTP: the JSON API under /v1 (OpenAPI description
     /// at /v1/openapi.json) and a web page at / to drop, choose or record a clip.
     ///
@@ -189,6 +194,102 @@ pub struct MatchArgs {
     pub files: Vec<PathBuf>,
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum GenreCommand {
+    /// Train a classifier on labelled tracks and save it next to a library
+    /// (--db DIR: DIR/genre.safetensors) or in --classifier FILE.
+    Train(GenreTrainArgs),
+    /// Classify tracks: each joins the training graph through its nearest
+    /// training tracks (no retraining). --json gives the probabilities and neighbours.
+    Predict(GenrePredictArgs),
+    /// k-fold cross-validation of GraphSAGE against a k-NN vote and an MLP
+    /// (same features, same folds): report.md, summary.json, confusion PNGs.
+    Eval(GenreEvalArgs),
+    /// Make a labelled set: mma grooves rendered by style family (--source
+    /// grooves), or the corpus's music by its style (--source corpus).
+    Dataset(GenreDatasetArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct GenreTrainArgs {
+    /// CSV with the columns path,label[,group] (paths relative to the file).
+    #[arg(long)]
+    pub labels: PathBuf,
+    /// Save the classifier next to this library.
+    #[arg(long)]
+    pub db: Option<PathBuf>,
+    /// Save the classifier here instead (FILE.safetensors + FILE.json).
+    #[arg(long, value_name = "FILE")]
+    pub classifier: Option<PathBuf>,
+    /// Add the mean of the track's neural fingerprints to its features.
+    #[arg(long)]
+    pub fingerprints: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct GenrePredictArgs {
+    /// Audio files to classify.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Use the classifier saved next to this library.
+    #[arg(long)]
+    pub db: Option<PathBuf>,
+    /// Use this classifier file instead.
+    #[arg(long, value_name = "FILE")]
+    pub classifier: Option<PathBuf>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct GenreEvalArgs {
+    /// CSV with the columns path,label[,group]; a group (a groove, a package)
+    /// stays in one fold.
+    #[arg(long)]
+    pub labels: PathBuf,
+    #[arg(long, default_value_t = 10)]
+    pub folds: usize,
+    /// Report directory.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Add the mean of the track's neural fingerprints to its features.
+    #[arg(long)]
+    pub fingerprints: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Where a labelled set comes from.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum GenreSource {
+    /// mma grooves in 8 style families, rendered with varied tempo, key,
+    /// SoundFont and instruments.
+    Grooves,
+    /// The corpus's music, labelled by its package's style.
+    Corpus,
+}
+
+#[derive(Debug, Args)]
+pub struct GenreDatasetArgs {
+    #[arg(long, value_enum, default_value = "grooves")]
+    pub source: GenreSource,
+    #[arg(long, default_value = "corpus")]
+    pub corpus: PathBuf,
+    /// Output directory (labels.csv, clips/).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Renditions per groove.
+    #[arg(long, default_value_t = 4)]
+    pub variants: usize,
+    /// Bars per rendition.
+    #[arg(long, default_value_t = 12)]
+    pub bars: usize,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
 }
 
 #[derive(Debug, Args)]

@@ -32,6 +32,8 @@ pub struct Config {
     pub matching: MatchConfig,
     /// Alignment of two recordings (`sampleid align`).
     pub align: AlignConfig,
+    /// Genre / style classification (`sampleid genre`).
+    pub genre: sampleid_genre::GenreConfig,
     /// The HTTP service (`sampleid serve`).
     pub serve: crate::serve::ServeConfig,
 }
@@ -54,6 +56,7 @@ impl Config {
     pub fn validate(&self) -> Result<()> {
         self.frontend.validate()?;
         self.chroma.validate()?;
+        self.genre.validate()?;
         if self.frontend.sample_rate != self.audio.sample_rate || self.chroma.sample_rate != self.audio.sample_rate {
             bail!(
                 "config: audio.sample_rate ({}) must equal frontend.sample_rate ({}) and chroma.sample_rate ({})",

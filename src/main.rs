@@ -14,7 +14,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use crate::cli::{BenchCommand, Cli, Command, CorpusCommand, TrainCommand};
+use crate::cli::{BenchCommand, Cli, Command, CorpusCommand, GenreCommand, TrainCommand};
 use crate::config::Config;
 
 fn main() -> ExitCode {
@@ -53,6 +53,14 @@ fn run(cli: &Cli) -> anyhow::Result<usize> {
         Command::Index(args) => cmd::library::index(args, &cfg, cli.model.as_deref(), cli.quiet),
         Command::Query(args) => cmd::query::run(args, &cfg, cli.model.as_deref()),
         Command::Match(args) => cmd::matching::run_match(args, &cfg),
+        Command::Genre(GenreCommand::Train(args)) => {
+            cmd::genre::train(args, &cfg, cli.model.as_deref(), cli.quiet).map(|()| 0)
+        }
+        Command::Genre(GenreCommand::Predict(args)) => cmd::genre::predict(args, &cfg, cli.model.as_deref()),
+        Command::Genre(GenreCommand::Eval(args)) => {
+            cmd::genre::evaluate(args, &cfg, cli.model.as_deref(), cli.quiet).map(|()| 0)
+        }
+        Command::Genre(GenreCommand::Dataset(args)) => cmd::genre::dataset(args, cli.quiet).map(|()| 0),
         Command::Serve(args) => serve::run(args, &cfg, cli.model.as_deref()).map(|()| 0),
         Command::Align(args) => cmd::matching::run_align(args, &cfg).map(|()| 0),
         Command::Delete(args) => cmd::library::delete(args),

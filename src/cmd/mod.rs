@@ -4,6 +4,7 @@ pub mod bench;
 pub mod corpus;
 pub mod features;
 pub mod fingerprint;
+pub mod genre;
 pub mod info;
 pub mod library;
 pub mod load;

@@ -8,6 +8,7 @@ pub mod metrics;
 pub mod report;
 pub mod score;
 pub mod spec;
+pub mod styles;
 pub mod versions;
 
 use std::path::{Path, PathBuf};

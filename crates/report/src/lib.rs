@@ -273,9 +273,103 @@ pub fn cost_matrix(
     Ok(())
 }
 
+/// A confusion matrix: rows are true classes, columns predicted ones; each
+/// cell shows its count and is shaded by the share of its row (so classes of
+/// different sizes compare), the diagonal in blue and errors in red.
+pub fn confusion_matrix(
+    path: &Path,
+    title: &str,
+    classes: &[String],
+    counts: &[Vec<usize>],
+) -> Result<(), ReportError> {
+    let n = classes.len();
+    if n == 0 || counts.len() != n || counts.iter().any(|r| r.len() != n) {
+        return Err(ReportError::Empty(
+            "a confusion matrix needs n × n counts for n classes",
+        ));
+    }
+    register_font();
+    let draw_err = |e: &dyn std::fmt::Display| ReportError::Draw {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    };
+    let size = (180 + 70 * n as u32).max(420);
+    let root = BitMapBackend::new(path, (size + 60, size)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| draw_err(&e))?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, (FONT_FAMILY, 18))
+        .margin(12)
+        .x_label_area_size(110)
+        .y_label_area_size(130)
+        .build_cartesian_2d(0.0..n as f64, 0.0..n as f64)
+        .map_err(|e| draw_err(&e))?;
+    let name = |v: &f64| {
+        let i = v.floor() as usize;
+        if (v - i as f64 - 0.5).abs() < 1e-6 && i < n {
+            classes[i].clone()
+        } else {
+            String::new()
+        }
+    };
+    chart
+        .configure_mesh()
+        .disable_mesh()
+        .x_labels(2 * n + 1)
+        .y_labels(2 * n + 1)
+        .x_label_formatter(&name)
+        .y_label_formatter(&|v: &f64| name(&(n as f64 - v)))
+        .x_desc("predicted")
+        .y_desc("true")
+        .x_label_style((FONT_FAMILY, 12).into_font().transform(FontTransform::Rotate90))
+        .label_style((FONT_FAMILY, 12))
+        .draw()
+        .map_err(|e| draw_err(&e))?;
+    for (t, row) in counts.iter().enumerate() {
+        let total = row.iter().sum::<usize>().max(1) as f64;
+        for (p, &c) in row.iter().enumerate() {
+            let share = c as f64 / total;
+            let fade = |full: u8| (255.0 - (255.0 - full as f64) * share) as u8;
+            let colour = if t == p {
+                RGBColor(fade(31), fade(119), fade(180))
+            } else {
+                RGBColor(fade(214), fade(39), fade(40))
+            };
+            let y = (n - 1 - t) as f64;
+            chart
+                .draw_series(std::iter::once(Rectangle::new(
+                    [(p as f64, y), (p as f64 + 1.0, y + 1.0)],
+                    colour.filled(),
+                )))
+                .map_err(|e| draw_err(&e))?;
+            let text_colour = if share > 0.6 { WHITE } else { BLACK };
+            chart
+                .draw_series(std::iter::once(Text::new(
+                    c.to_string(),
+                    (p as f64 + 0.42, y + 0.58),
+                    (FONT_FAMILY, 14).into_font().color(&text_colour),
+                )))
+                .map_err(|e| draw_err(&e))?;
+        }
+    }
+    root.present().map_err(|e| draw_err(&e))?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn draws_a_confusion_matrix() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("confusion.png");
+        let classes: Vec<String> = ["rock", "waltz", "latin"].iter().map(|s| s.to_string()).collect();
+        let counts = vec![vec![8, 1, 1], vec![0, 9, 1], vec![2, 0, 8]];
+        confusion_matrix(&p, "GraphSAGE", &classes, &counts).unwrap();
+        let bytes = std::fs::read(&p).unwrap();
+        assert_eq!(&bytes[..4], &[0x89, b'P', b'N', b'G']);
+        assert!(confusion_matrix(&p, "x", &classes, &counts[..2]).is_err());
+    }
 
     #[test]
     fn draws_a_png() {

@@ -259,6 +259,10 @@ pub struct GenreEvalArgs {
     /// Add the mean of the track's neural fingerprints to its features.
     #[arg(long)]
     pub fingerprints: bool,
+    /// Build the graph over all tracks' features (test tracks link to each
+    /// other too), instead of letting test tracks join the training graph.
+    #[arg(long)]
+    pub transductive: bool,
     #[arg(long)]
     pub json: bool,
 }

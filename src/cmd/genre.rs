@@ -325,9 +325,15 @@ pub fn evaluate(args: &GenreEvalArgs, cfg: &Config, model: Option<&Path>, quiet:
     let fold_of = eval::folds(&labels, &groups, args.folds);
     let bar = crate::progress::files_bar(args.folds as u64, quiet);
     bar.set_message("folds");
-    let results = eval::cross_validate(&x, &labels, classes.len(), &fold_of, &cfg.genre, &|d, _| {
-        bar.set_position(d as u64)
-    })?;
+    let results = eval::cross_validate(
+        &x,
+        &labels,
+        classes.len(),
+        &fold_of,
+        &cfg.genre,
+        args.transductive,
+        &|d, _| bar.set_position(d as u64),
+    )?;
     bar.finish_and_clear();
     let mut per_class = vec![0usize; classes.len()];
     for &l in &labels {
@@ -336,7 +342,7 @@ pub fn evaluate(args: &GenreEvalArgs, cfg: &Config, model: Option<&Path>, quiet:
     let majority = *per_class.iter().max().unwrap_or(&0) as f64 / labels.len().max(1) as f64;
     let mut md = format!(
         "# Genre / style classification: {}-fold cross-validation\n\n\
-         Labels: `{}` ({} tracks, {} groups, {} classes); features: {kind}; folds keep groups together.\n\
+         Labels: `{}` ({} tracks, {} groups, {} classes); features: {kind}; folds keep groups together; {}.\n\
          Settings: {}.\n\nMajority-class accuracy: {:.1} %.\n\n\
          | method | accuracy | fold mean ± std |\n|---|--:|--:|\n",
         args.folds,
@@ -344,6 +350,11 @@ pub fn evaluate(args: &GenreEvalArgs, cfg: &Config, model: Option<&Path>, quiet:
         rows.len(),
         groups.iter().collect::<std::collections::HashSet<_>>().len(),
         classes.len(),
+        if args.transductive {
+            "transductive (the graph covers all tracks' features)"
+        } else {
+            "inductive (test tracks join the training graph)"
+        },
         serde_json::to_string(&cfg.genre)?,
         100.0 * majority
     );
@@ -386,7 +397,7 @@ pub fn evaluate(args: &GenreEvalArgs, cfg: &Config, model: Option<&Path>, quiet:
     std::fs::write(args.out.join("report.md"), &md)?;
     let summary = serde_json::json!({
         "labels": args.labels.display().to_string(), "tracks": rows.len(), "classes": classes,
-        "features": kind, "folds": args.folds, "config": cfg.genre, "majority": majority, "results": results,
+        "features": kind, "folds": args.folds, "transductive": args.transductive, "config": cfg.genre, "majority": majority, "results": results,
     });
     std::fs::write(args.out.join("summary.json"), serde_json::to_string_pretty(&summary)?)?;
     if args.json {

@@ -94,12 +94,20 @@ pub fn folds(labels: &[usize], groups: &[String], k: usize) -> Vec<usize> {
 
 /// Cross-validates every [`Method`] on `rows` (raw features) with class
 /// indices `labels` in `0..classes`, folds from [`folds`].
+///
+/// Inductive (the default, as `predict` works): the scaler and graph come
+/// from the training tracks, test tracks link to training tracks only.
+/// `transductive`: the scaler and the k-NN graph cover all tracks (features
+/// only, no test labels), so test tracks also link to each other, as in
+/// node classification on a fixed graph; the k-NN vote still counts
+/// training neighbours only.
 pub fn cross_validate(
     rows: &[Vec<f32>],
     labels: &[usize],
     classes: usize,
     fold_of: &[usize],
     cfg: &GenreConfig,
+    transductive: bool,
     progress: &dyn Fn(usize, usize),
 ) -> Result<Vec<MethodResult>, GenreError> {
     cfg.validate()?;
@@ -127,7 +135,11 @@ pub fn cross_validate(
             continue;
         }
         let train_rows: Vec<Vec<f32>> = train.iter().map(|&i| rows[i].clone()).collect();
-        let scaler = Scaler::fit(&train_rows);
+        let scaler = if transductive {
+            Scaler::fit(rows)
+        } else {
+            Scaler::fit(&train_rows)
+        };
         let mut x: Vec<Vec<f32>> = train_rows.iter().map(|r| scaler.apply(r)).collect();
         let mut graph = knn_graph(cfg.metric, &x, cfg.k);
         let m = x.len();
@@ -137,6 +149,11 @@ pub fn cross_validate(
             graph.push(neighbours(cfg.metric, &z, &x[..m], cfg.k, None));
             x.push(z);
         }
+        // The vote always counts training neighbours.
+        let vote_graph = graph.clone();
+        if transductive {
+            graph = knn_graph(cfg.metric, &x, cfg.k);
+        }
         let mut all_labels = train_labels.clone();
         all_labels.extend(test.iter().map(|&i| labels[i]));
         let train_idx: Vec<usize> = (0..m).collect();
@@ -145,12 +162,12 @@ pub fn cross_validate(
                 Method::KnnVote => (m..x.len())
                     .map(|t| {
                         let mut votes = vec![0usize; classes];
-                        for &j in &graph[t] {
+                        for &j in &vote_graph[t] {
                             votes[train_labels[j]] += 1;
                         }
                         let best = votes.iter().max().copied().unwrap_or(0);
                         // Ties go to the class of the nearest tied neighbour.
-                        graph[t]
+                        vote_graph[t]
                             .iter()
                             .map(|&j| train_labels[j])
                             .find(|&l| votes[l] == best)

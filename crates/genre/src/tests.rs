@@ -81,9 +81,10 @@ fn cross_validation_scores_every_method_on_separable_data() {
     let (rows, labels, groups) = clusters();
     let ids: Vec<usize> = labels.iter().map(|l| l[5..].parse().unwrap()).collect();
     let f = eval::folds(&ids, &groups, 3);
-    let res = eval::cross_validate(&rows, &ids, 3, &f, &small(), &|_, _| {}).unwrap();
+    let res = eval::cross_validate(&rows, &ids, 3, &f, &small(), false, &|_, _| {}).unwrap();
+    let trans = eval::cross_validate(&rows, &ids, 3, &f, &small(), true, &|_, _| {}).unwrap();
     assert_eq!(res.len(), 3);
-    for r in &res {
+    for r in res.iter().chain(&trans) {
         assert_eq!(r.fold_accuracy.len(), 3);
         assert_eq!(r.confusion.iter().flatten().sum::<usize>(), rows.len());
         assert!(r.accuracy > 0.9, "{:?}: {}", r.method, r.accuracy);

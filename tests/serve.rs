@@ -276,6 +276,8 @@ fn the_api_identifies_uploads_and_guards_the_library() {
     assert_eq!((st, e["code"].as_str()), (413, Some("body_too_large")), "{e}");
     let (st, _) = get(&srv.url("/v1/nothing"));
     assert_eq!(st, 404);
+    let (st, e) = post(&srv.url("/v1/genre"), None, "audio/wav", &clip);
+    assert_eq!((st, e["code"].as_str()), (404, Some("no_classifier")), "{e}");
     let (st, e) = get(&srv.url("/v1/query"));
     assert_eq!((st, e["code"].as_str()), (405, Some("method_not_allowed")));
 
@@ -390,8 +392,12 @@ fn writes_need_a_token_and_public_addresses_need_one_set() {
         let local = format!("http://127.0.0.1:{port}");
         let (st, h) = get(&format!("{local}/healthz"));
         assert_eq!((st, h["writable"].as_bool()), (200, Some(false)));
-        // (A small body: the server answers before reading it.)
-        let (st, e) = post(&format!("{local}/v1/songs"), Some(TOKEN), "audio/ogg", b"OggS");
+        let (st, e) = post(
+            &format!("{local}/v1/songs"),
+            Some(TOKEN),
+            "audio/ogg",
+            &std::fs::read(fixture("nebula-20s.ogg")).unwrap(),
+        );
         assert_eq!((st, e["code"].as_str()), (403, Some("read_only")), "{e}");
     }
 
@@ -449,6 +455,36 @@ fn writes_need_a_token_and_public_addresses_need_one_set() {
     };
     assert_eq!(header("http://app.example").as_deref(), Some("http://app.example"));
     assert_eq!(header("http://evil.example"), None);
+}
+
+#[test]
+fn a_library_with_a_genre_classifier_answers_genre_queries() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = library(tmp.path());
+    let mut csv = String::from("path,label\n");
+    for (n, l) in [
+        ("awakening-20s.ogg", "one"),
+        ("deprecation-20s.ogg", "two"),
+        ("media-threat-20s.ogg", "one"),
+        ("coherence-10s-ffmpeg-seek.ogg", "two"),
+    ] {
+        csv.push_str(&format!("{},{l}\n", fixture(n).display()));
+    }
+    let labels = tmp.path().join("labels.csv");
+    std::fs::write(&labels, csv).unwrap();
+    let o = sampleid(&["-q", "genre", "train", "--labels", s(&labels), "--db", s(&db)]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let srv = Server::start(&["--db", s(&db), "--addr", "127.0.0.1:0", "--read-only"], None).unwrap();
+    let (_, h) = get(&srv.url("/healthz"));
+    assert_eq!(h["genre"], json!(["one", "two"]));
+    let nebula = std::fs::read(fixture("nebula-20s.ogg")).unwrap();
+    let (st, g) = post(&srv.url("/v1/genre?name=nebula.ogg"), None, "audio/ogg", &nebula);
+    assert_eq!(st, 200, "{g}");
+    assert!(["one", "two"].contains(&g["label"].as_str().unwrap()), "{g}");
+    assert_eq!(g["classes"].as_array().unwrap().len(), 2);
+    assert_eq!(g["neighbours"].as_array().unwrap().len(), 4);
+    let (st, e) = post(&srv.url("/v1/genre"), None, "text/plain", b"not audio, only words here");
+    assert_eq!((st, e["code"].as_str()), (415, Some("unsupported_audio")), "{e}");
 }
 
 // ---- the web page in a real browser -----------------------------------------

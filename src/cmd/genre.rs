@@ -101,20 +101,35 @@ fn feature_kind(fingerprints: Option<&Engine>) -> String {
 /// Whole-track features of one file: the track descriptor and, with an
 /// engine, the normalised mean of its fingerprints.
 fn features_of(path: &Path, cfg: &Config, engine: Option<&Engine>) -> Result<Vec<f32>> {
-    let decoded = sampleid_audio::decode_file(path, &cfg.audio)?;
-    if decoded.samples.iter().all(|v| v.abs() < crate::engine::SILENCE_PEAK) {
+    let open = || sampleid_audio::AudioStream::open(path, &cfg.audio);
+    features_of_source(&open, &path.display().to_string(), cfg, engine)
+}
+
+/// [`features_of`] for audio that `open` decodes (a file, an upload); it is
+/// opened twice when fingerprints are wanted.
+pub fn features_of_source(
+    open: &dyn Fn() -> Result<sampleid_audio::AudioStream, sampleid_audio::AudioError>,
+    name: &str,
+    cfg: &Config,
+    engine: Option<&Engine>,
+) -> Result<Vec<f32>> {
+    let mut stream = open()?;
+    let mut samples = Vec::new();
+    while let Some(block) = stream.next_block()? {
+        samples.extend_from_slice(block);
+    }
+    if samples.iter().all(|v| v.abs() < crate::engine::SILENCE_PEAK) {
         return Err(crate::engine::Silent {
-            name: path.display().to_string(),
+            name: name.to_string(),
             what: "classify",
         }
         .into());
     }
-    let mut v = sampleid_features::track_features(&decoded.samples, &cfg.frontend)?;
+    let mut v = sampleid_features::track_features(&samples, &cfg.frontend)?;
     if let Some(engine) = engine {
-        let stream = sampleid_audio::AudioStream::open(path, &cfg.audio)?;
         let dim = engine.encoder.config().out_dim;
         let mut sum = vec![0.0f32; dim];
-        engine.embed_stream(stream, &path.display().to_string(), None, None, &mut |batch| {
+        engine.embed_stream(open()?, name, None, None, &mut |batch| {
             for e in batch {
                 for (s, x) in sum.iter_mut().zip(&e.fingerprint) {
                     *s += x;
@@ -126,6 +141,25 @@ fn features_of(path: &Path, cfg: &Config, engine: Option<&Engine>) -> Result<Vec
         v.extend(sum.iter().map(|x| x / norm));
     }
     Ok(v)
+}
+
+/// The classifier saved next to a library, if any, checked against the
+/// encoder in use when it needs fingerprints.
+pub fn library_classifier(db: &Path, engine: &Engine) -> Result<Option<Classifier>> {
+    let path = db.join(MODEL_FILE);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let c = Classifier::load(&path).with_context(|| format!("cannot load the genre classifier {}", path.display()))?;
+    if c.info.features.contains("+fingerprint") && feature_kind(Some(engine)) != c.info.features {
+        bail!(
+            "the genre classifier {} was trained on {} but the encoder in use gives {}; retrain it",
+            path.display(),
+            c.info.features,
+            feature_kind(Some(engine))
+        );
+    }
+    Ok(Some(c))
 }
 
 /// A cache of features next to the labels file, keyed by path, size and

@@ -43,6 +43,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/songs/{id}", get(get_song).delete(delete_song))
         .route("/v1/query", axum::routing::post(query))
         .route("/v1/match", axum::routing::post(match_audio))
+        .route("/v1/genre", axum::routing::post(genre))
         .fallback(|| async {
             ApiError::new(
                 StatusCode::NOT_FOUND,
@@ -289,6 +290,14 @@ async fn read_audio(req: Request, name: Option<&str>, default_name: &str) -> Res
     Ok(Upload { bytes, name, ext })
 }
 
+/// Reads and drops a request's body (within the size limit) before an early
+/// error answer: a client still sending would otherwise see the connection
+/// reset instead of the answer.
+async fn drain(req: Request, st: &AppState) {
+    let limit = (st.serve.max_body_mb * 1e6) as usize;
+    let _ = axum::body::to_bytes(req.into_body(), limit).await;
+}
+
 /// Runs CPU-heavy work on a blocking thread once a worker slot is free.
 async fn blocking<T: Send + 'static>(
     st: &Arc<AppState>,
@@ -330,6 +339,7 @@ async fn healthz(State(st): State<Arc<AppState>>) -> axum::Json<Value> {
         "version": env!("CARGO_PKG_VERSION"),
         "songs": songs,
         "writable": st.token.is_some(),
+        "genre": st.genre.as_ref().map(|c| c.info.classes.clone()),
         "uptime_s": st.started.elapsed().as_secs_f64(),
     }))
 }
@@ -422,8 +432,11 @@ async fn add_song(
     params: Result<Query<NameParam>, axum::extract::rejection::QueryRejection>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    // The token is checked before the body is read: no work for strangers.
-    authorize(&st, req.headers())?;
+    // The token is checked before the body is decoded: no work for strangers.
+    if let Err(e) = authorize(&st, req.headers()) {
+        drain(req, &st).await;
+        return Err(e);
+    }
     let Query(p) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let up = read_audio(req, p.name.as_deref(), "upload").await?;
     let (status, body) = blocking(&st, move |st| {
@@ -507,6 +520,44 @@ async fn match_audio(
         Ok(axum::Json(
             json!({"query": name, "duration_s": duration_s, "matches": passages}),
         ))
+    })
+    .await
+}
+
+/// The style of an uploaded track, from the classifier saved next to the library.
+async fn genre(
+    State(st): State<Arc<AppState>>,
+    params: Result<Query<NameParam>, axum::extract::rejection::QueryRejection>,
+    req: Request,
+) -> Result<axum::Json<Value>, ApiError> {
+    if st.genre.is_none() {
+        drain(req, &st).await;
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no_classifier",
+            "this library has no genre classifier; train one with `sampleid genre train --labels LABELS.csv --db DIR` and restart the server",
+        ));
+    }
+    let Query(p) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let up = read_audio(req, p.name.as_deref(), "clip").await?;
+    blocking(&st, move |st| {
+        let Some(classifier) = &st.genre else {
+            anyhow::bail!("no classifier");
+        };
+        let mut cfg = st.cfg.audio.clone();
+        cfg.max_duration_s = Some(
+            cfg.max_duration_s
+                .map_or(st.serve.max_song_s, |m| m.min(st.serve.max_song_s)),
+        );
+        let bytes = Vec::from(up.bytes);
+        let open = || AudioStream::from_bytes(bytes.clone(), &up.name, up.ext.as_deref(), &cfg);
+        let engine = classifier.info.features.contains("+fingerprint").then_some(&st.engine);
+        let v = crate::cmd::genre::features_of_source(&open, &up.name, &st.cfg, engine)?;
+        let p = classifier.predict(&[v])?.remove(0);
+        Ok(axum::Json(json!({
+            "input": up.name, "label": p.label, "probability": p.probability,
+            "classes": p.classes, "neighbours": p.neighbours,
+        })))
     })
     .await
 }

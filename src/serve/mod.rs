@@ -86,6 +86,8 @@ pub struct AppState {
     pub workers: tokio::sync::Semaphore,
     /// The ANN index has changes not yet saved.
     pub ann_dirty: AtomicBool,
+    /// The genre classifier saved next to the library (`sampleid genre train --db`).
+    pub genre: Option<sampleid_genre::Classifier>,
     pub started: Instant,
 }
 
@@ -184,6 +186,7 @@ pub fn state(args: &ServeArgs, cfg: &Config, model: Option<&Path>, addr: &Socket
             .with_context(|| format!("cannot serve {}", args.db.display()))?;
         (lib, Some(token))
     };
+    let genre = crate::cmd::genre::library_classifier(&args.db, &engine)?;
     let workers = match serve.workers {
         0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         n => n,
@@ -196,6 +199,7 @@ pub fn state(args: &ServeArgs, cfg: &Config, model: Option<&Path>, addr: &Socket
         token,
         workers: tokio::sync::Semaphore::new(workers),
         ann_dirty: AtomicBool::new(false),
+        genre,
         started: Instant::now(),
     }))
 }

@@ -3,6 +3,7 @@
 
 const $ = (id) => document.getElementById(id);
 const MAX_RECORD_S = 30;
+let hasGenre = false;
 
 function setStatus(el, text, isError) {
   el.textContent = text;
@@ -23,6 +24,7 @@ async function refreshLibrary() {
     const h = await r.json();
     $("library").textContent = `Library: ${h.songs} songs` + (h.writable ? "" : " (read-only)");
     $("add").hidden = !h.writable;
+    hasGenre = Array.isArray(h.genre) && h.genre.length > 0;
   } catch (e) {
     $("library").textContent = "Library: unreachable";
   }
@@ -36,6 +38,7 @@ async function identify(blob, name) {
   $("answer").hidden = true;
   document.body.dataset.state = "busy";
   drawSpectrogram(blob, name);
+  if (hasGenre) showGenre(blob, name);
   try {
     const r = await fetch("/v1/query?name=" + encodeURIComponent(name), {
       method: "POST",
@@ -90,6 +93,27 @@ function render(answer) {
     list.append(li);
   }
   $("answer").hidden = false;
+}
+
+// The style of the clip, from the library's genre classifier.
+async function showGenre(blob, name) {
+  const el = $("genre");
+  el.hidden = false;
+  el.textContent = "Style: …";
+  try {
+    const r = await fetch("/v1/genre?name=" + encodeURIComponent(name), {
+      method: "POST",
+      body: blob,
+      headers: { "Content-Type": blob.type || "application/octet-stream" },
+    });
+    const g = await r.json();
+    el.textContent = r.ok
+      ? `Style: ${g.label} (${Math.round(100 * g.probability)} %; then ` +
+        g.classes.slice(1, 3).map(([c, p]) => `${c} ${Math.round(100 * p)} %`).join(", ") + ")"
+      : `Style: ${g.error}`;
+  } catch (e) {
+    el.textContent = `Style: ${e}`;
+  }
 }
 
 // The matched material runs from the match's query start to the clip's end;

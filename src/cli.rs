@@ -263,6 +263,11 @@ pub struct GenreEvalArgs {
     /// other too), instead of letting test tracks join the training graph.
     #[arg(long)]
     pub transductive: bool,
+    /// Ignore the group column: every track is its own group, so near-copies
+    /// (renditions of one groove) can sit in training and test (the usual,
+    /// optimistic protocol; for comparison).
+    #[arg(long)]
+    pub ignore_groups: bool,
     #[arg(long)]
     pub json: bool,
 }

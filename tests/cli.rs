@@ -161,17 +161,7 @@ fn info_describes_files_and_flags_damage() {
 
     let dir = tempfile::tempdir().unwrap();
     let silent = dir.path().join("silent.wav");
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: 8000,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(&silent, spec).unwrap();
-    for _ in 0..8000 {
-        w.write_sample(0i16).unwrap();
-    }
-    w.finalize().unwrap();
+    common::write_wav(&silent, 8000, &[0.0; 8000]);
     let o = sampleid(&["info", "--json", s(&silent)]);
     let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
     assert_eq!(v["silent"], true);

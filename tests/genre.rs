@@ -9,14 +9,8 @@ use common::{s, sampleid, stdout};
 
 /// 4 s of 16 kHz audio: sustained chords ("pad") or noise bursts on a beat ("drums").
 fn write(path: &Path, kind: &str, seed: u32) {
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: 16_000,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(path, spec).unwrap();
     let mut x = 0x1234_5678u32 ^ seed.wrapping_mul(0x9e37_79b9);
+    let mut samples = Vec::with_capacity(16_000 * 4);
     for i in 0..16_000 * 4 {
         let t = i as f32 / 16_000.0;
         let v = match kind {
@@ -34,9 +28,9 @@ fn write(path: &Path, kind: &str, seed: u32) {
                 0.8 * noise * (-phase * 30.0).exp()
             }
         };
-        w.write_sample((v.clamp(-1.0, 1.0) * 30_000.0) as i16).unwrap();
+        samples.push(v);
     }
-    w.finalize().unwrap();
+    common::write_wav(path, 16_000, &samples);
 }
 
 #[test]

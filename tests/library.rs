@@ -204,17 +204,7 @@ fn the_readme_clip_is_found_with_its_place_ratio_and_pitch() {
 
     // A silent clip is an error line, not a match.
     let silent = tmp.path().join("silence.wav");
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: 16_000,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(&silent, spec).unwrap();
-    for _ in 0..16_000 * 5 {
-        w.write_sample(0i16).unwrap();
-    }
-    w.finalize().unwrap();
+    common::write_wav(&silent, 16_000, &[0.0; 16_000 * 5]);
     let o = sampleid(&["match", "--db", s(&db), "--json", s(&silent)]);
     assert_eq!(o.status.code(), Some(1));
     assert!(json_lines(&o)[0]["error"].as_str().unwrap().contains("silent"));

@@ -152,20 +152,6 @@ fn library(dir: &Path) -> PathBuf {
     db
 }
 
-fn silent_wav(path: &Path) {
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: 16_000,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(path, spec).unwrap();
-    for _ in 0..16_000 * 5 {
-        w.write_sample(0i16).unwrap();
-    }
-    w.finalize().unwrap();
-}
-
 fn paths_of(songs: &Value) -> Vec<String> {
     songs["songs"]
         .as_array()
@@ -263,7 +249,7 @@ fn the_api_identifies_uploads_and_guards_the_library() {
         "a file cut short: {e}"
     );
     let silent = tmp.path().join("silent.wav");
-    silent_wav(&silent);
+    common::write_wav(&silent, 16_000, &[0.0; 16_000 * 5]);
     let (st, e) = post(&q, None, "audio/wav", &std::fs::read(&silent).unwrap());
     assert_eq!((st, e["code"].as_str()), (400, Some("silent_audio")), "{e}");
     let (st, e) = post(&add, Some(TOKEN), "audio/wav", &std::fs::read(&silent).unwrap());
@@ -657,33 +643,4 @@ fn the_page_identifies_a_chosen_file() {
     assert!(first.contains("pitch +1.0 st"), "{state}");
     assert!(state["timelines"].as_u64().unwrap() >= 1, "{state}");
     assert_eq!(state["spectrogram"], "1", "the browser drew the spectrogram: {state}");
-    if let Some(out) = std::env::var_os("SAMPLEID_SCREENSHOT") {
-        let png = b.call("GET", "/screenshot", None);
-        let bytes = base64_decode(png.as_str().unwrap());
-        std::fs::write(out, bytes).unwrap();
-    }
-}
-
-/// Standard base64 (the WebDriver screenshot), for the optional screenshot.
-fn base64_decode(text: &str) -> Vec<u8> {
-    let val = |c: u8| match c {
-        b'A'..=b'Z' => c - b'A',
-        b'a'..=b'z' => c - b'a' + 26,
-        b'0'..=b'9' => c - b'0' + 52,
-        b'+' => 62,
-        _ => 63,
-    };
-    let clean: Vec<u8> = text
-        .bytes()
-        .filter(|c| !c.is_ascii_whitespace() && *c != b'=')
-        .collect();
-    let mut out = Vec::with_capacity(clean.len() * 3 / 4);
-    for chunk in clean.chunks(4) {
-        let mut n = 0u32;
-        for (i, &c) in chunk.iter().enumerate() {
-            n |= u32::from(val(c)) << (18 - 6 * i);
-        }
-        out.extend_from_slice(&n.to_be_bytes()[1..chunk.len()]);
-    }
-    out
 }

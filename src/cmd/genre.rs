@@ -355,7 +355,16 @@ pub fn evaluate(args: &GenreEvalArgs, cfg: &Config, model: Option<&Path>, quiet:
         .iter()
         .map(|r| classes.binary_search(&r.label).expect("listed"))
         .collect();
-    let groups: Vec<String> = rows.iter().map(|r| r.group.clone()).collect();
+    let groups: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            if args.ignore_groups {
+                r.path.display().to_string()
+            } else {
+                r.group.clone()
+            }
+        })
+        .collect();
     let fold_of = eval::folds(&labels, &groups, args.folds);
     let bar = crate::progress::files_bar(args.folds as u64, quiet);
     bar.set_message("folds");
@@ -376,7 +385,7 @@ pub fn evaluate(args: &GenreEvalArgs, cfg: &Config, model: Option<&Path>, quiet:
     let majority = *per_class.iter().max().unwrap_or(&0) as f64 / labels.len().max(1) as f64;
     let mut md = format!(
         "# Genre / style classification: {}-fold cross-validation\n\n\
-         Labels: `{}` ({} tracks, {} groups, {} classes); features: {kind}; folds keep groups together; {}.\n\
+         Labels: `{}` ({} tracks, {} groups, {} classes); features: {kind}; {}; {}.\n\
          Settings: {}.\n\nMajority-class accuracy: {:.1} %.\n\n\
          | method | accuracy | fold mean ± std |\n|---|--:|--:|\n",
         args.folds,
@@ -384,6 +393,11 @@ pub fn evaluate(args: &GenreEvalArgs, cfg: &Config, model: Option<&Path>, quiet:
         rows.len(),
         groups.iter().collect::<std::collections::HashSet<_>>().len(),
         classes.len(),
+        if args.ignore_groups {
+            "groups ignored (each track is its own)"
+        } else {
+            "folds keep groups together"
+        },
         if args.transductive {
             "transductive (the graph covers all tracks' features)"
         } else {
@@ -431,7 +445,7 @@ pub fn evaluate(args: &GenreEvalArgs, cfg: &Config, model: Option<&Path>, quiet:
     std::fs::write(args.out.join("report.md"), &md)?;
     let summary = serde_json::json!({
         "labels": args.labels.display().to_string(), "tracks": rows.len(), "classes": classes,
-        "features": kind, "folds": args.folds, "transductive": args.transductive, "config": cfg.genre, "majority": majority, "results": results,
+        "features": kind, "folds": args.folds, "transductive": args.transductive, "ignore_groups": args.ignore_groups, "config": cfg.genre, "majority": majority, "results": results,
     });
     std::fs::write(args.out.join("summary.json"), serde_json::to_string_pretty(&summary)?)?;
     if args.json {

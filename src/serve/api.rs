@@ -324,11 +324,21 @@ async fn blocking<T: Send + 'static>(
         .map_err(ApiError::from_pipeline)
 }
 
-/// An upload opened for decoding, with the given duration limit.
-fn open_upload(st: &AppState, up: Upload, max_s: f64) -> anyhow::Result<(AudioStream, String)> {
+/// The decoding settings for uploads, limited to `max_s` seconds of audio.
+fn upload_audio_cfg(st: &AppState, max_s: f64) -> sampleid_audio::AudioConfig {
     let mut cfg = st.cfg.audio.clone();
     cfg.max_duration_s = Some(cfg.max_duration_s.map_or(max_s, |m| m.min(max_s)));
-    let stream = AudioStream::from_bytes(Vec::from(up.bytes), &up.name, up.ext.as_deref(), &cfg)?;
+    cfg
+}
+
+/// An upload opened for decoding, with the given duration limit.
+fn open_upload(st: &AppState, up: Upload, max_s: f64) -> anyhow::Result<(AudioStream, String)> {
+    let stream = AudioStream::from_bytes(
+        Vec::from(up.bytes),
+        &up.name,
+        up.ext.as_deref(),
+        &upload_audio_cfg(st, max_s),
+    )?;
     Ok((stream, up.name))
 }
 
@@ -441,11 +451,15 @@ async fn add_song(
     let up = read_audio(req, p.name.as_deref(), "upload").await?;
     let (status, body) = blocking(&st, move |st| {
         let hash = sampleid_corpus::sha256_bytes(&up.bytes);
-        if let Some(s) = st.read().find_hash(&hash).cloned() {
-            return Ok((
+        let skipped = |s: &sampleid_index::Song| {
+            let reason = format!("same content as {} (id {})", s.path, s.id);
+            (
                 StatusCode::OK,
-                json!({"status": "skipped", "reason": format!("same content as {} (id {})", s.path, s.id), "song": s}),
-            ));
+                json!({"status": "skipped", "reason": reason, "song": s}),
+            )
+        };
+        if let Some(s) = st.read().find_hash(&hash) {
+            return Ok(skipped(s));
         }
         let max_s = st.serve.max_song_s;
         let (stream, name) = open_upload(st, up, max_s)?;
@@ -454,11 +468,8 @@ async fn add_song(
             return Err(Silent { name, what: "index" }.into());
         }
         let mut lib = st.write();
-        if let Some(s) = lib.find_hash(&hash).cloned() {
-            return Ok((
-                StatusCode::OK,
-                json!({"status": "skipped", "reason": format!("same content as {} (id {})", s.path, s.id), "song": s}),
-            ));
+        if let Some(s) = lib.find_hash(&hash) {
+            return Ok(skipped(s));
         }
         let song = lib.add(
             &name,
@@ -544,11 +555,7 @@ async fn genre(
         let Some(classifier) = &st.genre else {
             anyhow::bail!("no classifier");
         };
-        let mut cfg = st.cfg.audio.clone();
-        cfg.max_duration_s = Some(
-            cfg.max_duration_s
-                .map_or(st.serve.max_song_s, |m| m.min(st.serve.max_song_s)),
-        );
+        let cfg = upload_audio_cfg(st, st.serve.max_song_s);
         let bytes = Vec::from(up.bytes);
         let open = || AudioStream::from_bytes(bytes.clone(), &up.name, up.ext.as_deref(), &cfg);
         let engine = classifier.info.features.contains("+fingerprint").then_some(&st.engine);

@@ -29,3 +29,18 @@ pub fn stdout(o: &Output) -> String {
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
+
+/// Writes mono 16-bit WAV (samples in [-1, 1], clamped).
+pub fn write_wav(path: &Path, rate: u32, samples: &[f32]) {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: rate,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec).unwrap();
+    for &v in samples {
+        w.write_sample((v.clamp(-1.0, 1.0) * 32_767.0) as i16).unwrap();
+    }
+    w.finalize().unwrap();
+}

@@ -1,4 +1,6 @@
-//! Command-line interface definitions.
+//! Command-line interface definitions. Without the `lab` feature the
+//! corpus, training and benchmark-building commands are left out.
+#![cfg_attr(not(feature = "lab"), allow(dead_code))]
 
 use std::path::PathBuf;
 
@@ -72,8 +74,10 @@ pub enum Command {
     /// Which songs of the library do these clips contain, where, and how changed.
     ///
     /// With --json, one line per file in input order:
-    /// {"query": FILE, "matches": [{"reference", "score", "query_start",
-    ///  "reference_start", "time_ratio", "pitch_shift"}]} (best first, [] for no match),
+    /// {"query": FILE, "duration_s": S, "matches": [{"reference", "score",
+    ///  "query_start", "reference_start", "time_ratio", "pitch_shift",
+    ///  "song_id", "reference_duration"}]} (best first, [] for no match;
+    ///  times in seconds; time_ratio and pitch_shift null when unknown),
     /// or {"query": FILE, "error": REASON}.
     #[command(verbatim_doc_comment)]
     Query(QueryArgs),
@@ -83,10 +87,10 @@ pub enum Command {
     /// features; best for 10–30 s clips).
     ///
     /// With --json, one line per file in input order:
-    /// {"query": FILE, "matches": [{"reference", "start", "end", "cost",
-    ///  "tempo_factor", "pitch_shift"}]} (cheapest first; times in seconds of the
-    /// reference, tempo_factor = query tempo / reference tempo, pitch_shift in
-    /// semitones), or {"query": FILE, "error": REASON}.
+    /// {"query": FILE, "duration_s": S, "matches": [{"reference", "song_id",
+    ///  "start", "end", "cost", "tempo_factor", "pitch_shift"}]} (cheapest first;
+    /// times in seconds of the reference, tempo_factor = query tempo / reference
+    /// tempo, pitch_shift in semitones), or {"query": FILE, "error": REASON}.
     #[command(verbatim_doc_comment)]
     Match(MatchArgs),
 
@@ -126,10 +130,12 @@ pub enum Command {
     #[command(subcommand)]
     Bench(BenchCommand),
 
+    #[cfg(feature = "lab")]
     /// The training/benchmark corpus built from freely licensed Debian packages.
     #[command(subcommand)]
     Corpus(CorpusCommand),
 
+    #[cfg(feature = "lab")]
     /// Train models on the corpus (or your own catalogue built the same way).
     #[command(subcommand)]
     Train(TrainCommand),
@@ -174,6 +180,7 @@ pub struct QueryArgs {
     /// Audio clips to identify.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
+    /// JSON instead of text: one object per line (see the command's help).
     #[arg(long)]
     pub json: bool,
     /// Skip the re-ranker (first stage only: offset-consistent ANN hits).
@@ -192,21 +199,25 @@ pub struct MatchArgs {
     /// Audio clips to look for.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
+    /// JSON instead of text: one object per line (see the command's help).
     #[arg(long)]
     pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum GenreCommand {
+    #[cfg(feature = "lab")]
     /// Train a classifier on labelled tracks and save it next to a library
     /// (--db DIR: DIR/genre.safetensors) or in --classifier FILE.
     Train(GenreTrainArgs),
     /// Classify tracks: each joins the training graph through its nearest
     /// training tracks (no retraining). --json gives the probabilities and neighbours.
     Predict(GenrePredictArgs),
+    #[cfg(feature = "lab")]
     /// k-fold cross-validation of GraphSAGE against a k-NN vote and an MLP
     /// (same features, same folds): report.md, summary.json, confusion PNGs.
     Eval(GenreEvalArgs),
+    #[cfg(feature = "lab")]
     /// Make a labelled set: mma grooves rendered by style family (--source
     /// grooves), or the corpus's music by its style (--source corpus).
     Dataset(GenreDatasetArgs),
@@ -226,6 +237,7 @@ pub struct GenreTrainArgs {
     /// Add the mean of the track's neural fingerprints to its features.
     #[arg(long)]
     pub fingerprints: bool,
+    /// JSON instead of text: one object per line (see the command's help).
     #[arg(long)]
     pub json: bool,
 }
@@ -241,6 +253,7 @@ pub struct GenrePredictArgs {
     /// Use this classifier file instead.
     #[arg(long, value_name = "FILE")]
     pub classifier: Option<PathBuf>,
+    /// JSON instead of text: one object per line (see the command's help).
     #[arg(long)]
     pub json: bool,
 }
@@ -268,6 +281,7 @@ pub struct GenreEvalArgs {
     /// optimistic protocol; for comparison).
     #[arg(long)]
     pub ignore_groups: bool,
+    /// JSON instead of text: one object per line (see the command's help).
     #[arg(long)]
     pub json: bool,
 }
@@ -328,6 +342,7 @@ pub struct AlignArgs {
     pub a: PathBuf,
     /// Second recording (columns).
     pub b: PathBuf,
+    /// JSON instead of text: one object per line (see the command's help).
     #[arg(long)]
     pub json: bool,
     /// Draw the cost matrix and the warping path as PNG.
@@ -350,6 +365,7 @@ pub struct DbArgs {
     /// Library directory.
     #[arg(long)]
     pub db: PathBuf,
+    /// JSON instead of text: one object per line (see the command's help).
     #[arg(long)]
     pub json: bool,
 }
@@ -565,12 +581,15 @@ pub enum BenchCommand {
     Frontend(BenchFrontendArgs),
     /// Encoder inference speed: segments per second and × realtime.
     Encoder(BenchEncoderArgs),
+    #[cfg(feature = "lab")]
     /// Build a benchmark from the corpus's test split: references (to index),
     /// negatives (never indexed) and query clips with exact ground truth.
     Make(BenchMakeArgs),
+    #[cfg(feature = "lab")]
     /// Score answers in the `sampleid query --json` format against a benchmark:
     /// a markdown table, a JSON summary and a chart per protocol.
     Run(BenchRunArgs),
+    #[cfg(feature = "lab")]
     /// Audio matching on a benchmark: chroma-DTW matching against shingle
     /// search (exact and HNSW, by PCA dimension), P@1 / MAP and time per query.
     Matching(BenchMatchingArgs),
@@ -578,6 +597,7 @@ pub enum BenchCommand {
     /// post query clips to /v1/query for DURATION seconds; reports throughput,
     /// latency percentiles and errors (scripts/bench-serve runs it on a 10 h library).
     Serve(BenchServeArgs),
+    #[cfg(feature = "lab")]
     /// Build a version-identification benchmark: mma pieces rendered several
     /// times with another groove, instruments, tempo and key (refs/ holds one
     /// rendition per piece, queries/ 20 s excerpts of the others).
@@ -625,6 +645,7 @@ pub struct BenchServeArgs {
     /// Write every request (client, clip, status, ms) as JSON lines here.
     #[arg(long, value_name = "FILE")]
     pub log: Option<PathBuf>,
+    /// JSON instead of text: one object per line (see the command's help).
     #[arg(long)]
     pub json: bool,
 }

@@ -1,75 +1,79 @@
-//! The user-facing configuration file: one section per pipeline stage, each
-//! the stage's own typed config. Every field is optional and defaults to the
-//! published configuration; `sampleid config` prints the full default file.
+//! The configuration file: the engine's stage sections (`sampleid_engine::Settings`)
+//! and the server's own `[serve]` section. Every field is optional and
+//! defaults to the published configuration; `sampleid config` prints the
+//! full default file.
 
 use std::path::Path;
 
-use anyhow::{Context, Result, bail};
-use sampleid_audio::AudioConfig;
-use sampleid_features::{ChromaConfig, FrontendConfig};
-use sampleid_index::IndexConfig;
-use sampleid_matching::{AlignConfig, MatchConfig, RefineConfig};
-use sampleid_search::QueryConfig;
-use serde::{Deserialize, Serialize};
+use anyhow::{Context, Result};
+use sampleid_engine::Settings;
 
-/// All stage configurations.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+use crate::serve::ServeConfig;
+
+/// Everything a configuration file sets.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Config {
-    /// Decoding and resampling.
-    pub audio: AudioConfig,
-    /// Log-mel front end and segmentation.
-    pub frontend: FrontendConfig,
-    /// Chroma and CENS.
-    pub chroma: ChromaConfig,
-    /// The ANN index of a new library.
-    pub index: IndexConfig,
-    /// Two-stage search.
-    pub query: QueryConfig,
-    /// Chroma alignment of the best matches: location, time ratio, pitch shift.
-    pub refine: RefineConfig,
-    /// Audio matching (`sampleid match`).
-    pub matching: MatchConfig,
-    /// Alignment of two recordings (`sampleid align`).
-    pub align: AlignConfig,
-    /// Genre / style classification (`sampleid genre`).
-    pub genre: sampleid_genre::GenreConfig,
-    /// The HTTP service (`sampleid serve`).
-    pub serve: crate::serve::ServeConfig,
+    /// The engine's stages (`[audio]`, `[frontend]`, … `[genre]`).
+    pub engine: Settings,
+    /// The HTTP service (`[serve]`).
+    pub serve: ServeConfig,
 }
 
 impl Config {
-    /// Reads a TOML file, or the defaults when `path` is `None`.
+    /// Reads a TOML file, or the defaults when `path` is `None`; validated.
     pub fn load(path: Option<&Path>) -> Result<Self> {
-        let cfg = match path {
-            None => Self::default(),
-            Some(p) => {
-                let text = std::fs::read_to_string(p).with_context(|| format!("cannot read config {}", p.display()))?;
-                toml::from_str(&text).with_context(|| format!("invalid config {}", p.display()))?
-            }
+        let Some(p) = path else {
+            return Ok(Self::default());
         };
-        cfg.validate()?;
-        Ok(cfg)
+        let text = std::fs::read_to_string(p).with_context(|| format!("cannot read config {}", p.display()))?;
+        Self::parse(&text).with_context(|| format!("invalid config {}", p.display()))
     }
 
-    /// Checks each stage and that the stages agree with each other.
-    pub fn validate(&self) -> Result<()> {
-        self.frontend.validate()?;
-        self.chroma.validate()?;
-        self.genre.validate()?;
-        if self.frontend.sample_rate != self.audio.sample_rate || self.chroma.sample_rate != self.audio.sample_rate {
-            bail!(
-                "config: audio.sample_rate ({}) must equal frontend.sample_rate ({}) and chroma.sample_rate ({})",
-                self.audio.sample_rate,
-                self.frontend.sample_rate,
-                self.chroma.sample_rate
-            );
-        }
-        Ok(())
+    /// Parses TOML text: `[serve]` for the server, the rest for the engine
+    /// (unknown sections and keys are errors).
+    pub fn parse(text: &str) -> Result<Self> {
+        let mut table: toml::Table = toml::from_str(text)?;
+        let serve = match table.remove("serve") {
+            Some(v) => v.try_into().context("[serve]")?,
+            None => ServeConfig::default(),
+        };
+        serve.validate()?;
+        let engine = Settings::from_toml(&toml::to_string(&table)?)?;
+        Ok(Self { engine, serve })
     }
 
     /// The configuration as TOML.
     pub fn to_toml(&self) -> Result<String> {
-        Ok(toml::to_string_pretty(self)?)
+        #[derive(serde::Serialize)]
+        struct ServeSection<'a> {
+            serve: &'a ServeConfig,
+        }
+        let mut text = self.engine.to_toml()?;
+        text.push('\n');
+        text.push_str(&toml::to_string_pretty(&ServeSection { serve: &self.serve })?);
+        Ok(text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_printed_defaults_parse_back() {
+        let c = Config::default();
+        let text = c.to_toml().unwrap();
+        assert!(text.contains("[serve]") && text.contains("[audio]"), "{text}");
+        assert_eq!(Config::parse(&text).unwrap(), c);
+    }
+
+    #[test]
+    fn bad_settings_are_refused_with_their_section() {
+        let e = format!("{:#}", Config::parse("[audio]\nblock_samples = 0").unwrap_err());
+        assert!(e.contains("[audio]"), "{e}");
+        let e = format!("{:#}", Config::parse("[serve]\nmax_body_mb = -1").unwrap_err());
+        assert!(e.contains("max_body_mb"), "{e}");
+        let e = format!("{:#}", Config::parse("[serve]\nbogus = 1").unwrap_err());
+        assert!(e.contains("bogus"), "{e}");
     }
 }

@@ -1,20 +1,24 @@
-//! The `sampleid` binary: a thin layer that parses arguments, sets up logging
-//! and hands each command to the pipeline crates under `crates/`.
+//! The `sampleid` binary: adapters over `sampleid-engine`. The CLI
+//! (`cli`, `cmd/*`) turns arguments into engine calls and prints the
+//! answers; the server (`serve/*`) turns HTTP requests into the same calls.
+//! The lab (corpus, training, benchmark building) is behind the default
+//! feature `lab`; `--no-default-features` builds the runtime binary alone.
 
 mod cli;
 mod cmd;
 mod config;
-mod engine;
-mod model;
 mod progress;
 mod serve;
+mod stats;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use crate::cli::{BenchCommand, Cli, Command, CorpusCommand, GenreCommand, TrainCommand};
+use crate::cli::{BenchCommand, Cli, Command, GenreCommand};
+#[cfg(feature = "lab")]
+use crate::cli::{CorpusCommand, TrainCommand};
 use crate::config::Config;
 
 fn main() -> ExitCode {
@@ -52,34 +56,47 @@ fn run(cli: &Cli) -> anyhow::Result<usize> {
         Command::Model(args) => cmd::fingerprint::model(args, cli.model.as_deref()).map(|()| 0),
         Command::Index(args) => cmd::library::index(args, &cfg, cli.model.as_deref(), cli.quiet),
         Command::Query(args) => cmd::query::run(args, &cfg, cli.model.as_deref()),
-        Command::Match(args) => cmd::matching::run_match(args, &cfg),
-        Command::Genre(GenreCommand::Train(args)) => {
-            cmd::genre::train(args, &cfg, cli.model.as_deref(), cli.quiet).map(|()| 0)
-        }
+        Command::Match(args) => cmd::matching::run_match(args, &cfg, cli.model.as_deref()),
         Command::Genre(GenreCommand::Predict(args)) => cmd::genre::predict(args, &cfg, cli.model.as_deref()),
-        Command::Genre(GenreCommand::Eval(args)) => {
-            cmd::genre::evaluate(args, &cfg, cli.model.as_deref(), cli.quiet).map(|()| 0)
+        #[cfg(feature = "lab")]
+        Command::Genre(GenreCommand::Train(args)) => {
+            cmd::genre::lab::train(args, &cfg, cli.model.as_deref(), cli.quiet).map(|()| 0)
         }
-        Command::Genre(GenreCommand::Dataset(args)) => cmd::genre::dataset(args, cli.quiet).map(|()| 0),
+        #[cfg(feature = "lab")]
+        Command::Genre(GenreCommand::Eval(args)) => {
+            cmd::genre::lab::evaluate(args, &cfg, cli.model.as_deref(), cli.quiet).map(|()| 0)
+        }
+        #[cfg(feature = "lab")]
+        Command::Genre(GenreCommand::Dataset(args)) => cmd::genre::lab::dataset(args, cli.quiet).map(|()| 0),
         Command::Serve(args) => serve::run(args, &cfg, cli.model.as_deref()).map(|()| 0),
-        Command::Align(args) => cmd::matching::run_align(args, &cfg).map(|()| 0),
+        Command::Align(args) => cmd::matching::run_align(args, &cfg, cli.model.as_deref()).map(|()| 0),
         Command::Delete(args) => cmd::library::delete(args),
         Command::List(args) => cmd::library::list(args).map(|()| 0),
         Command::Stats(args) => cmd::library::stats(args).map(|()| 0),
-        Command::Bench(BenchCommand::Frontend(args)) => cmd::bench::frontend(args, &cfg).map(|()| 0),
+        Command::Bench(BenchCommand::Frontend(args)) => cmd::speed::frontend(args, &cfg).map(|()| 0),
         Command::Bench(BenchCommand::Encoder(args)) => {
-            cmd::bench::encoder(args, &cfg, cli.model.as_deref()).map(|()| 0)
+            cmd::speed::encoder(args, &cfg, cli.model.as_deref()).map(|()| 0)
         }
-        Command::Bench(BenchCommand::Versions(args)) => cmd::bench::versions(args, cli.quiet).map(|()| 0),
-        Command::Bench(BenchCommand::Matching(args)) => cmd::matching::bench(args, &cfg).map(|()| 0),
         Command::Bench(BenchCommand::Serve(args)) => cmd::load::run(args, cli.quiet).map(|()| 0),
+        #[cfg(feature = "lab")]
+        Command::Bench(BenchCommand::Versions(args)) => cmd::bench::versions(args, cli.quiet).map(|()| 0),
+        #[cfg(feature = "lab")]
+        Command::Bench(BenchCommand::Matching(args)) => {
+            cmd::bench::matching(args, &cfg, cli.model.as_deref()).map(|()| 0)
+        }
+        #[cfg(feature = "lab")]
         Command::Bench(BenchCommand::Make(args)) => cmd::bench::make(args, cli.quiet).map(|()| 0),
+        #[cfg(feature = "lab")]
         Command::Bench(BenchCommand::Run(args)) => {
             cmd::bench::run(args, &cfg, cli.model.as_deref(), cli.quiet).map(|()| 0)
         }
+        #[cfg(feature = "lab")]
         Command::Corpus(CorpusCommand::Fetch(args)) => cmd::corpus::fetch(args, cli.quiet).map(|()| 0),
+        #[cfg(feature = "lab")]
         Command::Corpus(CorpusCommand::Stats(args)) => cmd::corpus::stats(args).map(|()| 0),
+        #[cfg(feature = "lab")]
         Command::Train(TrainCommand::Encoder(args)) => cmd::train::encoder(args, cli.quiet).map(|()| 0),
+        #[cfg(feature = "lab")]
         Command::Train(TrainCommand::Reranker(args)) => {
             cmd::train::reranker(args, cli.model.as_deref(), cli.quiet).map(|()| 0)
         }

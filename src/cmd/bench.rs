@@ -1,177 +1,17 @@
-//! `sampleid bench frontend`: throughput of decode → resample → log-mel →
-//! normalised segments on real files, per thread count, and peak memory.
+//! The lab's benchmarks: `sampleid bench make` (a benchmark from the
+//! corpus's test split), `bench run` (score any system's answers; without
+//! `--results`, sampleid's own through the engine), `bench versions` and
+//! `bench matching`.
 
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Instant;
 
 use anyhow::{Context, Result};
-use rayon::prelude::*;
-use sampleid_audio::AudioStream;
-use sampleid_features::SegmentStream;
+use sampleid_engine::{IdentifyOptions, Library, Source};
 use serde::Serialize;
 
-use crate::cli::{BenchFrontendArgs, BenchMakeArgs, BenchRunArgs, ProtocolArg};
+use crate::cli::{BenchMakeArgs, BenchMatchingArgs, BenchRunArgs, ProtocolArg};
 use crate::config::Config;
-
-#[derive(Debug, Serialize)]
-struct ThreadResult {
-    threads: usize,
-    /// Audio seconds processed per wall-clock second, one value per run.
-    realtime_factors: Vec<f64>,
-    median_realtime: f64,
-    /// Share of CPU time spent decoding + resampling (the rest is the front end).
-    decode_share: f64,
-}
-
-#[derive(Debug, Serialize)]
-struct BenchReport {
-    files: usize,
-    audio_s: f64,
-    segments: usize,
-    results: Vec<ThreadResult>,
-    /// Peak resident set size of this process (VmHWM), MiB.
-    peak_rss_mib: Option<f64>,
-}
-
-struct FileRun {
-    audio_s: f64,
-    segments: usize,
-    decode: Duration,
-    frontend: Duration,
-}
-
-fn process(path: &Path, cfg: &Config) -> Result<FileRun> {
-    let mut stream = AudioStream::open(path, &cfg.audio)?;
-    let mut seg = SegmentStream::new(&cfg.frontend)?;
-    let mut n = 0usize;
-    let (mut decode, mut frontend) = (Duration::ZERO, Duration::ZERO);
-    loop {
-        let t0 = Instant::now();
-        let block = stream.next_block()?;
-        let t1 = Instant::now();
-        decode += t1 - t0;
-        match block {
-            Some(b) => seg.push(b, &mut |s| {
-                n += 1;
-                std::hint::black_box(&s);
-            }),
-            None => break,
-        }
-        frontend += t1.elapsed();
-    }
-    let t = Instant::now();
-    seg.finish(&mut |_| n += 1);
-    frontend += t.elapsed();
-    Ok(FileRun {
-        audio_s: stream.position_s(),
-        segments: n,
-        decode,
-        frontend,
-    })
-}
-
-/// Peak resident memory of this process in MiB (Linux).
-pub fn peak_rss_mib() -> Option<f64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib / 1024.0)
-}
-
-fn median(v: &[f64]) -> f64 {
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    let n = s.len();
-    if n % 2 == 1 {
-        s[n / 2]
-    } else {
-        (s[n / 2 - 1] + s[n / 2]) / 2.0
-    }
-}
-
-pub fn frontend(args: &BenchFrontendArgs, cfg: &Config) -> Result<()> {
-    let files: Vec<PathBuf> = args.files.clone();
-    // A first pass validates the inputs and warms the page cache.
-    let mut audio_s = 0.0;
-    let mut segments = 0;
-    for f in &files {
-        let r = process(f, cfg)?;
-        audio_s += r.audio_s;
-        segments += r.segments;
-    }
-    let mut results = Vec::new();
-    for &threads in &args.threads {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads.max(1))
-            .build()
-            .context("cannot build a thread pool")?;
-        let mut factors = Vec::new();
-        let (mut dec, mut fe) = (Duration::ZERO, Duration::ZERO);
-        for _ in 0..args.repeat.max(1) {
-            let start = Instant::now();
-            let runs: Vec<FileRun> =
-                pool.install(|| files.par_iter().map(|f| process(f, cfg)).collect::<Result<_>>())?;
-            let wall = start.elapsed().as_secs_f64();
-            factors.push(audio_s / wall);
-            for r in &runs {
-                dec += r.decode;
-                fe += r.frontend;
-            }
-        }
-        let total = (dec + fe).as_secs_f64().max(1e-12);
-        results.push(ThreadResult {
-            threads,
-            median_realtime: median(&factors),
-            realtime_factors: factors,
-            decode_share: dec.as_secs_f64() / total,
-        });
-    }
-    let report = BenchReport {
-        files: files.len(),
-        audio_s,
-        segments,
-        results,
-        peak_rss_mib: peak_rss_mib(),
-    };
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-        return Ok(());
-    }
-    println!(
-        "frontend: {} files, {:.1} min of audio, {} segments (decode → 16 kHz → log-mel → normalised segments)",
-        report.files,
-        report.audio_s / 60.0,
-        report.segments
-    );
-    println!(
-        "{:>8} {:>16} {:>22} {:>14}",
-        "threads", "median ×realtime", "runs", "decode share"
-    );
-    for r in &report.results {
-        let runs: Vec<String> = r.realtime_factors.iter().map(|f| format!("{f:.0}")).collect();
-        println!(
-            "{:>8} {:>16.0} {:>22} {:>13.0}%",
-            r.threads,
-            r.median_realtime,
-            runs.join(" "),
-            100.0 * r.decode_share
-        );
-    }
-    if let (Some(a), Some(b)) = (report.results.first(), report.results.last())
-        && report.results.len() > 1
-    {
-        println!(
-            "scaling {}→{} threads: ×{:.2}",
-            a.threads,
-            b.threads,
-            b.median_realtime / a.median_realtime
-        );
-    }
-    if let Some(rss) = report.peak_rss_mib {
-        println!("peak RSS: {rss:.1} MiB");
-    }
-    Ok(())
-}
 
 /// `sampleid bench versions`.
 pub fn versions(args: &crate::cli::BenchVersionsArgs, quiet: bool) -> Result<()> {
@@ -257,7 +97,8 @@ pub fn run(args: &BenchRunArgs, cfg: &Config, model_path: Option<&Path>, quiet: 
                 .unwrap_or_else(|| "system".into()),
         ),
         None => {
-            let encoder = crate::model::encoder(model_path)?;
+            let encoder =
+                sampleid_engine::models::load_encoder(&sampleid_engine::ModelSource::from_option(model_path))?;
             let system = format!(
                 "sampleid-{}{}-{}",
                 encoder.info().version,
@@ -300,7 +141,7 @@ pub fn run(args: &BenchRunArgs, cfg: &Config, model_path: Option<&Path>, quiet: 
 }
 
 /// sampleid's own answers to a benchmark: refs/ indexed into a library,
-/// every query answered by the two-stage search, JSON lines in the
+/// every query answered by [`Library::identify`], JSON lines in the
 /// `sampleid query --json` format.
 fn answer(
     args: &BenchRunArgs,
@@ -312,11 +153,11 @@ fn answer(
 ) -> Result<()> {
     use std::io::Write;
 
-    let encoder = crate::model::encoder(model)?;
+    let engine = crate::cmd::engine(cfg, model)?;
     let db = args.db.clone().unwrap_or_else(|| {
         args.bench.join(format!(
             "db-{}-{}",
-            encoder.info().version,
+            engine.encoder().info().version,
             format!("{:?}", args.ann).to_lowercase()
         ))
     });
@@ -328,12 +169,20 @@ fn answer(
         json: false,
     };
     let started = Instant::now();
-    let failed = crate::cmd::library::index_with(&index_args, cfg, model, quiet, false)?;
-    if failed > 0 {
-        anyhow::bail!("{failed} reference(s) could not be indexed");
+    let summary = {
+        let lib = crate::cmd::library::open_writer(&db, cfg, model, Some(args.ann))?;
+        crate::cmd::library::index_into(&lib, &index_args, quiet, false)?
+    };
+    tracing::info!(?summary, "indexed");
+    if summary.failed > 0 {
+        anyhow::bail!("{} reference(s) could not be indexed", summary.failed);
     }
     let index_s = started.elapsed().as_secs_f64();
-    let (lib, engine) = crate::cmd::query::open(&db, cfg, model)?;
+    let lib = Library::open(&db, &engine).with_context(|| format!("cannot open the library {}", db.display()))?;
+    let opts = IdentifyOptions {
+        rerank: !args.no_rerank,
+        top_k: None,
+    };
     let bar = crate::progress::files_bar(bench.queries.len() as u64, quiet);
     let tmp = out.with_extension("part");
     let mut file = std::io::BufWriter::new(
@@ -343,7 +192,8 @@ fn answer(
     let mut per_query = Vec::new();
     for q in &bench.queries {
         let t0 = Instant::now();
-        let mut line = crate::cmd::query::answer(&lib, &engine, &args.bench.join(&q.path), !args.no_rerank, &cfg.query)
+        let mut line = lib
+            .identify(&Source::file(args.bench.join(&q.path)), &opts)
             .with_context(|| format!("query {}", q.path))?;
         latency.push(t0.elapsed().as_secs_f64());
         per_query.push(
@@ -355,130 +205,200 @@ fn answer(
         bar.inc(1);
     }
     file.flush()?;
+    file.get_ref()
+        .sync_all()
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
     drop(file);
     std::fs::rename(&tmp, out).with_context(|| format!("cannot write {}", out.display()))?;
     bar.finish_and_clear();
     let timing = out.with_file_name("latency.json");
     std::fs::write(&timing, serde_json::to_string_pretty(&per_query)?)
         .with_context(|| format!("cannot write {}", timing.display()))?;
-    latency.sort_by(f64::total_cmp);
-    let pct = |p: f64| latency[((latency.len() as f64 - 1.0) * p).round() as usize] * 1000.0;
     eprintln!(
         "answered {} queries against {} songs ({:.2} h, {}): median {:.0} ms, p99 {:.0} ms per query \
          (decode + fingerprint + search + re-rank); indexing took {:.0} s",
         latency.len(),
-        lib.songs().len(),
+        lib.len(),
         lib.stats()?.hours,
         db.display(),
-        pct(0.5),
-        pct(0.99),
+        crate::stats::percentile(&latency, 0.5) * 1000.0,
+        crate::stats::percentile(&latency, 0.99) * 1000.0,
         index_s
     );
     Ok(())
 }
 
-/// Encoder speed at one thread count.
+/// One system's row of `sampleid bench matching`.
 #[derive(Debug, Serialize)]
-struct EncoderSpeed {
-    threads: usize,
-    /// Median over the runs.
-    segments_per_s: f64,
-    ms_per_segment: f64,
-    /// Audio seconds fingerprinted per second (each segment advances one hop).
-    realtime: f64,
-    runs_s: Vec<f64>,
+struct MatchingRow {
+    system: String,
+    dims: usize,
+    queries: usize,
+    p_at_1: f64,
+    map: f64,
+    /// Time per query, for the systems this command runs itself.
+    median_ms: Option<f64>,
+    build_s: f64,
+    index_mb: f64,
 }
 
-/// `sampleid bench encoder`: inference speed of the encoder in use.
-pub fn encoder(args: &crate::cli::BenchEncoderArgs, cfg: &Config, model_path: Option<&Path>) -> Result<()> {
-    let encoder = crate::model::encoder(model_path)?;
-    let fe = &cfg.frontend;
-    let audio = match &args.file {
-        Some(f) => {
-            sampleid_audio::decode_file(f, &cfg.audio)
-                .with_context(|| f.display().to_string())?
-                .samples
+/// Average precision of a ranking (recording indices) against the relevant set.
+fn average_precision(ranked: &[usize], relevant: &std::collections::HashSet<usize>) -> f64 {
+    let mut hits = 0.0;
+    let mut sum = 0.0;
+    for (i, r) in ranked.iter().enumerate() {
+        if relevant.contains(r) {
+            hits += 1.0;
+            sum += hits / (i + 1) as f64;
         }
-        None => {
-            // A chord whose root sweeps over two octaves, with a beat: real spectral structure.
-            let sr = fe.sample_rate as f64;
-            let n = (args.segments as f64 * 0.512 * sr) as usize + 70_000;
-            (0..n)
-                .map(|i| {
-                    let t = i as f64 / sr;
-                    let f0 = 110.0 * 2f64.powf(2.0 * t / (n as f64 / sr));
-                    let chord: f64 = [1.0, 1.25, 1.5]
-                        .iter()
-                        .map(|r| (2.0 * std::f64::consts::PI * f0 * r * t).sin())
-                        .sum();
-                    let beat = if (t * 2.0).fract() < 0.05 { 0.5 } else { 0.0 };
-                    (0.2 * chord + beat * (i as f64 * 12.9898).sin()) as f32
-                })
-                .collect()
-        }
-    };
-    let mut segs: Vec<Vec<f32>> = sampleid_features::segments(&audio, fe)?
-        .into_iter()
-        .map(|s| s.data)
-        .collect();
-    anyhow::ensure!(!segs.is_empty(), "the input gives no segments");
-    let have = segs.len();
-    while segs.len() < args.segments.max(1) {
-        segs.push(segs[segs.len() % have].clone());
     }
-    segs.truncate(args.segments.max(1));
-    let refs: Vec<&[f32]> = segs.iter().map(|s| s.as_slice()).collect();
-    let hop_s = crate::cmd::fingerprint::hop_s(cfg);
-    let mut results = Vec::new();
-    for &threads in &args.threads {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads.max(1))
-            .build()
-            .context("cannot build a thread pool")?;
-        pool.install(|| encoder.embed(&refs[..refs.len().min(16)]))?; // warm-up
-        let mut runs = Vec::new();
-        for _ in 0..args.repeat.max(1) {
-            let start = Instant::now();
-            pool.install(|| encoder.embed(&refs))?;
-            runs.push(start.elapsed().as_secs_f64());
+    if relevant.is_empty() {
+        0.0
+    } else {
+        sum / relevant.len() as f64
+    }
+}
+
+/// Ranks the recordings for a query's chroma shares.
+type Ranker<'a> = dyn Fn(&str, &[[u8; 12]]) -> Result<Vec<usize>> + 'a;
+
+/// `sampleid bench matching`.
+pub fn matching(args: &BenchMatchingArgs, cfg: &Config, model: Option<&Path>) -> Result<()> {
+    use std::collections::{HashMap, HashSet};
+    let bench = sampleid_bench::Benchmark::load(&args.bench)?;
+    let library = crate::cmd::open_library(&args.db, cfg, model)?;
+    let engine = library.engine()?.clone();
+    let lib = library.read();
+    let songs: Vec<_> = lib.songs().iter().filter(|s| s.chroma_frames > 0).collect();
+    anyhow::ensure!(
+        !songs.is_empty(),
+        "{} holds no songs with chroma; index refs/ first",
+        args.db.display()
+    );
+    let stem = |p: &str| {
+        Path::new(p)
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or(p)
+            .to_string()
+    };
+    let by_id: HashMap<String, usize> = songs.iter().enumerate().map(|(i, s)| (stem(&s.path), i)).collect();
+    let recordings: Vec<Vec<[u8; 12]>> = songs.iter().map(|s| lib.chroma(s)).collect();
+    let rate = cfg.engine.chroma.frame_rate();
+    // Positive queries long enough for one shingle, whose references are all indexed.
+    let mut queries = Vec::new();
+    for q in &bench.queries {
+        if q.negative || q.length_s + 1e-9 < args.shingle_length as f64 || q.targets.is_empty() {
+            continue;
         }
-        let mut sorted = runs.clone();
-        sorted.sort_by(f64::total_cmp);
-        let median = sorted[sorted.len() / 2];
-        let sps = refs.len() as f64 / median;
-        results.push(EncoderSpeed {
-            threads,
-            segments_per_s: sps,
-            ms_per_segment: 1000.0 / sps,
-            realtime: sps * hop_s,
-            runs_s: runs,
-        });
+        let relevant: Option<HashSet<usize>> = q.targets.iter().map(|t| by_id.get(&t.reference).copied()).collect();
+        let Some(relevant) = relevant else { continue };
+        let shares = engine.chroma(&Source::file(args.bench.join(&q.path)), "match")?.chroma;
+        queries.push((q.id.clone(), shares, relevant));
+    }
+    anyhow::ensure!(
+        !queries.is_empty(),
+        "no query of the benchmark is {} s or longer",
+        args.shingle_length
+    );
+    tracing::info!("{} queries against {} recordings", queries.len(), recordings.len());
+    let mut rows = Vec::new();
+    let mut score =
+        |system: String, dims: usize, build_s: f64, index_mb: f64, timed: bool, rank: &Ranker| -> Result<()> {
+            let (mut p1, mut ap, mut ms) = (0.0, 0.0, Vec::new());
+            for (id, shares, relevant) in &queries {
+                let t = Instant::now();
+                let ranked = rank(id, shares)?;
+                ms.push(t.elapsed().as_secs_f64() * 1e3);
+                p1 += ranked.first().is_some_and(|r| relevant.contains(r)) as u8 as f64;
+                ap += average_precision(&ranked, relevant);
+            }
+            let n = queries.len() as f64;
+            rows.push(MatchingRow {
+                system,
+                dims,
+                queries: queries.len(),
+                p_at_1: 100.0 * p1 / n,
+                map: 100.0 * ap / n,
+                median_ms: timed.then(|| crate::stats::median(&ms)),
+                build_s,
+                index_mb,
+            });
+            Ok(())
+        };
+    let dtw_cfg = sampleid_matching::MatchConfig {
+        max_matches: usize::MAX,
+        hits_per_recording: 1,
+        max_cost: f64::INFINITY,
+        ..cfg.engine.matching.clone()
+    };
+    let dedup = |ids: Vec<usize>| {
+        let mut seen = HashSet::new();
+        ids.into_iter().filter(|r| seen.insert(*r)).collect::<Vec<_>>()
+    };
+    // Other systems' answers (`sampleid query --json` lines, e.g. a `bench run`'s
+    // answers.jsonl) on the same queries, ranked by their answer order.
+    for file in &args.results {
+        let answers = sampleid_bench::read_results(file)?;
+        score(format!("answers {}", file.display()), 0, 0.0, 0.0, false, &|id, _| {
+            let listed = answers.get(id).map(|m| m.as_slice()).unwrap_or_default();
+            Ok(dedup(
+                listed
+                    .iter()
+                    .filter_map(|m| by_id.get(&stem(&m.reference)).copied())
+                    .collect(),
+            ))
+        })?;
+    }
+    score("chroma DTW (match)".into(), 0, 0.0, 0.0, true, &|_, q| {
+        let found = sampleid_matching::match_query(q, &recordings, rate, &dtw_cfg)?;
+        Ok(dedup(found.iter().map(|m| m.recording).collect()))
+    })?;
+    for &dims in &args.dims {
+        for hnsw in [false, true] {
+            let scfg = sampleid_matching::ShingleConfig {
+                length: args.shingle_length,
+                dims,
+                hnsw,
+                k: 100,
+                ..Default::default()
+            };
+            let t = Instant::now();
+            let ix = sampleid_matching::ShingleIndex::build(&recordings, &scfg)?;
+            let build_s = t.elapsed().as_secs_f64();
+            let mb = ix.vector_bytes() as f64 / 1e6;
+            let d = if dims == 0 { args.shingle_length * 12 } else { dims };
+            score(
+                format!("shingles {}", if hnsw { "HNSW" } else { "exact" }),
+                d,
+                build_s,
+                mb,
+                true,
+                &|_, q| Ok(ix.search(q, rate)?.iter().map(|h| h.recording).collect()),
+            )?;
+        }
     }
     if args.json {
-        println!(
-            "{}",
-            serde_json::json!({
-                "model": encoder.info().version,
-                "parameters": encoder.parameters(),
-                "segments": refs.len(),
-                "batch_size": encoder.batch_size,
-                "results": results,
-            })
-        );
+        println!("{}", serde_json::to_string(&rows)?);
     } else {
         println!(
-            "encoder {} ({} parameters), {} segments per run, batch {}",
-            encoder.info().version,
-            encoder.parameters(),
-            refs.len(),
-            encoder.batch_size
+            "{} queries (≥ {} s) against {} recordings",
+            queries.len(),
+            args.shingle_length,
+            recordings.len()
         );
-        println!("| threads | segments/s | ms/segment | × realtime |");
-        println!("|--:|--:|--:|--:|");
-        for r in &results {
+        println!("| system | dims | P@1 % | MAP % | median ms/query | build s | vectors MB |");
+        println!("|---|--:|--:|--:|--:|--:|--:|");
+        for r in &rows {
             println!(
-                "| {} | {:.0} | {:.2} | {:.0} |",
-                r.threads, r.segments_per_s, r.ms_per_segment, r.realtime
+                "| {} | {} | {:.1} | {:.1} | {} | {:.2} | {:.1} |",
+                r.system,
+                r.dims,
+                r.p_at_1,
+                r.map,
+                r.median_ms.map(|m| format!("{m:.2}")).unwrap_or_else(|| "–".into()),
+                r.build_s,
+                r.index_mb
             );
         }
     }

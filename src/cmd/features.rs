@@ -90,10 +90,10 @@ pub fn run(args: &FeaturesArgs, cfg: &Config, quiet: bool) -> Result<usize> {
 
 /// Streams one input into one `.npy` file.
 fn extract(input: &Path, out: &Path, kind: FeatureKind, cfg: &Config, bar: &ProgressBar) -> Result<Written> {
-    let mut stream = AudioStream::open(input, &cfg.audio)?;
+    let mut stream = AudioStream::open(input, &cfg.engine.audio)?;
     let declared = stream.info().duration_s;
     let name = input.display().to_string();
-    let fe = &cfg.frontend;
+    let fe = &cfg.engine.frontend;
     let row_shape: Vec<usize> = match kind {
         FeatureKind::Mel => vec![fe.n_mels],
         FeatureKind::Segments => vec![fe.n_mels, fe.segment_frames],
@@ -128,7 +128,7 @@ fn extract(input: &Path, out: &Path, kind: FeatureKind, cfg: &Config, bar: &Prog
                 seg.finish(&mut |s| emit(&s.data));
             }
             FeatureKind::Chroma => {
-                let mut ch = ChromaStream::new(&cfg.chroma)?;
+                let mut ch = ChromaStream::new(&cfg.engine.chroma)?;
                 let silence = ch.silence_energy();
                 let mut on = |e: &[f32; 12]| emit(&normalise_chroma(std::slice::from_ref(e), silence)[0]);
                 while let Some(block) = stream.next_block()? {
@@ -148,14 +148,14 @@ fn extract(input: &Path, out: &Path, kind: FeatureKind, cfg: &Config, bar: &Prog
             }
             FeatureKind::Cens => {
                 // Chroma energies are small (12 floats per 0.1 s); CENS needs a window over them.
-                let mut ch = ChromaStream::new(&cfg.chroma)?;
+                let mut ch = ChromaStream::new(&cfg.engine.chroma)?;
                 let mut energy = Vec::new();
                 while let Some(block) = stream.next_block()? {
                     ch.push(block, &mut |e| energy.push(*e));
                     progress::show_position(bar, &name, stream.position_s(), declared);
                 }
                 ch.finish(&mut |e| energy.push(*e));
-                for row in cens_from_energy(&energy, ch.silence_energy(), &cfg.chroma.cens) {
+                for row in cens_from_energy(&energy, ch.silence_energy(), &cfg.engine.chroma.cens) {
                     emit(&row);
                 }
             }

@@ -1,22 +1,18 @@
-//! `sampleid fingerprint` and `sampleid model`: the encoder stage on files.
+//! `sampleid fingerprint` adapts [`sampleid_engine::Engine::fingerprints`];
+//! `sampleid model` describes the encoder in use.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use indicatif::ProgressBar;
-use sampleid_audio::AudioStream;
-use sampleid_encoder::Encoder;
-use sampleid_features::SegmentStream;
+use sampleid_engine::{Engine, ModelSource, Source};
 use sampleid_features::npy::NpyWriter;
 use serde::Serialize;
 
 use crate::cli::{FingerprintArgs, ModelArgs};
 use crate::config::Config;
-use crate::{model, progress};
-
-/// Segments encoded per forward pass.
-const BATCH: usize = 64;
+use crate::progress;
 
 /// What one input produced.
 #[derive(Debug, Serialize)]
@@ -36,7 +32,7 @@ pub fn run(args: &FingerprintArgs, cfg: &Config, model_path: Option<&Path>, quie
     if args.out.is_some() && args.files.len() > 1 {
         bail!("--out names one file; use --out-dir for {} inputs", args.files.len());
     }
-    let encoder = model::encoder(model_path)?;
+    let engine = super::engine_with(&cfg.engine, model_path)?;
     let out_dir = args.out_dir.clone().unwrap_or_else(|| PathBuf::from("."));
     if args.out.is_none() {
         std::fs::create_dir_all(&out_dir).with_context(|| format!("cannot create {}", out_dir.display()))?;
@@ -53,7 +49,7 @@ pub fn run(args: &FingerprintArgs, cfg: &Config, model_path: Option<&Path>, quie
             out_dir.join(format!("{stem}.fingerprints.npy"))
         });
         let r = if taken.insert(out.clone()) {
-            fingerprint(input, &out, &encoder, cfg, &bar)
+            fingerprint(input, &out, &engine, &bar)
         } else {
             Err(anyhow::anyhow!(
                 "{}: output {} is already written by another input",
@@ -73,49 +69,10 @@ pub fn run(args: &FingerprintArgs, cfg: &Config, model_path: Option<&Path>, quie
     })
 }
 
-/// Fingerprints of a whole file (`n × dim`, row-major) and its decoded duration.
-pub fn fingerprint_file(
-    input: &Path,
-    encoder: &Encoder,
-    cfg: &Config,
-    bar: Option<&ProgressBar>,
-) -> Result<(Vec<f32>, f64)> {
-    let mut stream = AudioStream::open(input, &cfg.audio)?;
-    let declared = stream.info().duration_s;
-    let name = input.display().to_string();
-    let mut seg = SegmentStream::new(&cfg.frontend)?;
-    let mut pending: Vec<Vec<f32>> = Vec::new();
-    let mut out = Vec::new();
-    let flush = |pending: &mut Vec<Vec<f32>>, out: &mut Vec<f32>| -> Result<()> {
-        let refs: Vec<&[f32]> = pending.iter().map(|s| s.as_slice()).collect();
-        for e in encoder.embed(&refs)? {
-            out.extend_from_slice(&e.fingerprint);
-        }
-        pending.clear();
-        Ok(())
-    };
-    while let Some(block) = stream.next_block()? {
-        seg.push(block, &mut |s| pending.push(s.data));
-        if pending.len() >= BATCH {
-            flush(&mut pending, &mut out)?;
-        }
-        if let Some(bar) = bar {
-            progress::show_position(bar, &name, stream.position_s(), declared);
-        }
-    }
-    seg.finish(&mut |s| pending.push(s.data));
-    flush(&mut pending, &mut out)?;
-    Ok((out, stream.position_s()))
-}
-
-/// Seconds between segment starts.
-pub fn hop_s(cfg: &Config) -> f64 {
-    cfg.frontend.segment_hop as f64 * cfg.frontend.hop_length as f64 / cfg.frontend.sample_rate as f64
-}
-
-fn fingerprint(input: &Path, out: &Path, encoder: &Encoder, cfg: &Config, bar: &ProgressBar) -> Result<Written> {
-    let dim = encoder.config().out_dim;
-    let (fps, duration_s) = fingerprint_file(input, encoder, cfg, Some(bar))?;
+fn fingerprint(input: &Path, out: &Path, engine: &Engine, bar: &ProgressBar) -> Result<Written> {
+    let dim = engine.encoder().config().out_dim;
+    let show = |name: &str, pos: f64, declared: Option<f64>| progress::show_position(bar, name, pos, declared);
+    let (fps, duration_s) = engine.fingerprints(&Source::file(input), Some(&show))?;
     let mut writer = NpyWriter::create(out, &[dim])?;
     for row in fps.chunks(dim) {
         if let Err(e) = writer.write_row(row) {
@@ -127,19 +84,18 @@ fn fingerprint(input: &Path, out: &Path, encoder: &Encoder, cfg: &Config, bar: &
         input: input.display().to_string(),
         output: out.display().to_string(),
         shape: writer.finish()?,
-        hop_s: hop_s(cfg),
+        hop_s: engine.settings().hop_s(),
         duration_s,
-        model: encoder.info().version.clone(),
+        model: engine.encoder().info().version.clone(),
     })
 }
 
 /// `sampleid model`: the encoder in use.
 pub fn model(args: &ModelArgs, model_path: Option<&Path>) -> Result<()> {
-    let encoder = model::encoder(model_path)?;
+    let source = ModelSource::from_option(model_path);
+    let encoder = sampleid_engine::models::load_encoder(&source)?;
     let info = encoder.info();
-    let source = model::encoder_source(model_path)
-        .map(|p| p.display().to_string())
-        .unwrap_or_else(|| "built-in".into());
+    let source = source.describe();
     if args.json {
         println!(
             "{}",

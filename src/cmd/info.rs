@@ -32,7 +32,7 @@ pub fn run(args: &InfoArgs, cfg: &Config, quiet: bool) -> Result<usize> {
         .par_iter()
         .map(|path| {
             let r = (|| -> Result<Report> {
-                let mut stream = AudioStream::open(path, &cfg.audio)?;
+                let mut stream = AudioStream::open(path, &cfg.engine.audio)?;
                 let name = path.display().to_string();
                 let declared = stream.info().duration_s;
                 let (mut peak, mut lo, mut hi) = (0.0f32, f32::INFINITY, f32::NEG_INFINITY);

@@ -58,22 +58,15 @@ struct Percentiles {
     max: f64,
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
 /// `sampleid bench serve`.
 pub fn run(args: &BenchServeArgs, quiet: bool) -> Result<()> {
     if args.clients == 0 || !(args.duration_s.is_finite() && args.duration_s > 0.0) {
         bail!("--clients and --duration-s must be positive");
     }
     let base = args.url.trim_end_matches('/').to_string();
-    let files: Vec<_> = crate::cmd::library::collect(&args.queries)
+    let files: Vec<_> = sampleid_engine::collect_inputs(&args.queries)
         .into_iter()
-        .collect::<Result<_>>()?;
+        .collect::<Result<_, _>>()?;
     if files.is_empty() {
         bail!("no query clips found in {:?}", args.queries);
     }
@@ -192,9 +185,9 @@ pub fn run(args: &BenchServeArgs, quiet: bool) -> Result<()> {
         throughput_rps: ok as f64 / elapsed_s,
         audio_s_per_s: ok_audio / elapsed_s,
         latency_ms: Percentiles {
-            p50: percentile(&lat, 0.5),
-            p90: percentile(&lat, 0.9),
-            p99: percentile(&lat, 0.99),
+            p50: crate::stats::percentile(&lat, 0.5),
+            p90: crate::stats::percentile(&lat, 0.9),
+            p99: crate::stats::percentile(&lat, 0.99),
             max: lat.last().copied().unwrap_or(f64::NAN),
         },
         server,

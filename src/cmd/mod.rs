@@ -1,6 +1,15 @@
-//! One module per command, and the per-input reporting they share.
+//! One module per command: each turns its arguments into engine calls and
+//! prints the answers. The per-input error line they share is here.
+//!
+//! Error lines: `error: INPUT: REASON` on stderr and, with `--json`, an
+//! object in the input's place whose key names the input as the command's
+//! answers do (`query` for `query` and `match`, `path` with `"status":
+//! "failed"` for `index`, `input` for the others) and whose `error` is the
+//! reason without the input's name.
 
+#[cfg(feature = "lab")]
 pub mod bench;
+#[cfg(feature = "lab")]
 pub mod corpus;
 pub mod features;
 pub mod fingerprint;
@@ -10,26 +19,43 @@ pub mod library;
 pub mod load;
 pub mod matching;
 pub mod query;
+pub mod speed;
+#[cfg(feature = "lab")]
 pub mod train;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
+use sampleid_engine::{Engine, Library, ModelSource, Settings};
 use serde::Serialize;
 
-/// Reports a query file that failed, for the query-like commands (`query`,
-/// `match`): `error: FILE: reason` on stderr and, with `json`, the line
-/// `{"query": FILE, "error": REASON}` on stdout, in the file's place.
-pub fn query_error(name: &str, e: &anyhow::Error, json: bool) {
+use crate::config::Config;
+
+/// An error's message without `name: ` in front (the engine's and the
+/// decoder's errors start with the input's name).
+pub fn reason(name: &str, e: &anyhow::Error) -> String {
+    let msg = format!("{e:#}");
+    msg.strip_prefix(&format!("{name}: "))
+        .map(str::to_string)
+        .unwrap_or(msg)
+}
+
+/// Reports an input that failed: `error: NAME: REASON` on stderr and, with
+/// `json`, the line `{KEY: NAME, "error": REASON}` on stdout in its place.
+pub fn input_error(key: &str, name: &str, e: &anyhow::Error, json: bool) {
+    let why = reason(name, e);
     if json {
-        println!("{}", serde_json::json!({"query": name, "error": format!("{e:#}")}));
+        let mut obj = serde_json::Map::new();
+        obj.insert(key.into(), name.into());
+        obj.insert("error".into(), why.clone().into());
+        println!("{}", serde_json::Value::Object(obj));
     }
-    eprintln!("error: {name}: {e:#}");
+    eprintln!("error: {name}: {why}");
 }
 
 /// Prints one line per input, in input order: `human(ok)` or, with `json`,
-/// the value as a JSON object; failures as `error: …` on stderr (and an
-/// `{"input", "error"}` object with `json`). Returns how many failed.
+/// the value as a JSON object; failures as [`input_error`] with the key
+/// `input`. Returns how many failed.
 pub fn report<T: Serialize>(
     inputs: &[PathBuf],
     results: &[Result<T>],
@@ -43,13 +69,25 @@ pub fn report<T: Serialize>(
             Ok(v) => println!("{}", human(v)),
             Err(e) => {
                 failed += 1;
-                if json {
-                    let obj = serde_json::json!({"input": input.display().to_string(), "error": format!("{e:#}")});
-                    println!("{obj}");
-                }
-                eprintln!("error: {e:#}");
+                input_error("input", &input.display().to_string(), e, json);
             }
         }
     }
     Ok(failed)
+}
+
+/// The engine with the configured settings and the chosen models.
+pub fn engine(cfg: &Config, model: Option<&Path>) -> Result<Engine> {
+    Ok(Engine::load(cfg.engine.clone(), ModelSource::from_option(model))?)
+}
+
+/// The engine for stage settings alone (commands that need no library).
+pub fn engine_with(settings: &Settings, model: Option<&Path>) -> Result<Engine> {
+    Ok(Engine::load(settings.clone(), ModelSource::from_option(model))?)
+}
+
+/// Opens a library for queries with models that match it.
+pub fn open_library(db: &Path, cfg: &Config, model: Option<&Path>) -> Result<Library> {
+    let engine = engine(cfg, model)?;
+    Library::open(db, &engine).with_context(|| format!("cannot open the library {}", db.display()))
 }

@@ -93,7 +93,7 @@ pub fn reranker(args: &TrainRerankerArgs, model_path: Option<&std::path::Path>, 
     if let Some(d) = args.store_dim {
         cfg.reranker.store_dim = d;
     }
-    let encoder = crate::model::encoder(model_path)?;
+    let encoder = sampleid_engine::models::load_encoder(&sampleid_engine::ModelSource::from_option(model_path))?;
     let device = device(args.device)?;
     let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
     if quiet {

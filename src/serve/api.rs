@@ -7,7 +7,6 @@
 //! in a format sampleid cannot decode, 500 anything else (logged).
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -15,15 +14,15 @@ use axum::extract::multipart::MultipartRejection;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
-use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use sampleid_audio::{AudioError, AudioStream};
+use sampleid_audio::AudioError;
+use sampleid_engine::{Error, IdentifyOptions, IndexOutcome, Source};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use super::{AppState, web};
-use crate::engine::Silent;
 
 /// The API's description (OpenAPI 3.1).
 pub const OPENAPI: &str = include_str!("openapi.json");
@@ -59,8 +58,23 @@ pub fn router(state: Arc<AppState>) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(limit))
-        .layer(middleware::from_fn_with_state(state.clone(), cors))
+        .layer(cors(&state.serve.cors_origins))
         .with_state(state)
+}
+
+/// CORS for the configured origins only (none by default: browsers then
+/// refuse cross-origin reads); `"*"` allows any origin.
+fn cors(origins: &[String]) -> CorsLayer {
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
+    CorsLayer::new()
+        .allow_origin(allow)
+        .allow_methods([Method::GET, Method::POST, Method::DELETE])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+        .max_age(std::time::Duration::from_secs(600))
 }
 
 /// An error answer: status, a stable code and a message a user can act on.
@@ -84,25 +98,28 @@ impl ApiError {
         Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
     }
 
-    /// Classifies a pipeline error: what the client sent vs. what went wrong here.
-    fn from_pipeline(e: anyhow::Error) -> Self {
-        let message = format!("{e:#}");
-        if let Some(a) = e.chain().find_map(|c| c.downcast_ref::<AudioError>()) {
-            let (status, code) = match a {
+    /// Maps an engine error: what the client sent (4xx) vs. what went wrong here (500).
+    fn from_engine(e: Error) -> Self {
+        let message = e.to_string();
+        let (status, code) = match &e {
+            Error::Audio(a) => match a {
                 AudioError::UnknownFormat { .. }
                 | AudioError::NoAudioTrack { .. }
                 | AudioError::UnsupportedCodec { .. } => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_audio"),
                 AudioError::TooLong { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "audio_too_long"),
                 AudioError::Empty { .. } | AudioError::NoSamples { .. } => (StatusCode::BAD_REQUEST, "empty_audio"),
                 _ => (StatusCode::BAD_REQUEST, "bad_audio"),
-            };
-            return Self::new(status, code, message);
-        }
-        if e.chain().any(|c| c.downcast_ref::<Silent>().is_some()) {
-            return Self::new(StatusCode::BAD_REQUEST, "silent_audio", message);
-        }
-        tracing::error!("request failed: {message}");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+            },
+            Error::Silent { .. } => (StatusCode::BAD_REQUEST, "silent_audio"),
+            Error::Matching(sampleid_matching::MatchError::TooShort { .. }) => (StatusCode::BAD_REQUEST, "too_short"),
+            Error::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            Error::ReadOnly(_) => (StatusCode::FORBIDDEN, "read_only"),
+            _ => {
+                tracing::error!("request failed: {message}");
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+            }
+        };
+        Self::new(status, code, message)
     }
 }
 
@@ -140,39 +157,6 @@ fn body_error(status: StatusCode, text: String) -> ApiError {
     } else {
         ApiError::new(status, "bad_request", text)
     }
-}
-
-/// Adds CORS headers for the configured origins only (none by default).
-async fn cors(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Response {
-    let origin = req
-        .headers()
-        .get(header::ORIGIN)
-        .and_then(|o| o.to_str().ok())
-        .filter(|o| st.serve.cors_origins.iter().any(|a| a == o || a == "*"))
-        .and_then(|o| HeaderValue::from_str(o).ok());
-    let Some(origin) = origin else {
-        return next.run(req).await;
-    };
-    let mut resp = if req.method() == Method::OPTIONS {
-        let mut r = StatusCode::NO_CONTENT.into_response();
-        let h = r.headers_mut();
-        h.insert(
-            header::ACCESS_CONTROL_ALLOW_METHODS,
-            HeaderValue::from_static("GET, POST, DELETE"),
-        );
-        h.insert(
-            header::ACCESS_CONTROL_ALLOW_HEADERS,
-            HeaderValue::from_static("authorization, content-type"),
-        );
-        h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
-        r
-    } else {
-        next.run(req).await
-    };
-    resp.headers_mut().insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
-    resp.headers_mut()
-        .insert(header::VARY, HeaderValue::from_static("Origin"));
-    resp
 }
 
 /// Writes need the server's bearer token (compared in constant time).
@@ -301,7 +285,7 @@ async fn drain(req: Request, st: &AppState) {
 /// Runs CPU-heavy work on a blocking thread once a worker slot is free.
 async fn blocking<T: Send + 'static>(
     st: &Arc<AppState>,
-    f: impl FnOnce(&AppState) -> anyhow::Result<T> + Send + 'static,
+    f: impl FnOnce(&AppState) -> Result<T, Error> + Send + 'static,
 ) -> Result<T, ApiError> {
     let _permit = st.workers.acquire().await.map_err(|_| {
         ApiError::new(
@@ -321,29 +305,18 @@ async fn blocking<T: Send + 'static>(
                 "internal error (see the server log)",
             )
         })?
-        .map_err(ApiError::from_pipeline)
+        .map_err(ApiError::from_engine)
 }
 
-/// The decoding settings for uploads, limited to `max_s` seconds of audio.
-fn upload_audio_cfg(st: &AppState, max_s: f64) -> sampleid_audio::AudioConfig {
-    let mut cfg = st.cfg.audio.clone();
-    cfg.max_duration_s = Some(cfg.max_duration_s.map_or(max_s, |m| m.min(max_s)));
-    cfg
-}
-
-/// An upload opened for decoding, with the given duration limit.
-fn open_upload(st: &AppState, up: Upload, max_s: f64) -> anyhow::Result<(AudioStream, String)> {
-    let stream = AudioStream::from_bytes(
-        Vec::from(up.bytes),
-        &up.name,
-        up.ext.as_deref(),
-        &upload_audio_cfg(st, max_s),
-    )?;
-    Ok((stream, up.name))
+impl Upload {
+    /// The upload as an engine input, refused when longer than `max_s` seconds.
+    fn source(self, max_s: f64) -> Source {
+        Source::bytes(Vec::from(self.bytes), self.name, self.ext.as_deref()).with_max_duration(max_s)
+    }
 }
 
 async fn healthz(State(st): State<Arc<AppState>>) -> axum::Json<Value> {
-    let songs = st.read().songs().len();
+    let songs = st.lib.len();
     axum::Json(json!({
         "status": "ok",
         "version": env!("CARGO_PKG_VERSION"),
@@ -359,10 +332,7 @@ async fn openapi() -> Response {
 }
 
 async fn stats(State(st): State<Arc<AppState>>) -> Result<axum::Json<Value>, ApiError> {
-    let stats = st
-        .read()
-        .stats()
-        .map_err(|e| ApiError::from_pipeline(anyhow::Error::from(e)))?;
+    let stats = st.lib.stats().map_err(ApiError::from_engine)?;
     Ok(axum::Json(json!(stats)))
 }
 
@@ -378,8 +348,7 @@ async fn list_songs(
     page: Result<Query<Page>, axum::extract::rejection::QueryRejection>,
 ) -> Result<axum::Json<Value>, ApiError> {
     let Query(page) = page.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let lib = st.read();
-    let songs = lib.songs();
+    let songs = st.lib.songs();
     let limit = page.limit.unwrap_or(songs.len());
     let slice: Vec<_> = songs.iter().skip(page.offset).take(limit).collect();
     Ok(axum::Json(
@@ -397,8 +366,7 @@ async fn get_song(
     id: Result<Path<i64>, axum::extract::rejection::PathRejection>,
 ) -> Result<axum::Json<Value>, ApiError> {
     let id = song_id(id)?;
-    let lib = st.read();
-    let song = lib.songs().iter().find(|s| s.id == id).ok_or_else(|| no_song(id))?;
+    let song = st.lib.song(id).ok_or_else(|| no_song(id))?;
     Ok(axum::Json(json!(song)))
 }
 
@@ -417,14 +385,7 @@ async fn delete_song(
 ) -> Result<axum::Json<Value>, ApiError> {
     authorize(&st, &headers)?;
     let id = song_id(id)?;
-    let deleted = blocking(&st, move |st| {
-        let deleted = st.write().delete(id)?;
-        if deleted {
-            st.ann_dirty.store(true, Ordering::SeqCst);
-        }
-        Ok(deleted)
-    })
-    .await?;
+    let deleted = blocking(&st, move |st| st.lib.delete(id)).await?;
     if !deleted {
         return Err(no_song(id));
     }
@@ -449,42 +410,23 @@ async fn add_song(
     }
     let Query(p) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let up = read_audio(req, p.name.as_deref(), "upload").await?;
-    let (status, body) = blocking(&st, move |st| {
-        let hash = sampleid_corpus::sha256_bytes(&up.bytes);
-        let skipped = |s: &sampleid_index::Song| {
-            let reason = format!("same content as {} (id {})", s.path, s.id);
-            (
-                StatusCode::OK,
-                json!({"status": "skipped", "reason": reason, "song": s}),
-            )
-        };
-        if let Some(s) = st.read().find_hash(&hash) {
-            return Ok(skipped(s));
+    let outcome = blocking(&st, move |st| st.lib.add(&up.source(st.serve.max_song_s), None)).await?;
+    let (status, id) = match &outcome {
+        IndexOutcome::Indexed { id, path, .. } => {
+            tracing::info!(id, name = %path, "indexed");
+            (StatusCode::CREATED, Some(*id))
         }
-        let max_s = st.serve.max_song_s;
-        let (stream, name) = open_upload(st, up, max_s)?;
-        let rows = st.engine.reference_rows_of(stream, &name, None)?;
-        if rows.fingerprints.is_empty() || rows.peak < crate::engine::SILENCE_PEAK {
-            return Err(Silent { name, what: "index" }.into());
+        IndexOutcome::Skipped { id, .. } => (StatusCode::OK, *id),
+        IndexOutcome::Failed { error, .. } => {
+            return Err(ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                error.clone(),
+            ));
         }
-        let mut lib = st.write();
-        if let Some(s) = lib.find_hash(&hash) {
-            return Ok(skipped(s));
-        }
-        let song = lib.add(
-            &name,
-            &hash,
-            rows.duration_s,
-            &rows.fingerprints,
-            &rows.nodes,
-            &rows.chroma,
-        )?;
-        drop(lib);
-        st.ann_dirty.store(true, Ordering::SeqCst);
-        tracing::info!(id = song.id, name = %song.path, "indexed");
-        Ok((StatusCode::CREATED, json!({"status": "indexed", "song": song})))
-    })
-    .await?;
+    };
+    let mut body = json!(outcome);
+    body["song"] = json!(id.and_then(|id| st.lib.song(id)));
     Ok((status, axum::Json(body)).into_response())
 }
 
@@ -502,17 +444,11 @@ async fn query(
 ) -> Result<axum::Json<Value>, ApiError> {
     let Query(p) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let up = read_audio(req, p.name.as_deref(), "clip").await?;
-    let line = blocking(&st, move |st| {
-        let (stream, name) = open_upload(st, up, st.serve.max_query_s)?;
-        let input = st.engine.query_input_of(stream, &name)?;
-        let mut qcfg = st.cfg.query.clone();
-        if let Some(k) = p.top_k {
-            qcfg.top_k = k.clamp(1, 1000);
-        }
-        let lib = st.read();
-        crate::cmd::query::answer_input(&lib, &st.engine, &name, &input, p.rerank.unwrap_or(true), &qcfg)
-    })
-    .await?;
+    let opts = IdentifyOptions {
+        rerank: p.rerank.unwrap_or(true),
+        top_k: p.top_k,
+    };
+    let line = blocking(&st, move |st| st.lib.identify(&up.source(st.serve.max_query_s), &opts)).await?;
     Ok(axum::Json(json!(line)))
 }
 
@@ -523,16 +459,8 @@ async fn match_audio(
 ) -> Result<axum::Json<Value>, ApiError> {
     let Query(p) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let up = read_audio(req, p.name.as_deref(), "clip").await?;
-    blocking(&st, move |st| {
-        let (stream, name) = open_upload(st, up, st.serve.max_query_s)?;
-        let (chroma, duration_s) = crate::cmd::matching::chroma_of_stream(stream, &name, &st.cfg)?;
-        let (songs, recordings) = crate::cmd::matching::matchable(&st.read(), &st.cfg)?;
-        let passages = crate::cmd::matching::passages(&chroma, &songs, &recordings, &st.cfg)?;
-        Ok(axum::Json(
-            json!({"query": name, "duration_s": duration_s, "matches": passages}),
-        ))
-    })
-    .await
+    let passages = blocking(&st, move |st| st.lib.passages(&up.source(st.serve.max_query_s))).await?;
+    Ok(axum::Json(json!(passages)))
 }
 
 /// The style of an uploaded track, from the classifier saved next to the library.
@@ -551,22 +479,14 @@ async fn genre(
     }
     let Query(p) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let up = read_audio(req, p.name.as_deref(), "clip").await?;
-    blocking(&st, move |st| {
+    let p = blocking(&st, move |st| {
         let Some(classifier) = &st.genre else {
-            anyhow::bail!("no classifier");
+            return Err(Error::NotFound("no classifier".into()));
         };
-        let cfg = upload_audio_cfg(st, st.serve.max_song_s);
-        let bytes = Vec::from(up.bytes);
-        let open = || AudioStream::from_bytes(bytes.clone(), &up.name, up.ext.as_deref(), &cfg);
-        let engine = classifier.info.features.contains("+fingerprint").then_some(&st.engine);
-        let v = crate::cmd::genre::features_of_source(&open, &up.name, &st.cfg, engine)?;
-        let p = classifier.predict(&[v])?.remove(0);
-        Ok(axum::Json(json!({
-            "input": up.name, "label": p.label, "probability": p.probability,
-            "classes": p.classes, "neighbours": p.neighbours,
-        })))
+        st.lib.engine()?.classify(classifier, &up.source(st.serve.max_song_s))
     })
-    .await
+    .await?;
+    Ok(axum::Json(json!(p)))
 }
 
 #[cfg(test)]

@@ -4,30 +4,27 @@
 //! - `web`: the page, its script and style, compiled into the binary.
 //! - `openapi.json`: the API's description, served at `/v1/openapi.json`.
 //!
-//! Concurrency: the library sits behind a read-write lock. Queries decode and
-//! encode their clip without it, then search under a shared read lock, so
-//! they run in parallel; an upload is decoded and encoded without the lock
-//! too, and only [`sampleid_index::Library::add`] (append, one SQLite commit,
-//! ANN insert) runs under the write lock, so no reader ever sees half a song.
-//! CPU-heavy work runs on blocking threads, at most `workers` at once; the
-//! other requests wait their turn.
+//! Every route is an adapter over [`sampleid_engine::Library`] (identify,
+//! passages, add, delete, songs, stats) or [`sampleid_engine::Engine::classify`].
+//! Concurrency is the engine's: queries search under a shared read lock and
+//! only a song's commit takes the write lock, so no reader ever sees half a
+//! song. CPU-heavy work runs on blocking threads, at most `workers` at once;
+//! the other requests wait their turn.
 
 mod api;
 mod web;
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use sampleid_index::Library;
+use sampleid_engine::Library;
 use serde::{Deserialize, Serialize};
 
 use crate::cli::ServeArgs;
 use crate::config::Config;
-use crate::engine::Engine;
 
 /// Settings of `sampleid serve` (`[serve]` in the configuration file).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -70,49 +67,41 @@ impl Default for ServeConfig {
     }
 }
 
+impl ServeConfig {
+    /// Checks the settings: limits and the save interval must be positive.
+    pub fn validate(&self) -> Result<()> {
+        let positive = |v: f64| v.is_finite() && v > 0.0;
+        if !positive(self.max_body_mb) || !positive(self.max_query_s) || !positive(self.max_song_s) {
+            bail!("[serve] max_body_mb, max_query_s and max_song_s must be positive");
+        }
+        if !positive(self.ann_save_every_s) {
+            bail!("[serve] ann_save_every_s must be positive");
+        }
+        Ok(())
+    }
+}
+
 /// Shortest accepted token: a guessable token is no protection.
 const MIN_TOKEN_LEN: usize = 16;
 
 /// What every request handler shares.
 pub struct AppState {
-    /// The library; writers hold the write lock only to commit a song.
-    pub lib: RwLock<Library>,
-    pub engine: Engine,
-    pub cfg: Config,
+    /// The library with its engine (models loaded once, shared by all requests).
+    pub lib: Library,
     pub serve: ServeConfig,
     /// `Some`: writes are enabled and must carry this token.
     pub token: Option<String>,
     /// Bounds CPU-heavy requests running at once.
     pub workers: tokio::sync::Semaphore,
-    /// The ANN index has changes not yet saved.
-    pub ann_dirty: AtomicBool,
     /// The genre classifier saved next to the library (`sampleid genre train --db`).
     pub genre: Option<sampleid_genre::Classifier>,
     pub started: Instant,
 }
 
 impl AppState {
-    /// Read access to the library (a poisoned lock is still a consistent
-    /// library: every write commits before it returns).
-    pub fn read(&self) -> std::sync::RwLockReadGuard<'_, Library> {
-        self.lib.read().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Write access to the library.
-    pub fn write(&self) -> std::sync::RwLockWriteGuard<'_, Library> {
-        self.lib.write().unwrap_or_else(|e| e.into_inner())
-    }
-
     /// Saves the ANN index if writes changed it.
     pub fn save_ann(&self) -> Result<()> {
-        if self.ann_dirty.swap(false, Ordering::SeqCst) {
-            let mut lib = self.write();
-            if let Err(e) = lib.save_ann() {
-                self.ann_dirty.store(true, Ordering::SeqCst);
-                return Err(e).context("cannot save the ANN index");
-            }
-        }
-        Ok(())
+        self.lib.save_ann_if_changed().context("cannot save the ANN index")
     }
 }
 
@@ -152,13 +141,11 @@ pub fn state(args: &ServeArgs, cfg: &Config, model: Option<&Path>, addr: &Socket
     if let Some(mb) = args.max_body_mb {
         serve.max_body_mb = mb;
     }
-    let positive = |v: f64| v.is_finite() && v > 0.0;
-    if !positive(serve.max_body_mb) || !positive(serve.max_query_s) || !positive(serve.max_song_s) {
-        bail!("[serve] max_body_mb, max_query_s and max_song_s must be positive");
-    }
-    let engine = Engine::load(cfg, model)?;
+    serve.validate()?;
+    let engine = crate::cmd::engine(cfg, model)?;
     let (lib, token) = if args.read_only {
-        let (lib, _) = crate::cmd::query::open(&args.db, cfg, model)?;
+        let lib = Library::open(&args.db, &engine)
+            .with_context(|| format!("cannot open the library {}", args.db.display()))?;
         (lib, None)
     } else {
         let token = match configured_token(&serve)? {
@@ -176,29 +163,24 @@ pub fn state(args: &ServeArgs, cfg: &Config, model: Option<&Path>, addr: &Socket
                  token: set SAMPLEID_TOKEN (or [serve] token), or pass --read-only"
             ),
         };
-        let mut lib = Library::open_writer(&args.db, &engine.layout(), &cfg.index).with_context(|| {
+        let lib = Library::open_writer(&args.db, &engine).with_context(|| {
             format!(
                 "cannot open the library {} for writing (pass --read-only to serve it while another process writes it)",
                 args.db.display()
             )
         })?;
-        lib.ensure_chroma_rate(cfg.chroma.frame_rate())
-            .with_context(|| format!("cannot serve {}", args.db.display()))?;
         (lib, Some(token))
     };
-    let genre = crate::cmd::genre::library_classifier(&args.db, &engine)?;
+    let genre = lib.genre_classifier()?;
     let workers = match serve.workers {
         0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         n => n,
     };
     Ok(Arc::new(AppState {
-        lib: RwLock::new(lib),
-        engine,
-        cfg: cfg.clone(),
+        lib,
         serve,
         token,
         workers: tokio::sync::Semaphore::new(workers),
-        ann_dirty: AtomicBool::new(false),
         genre,
         started: Instant::now(),
     }))
@@ -220,15 +202,12 @@ pub fn run(args: &ServeArgs, cfg: &Config, model: Option<&Path>) -> Result<()> {
             .await
             .with_context(|| format!("cannot listen on {addr}"))?;
         let local = listener.local_addr()?;
-        {
-            let lib = state.read();
-            println!(
-                "sampleid serving {} ({} songs, {}) on http://{local}/",
-                args.db.display(),
-                lib.songs().len(),
-                if state.token.is_some() { "writable" } else { "read-only" }
-            );
-        }
+        println!(
+            "sampleid serving {} ({} songs, {}) on http://{local}/",
+            args.db.display(),
+            state.lib.len(),
+            if state.token.is_some() { "writable" } else { "read-only" }
+        );
         let saver = state.clone();
         let every = Duration::from_secs_f64(state.serve.ann_save_every_s.max(1.0));
         tokio::spawn(async move {

@@ -49,6 +49,25 @@ impl Default for AudioConfig {
     }
 }
 
+impl AudioConfig {
+    /// Checks the settings: a zero block or chunk would decode every file as
+    /// empty, a zero rate or a non-positive limit would refuse everything.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(1000..=384_000).contains(&self.sample_rate) {
+            return Err(format!("sample_rate {} Hz is outside 1000–384000", self.sample_rate));
+        }
+        if self.block_samples == 0 || self.resample_chunk == 0 {
+            return Err("block_samples and resample_chunk must be at least 1".into());
+        }
+        if let Some(m) = self.max_duration_s
+            && !(m.is_finite() && m > 0.0)
+        {
+            return Err(format!("max_duration_s must be positive (got {m})"));
+        }
+        Ok(())
+    }
+}
+
 /// What an input declares about itself, before resampling.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SourceInfo {

@@ -27,7 +27,6 @@ pub mod table;
 pub mod wav;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -672,24 +671,14 @@ fn rejected_sets(entries: &[Entry]) -> HashSet<String> {
         .collect()
 }
 
-/// SHA-256 of bytes in memory (an upload), hex.
+/// SHA-256 of bytes, as lowercase hex (the library's content hash).
 pub fn sha256_bytes(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    sampleid_index::hash::sha256_bytes(bytes)
 }
 
-/// SHA-256 of a file's bytes, as lowercase hex.
+/// SHA-256 of a file's bytes, as lowercase hex (the library's content hash).
 pub fn sha256_file(path: &Path) -> Result<String, CorpusError> {
-    let mut f = std::fs::File::open(path).map_err(|e| CorpusError::io(path, e))?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf).map_err(|e| CorpusError::io(path, e))?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    sampleid_index::hash::sha256_file(path).map_err(|e| CorpusError::io(path, e))
 }
 
 fn decoded_seconds(path: &Path) -> Result<f64, String> {

@@ -13,6 +13,7 @@
 //!   the two baselines on the same features and folds (k-NN vote, and the
 //!   MLP that is GraphSAGE without its neighbour term).
 
+#[cfg(any(feature = "train", test))]
 pub mod eval;
 pub mod graph;
 pub mod sage;
@@ -130,6 +131,7 @@ pub struct Prediction {
 }
 
 impl Classifier {
+    #[cfg(any(feature = "train", test))]
     /// Trains on every labelled track.
     pub fn train(
         rows: &[Vec<f32>],

@@ -9,9 +9,12 @@
 //! labelled tracks are thousands of nodes, not millions.
 
 use burn::module::Module;
+#[cfg(any(feature = "train", test))]
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
+#[cfg(any(feature = "train", test))]
 use burn::optim::decay::WeightDecayConfig;
+#[cfg(any(feature = "train", test))]
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::prelude::*;
 use burn::tensor::activation::{relu, softmax};
@@ -88,6 +91,7 @@ fn matrix(rows: &[Vec<f32>], device: &Device) -> Tensor<2> {
     Tensor::<2>::from_data(TensorData::new(flat, [rows.len(), d]), device)
 }
 
+#[cfg(any(feature = "train", test))]
 /// Trains on the nodes `train` (with `labels[i]` for those) of the graph
 /// `neighbours` over `x`; returns the inference copy.
 pub fn train(

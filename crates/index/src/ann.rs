@@ -49,6 +49,16 @@ impl Default for IndexConfig {
     }
 }
 
+impl IndexConfig {
+    /// Checks the settings.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.connectivity < 2 || self.expansion_add == 0 || self.expansion_search == 0 {
+            return Err("connectivity must be at least 2, expansion_add and expansion_search at least 1".into());
+        }
+        self.ivfpq.validate()
+    }
+}
+
 /// Search contexts to reserve in an HNSW index: concurrent searches beyond
 /// this wait. A `sampleid serve` under load (200 clients, 2 cores) ran out
 /// with usearch's default of one per hardware thread.

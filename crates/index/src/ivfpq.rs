@@ -48,6 +48,20 @@ impl Default for IvfPqConfig {
     }
 }
 
+impl IvfPqConfig {
+    /// Checks the settings (every count at least 1; `bytes` divides the
+    /// dimension is checked when the index is built).
+    pub fn validate(&self) -> Result<(), String> {
+        if self.lists == 0 || self.bytes == 0 || self.nprobe == 0 || self.refine == 0 || self.iterations == 0 {
+            return Err("ivfpq lists, bytes, nprobe, refine and iterations must be at least 1".into());
+        }
+        if self.nprobe > self.lists {
+            return Err(format!("ivfpq nprobe ({}) exceeds lists ({})", self.nprobe, self.lists));
+        }
+        Ok(())
+    }
+}
+
 /// The trained quantisers and the lists.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct IvfPq {

@@ -25,6 +25,8 @@ mod ann;
 mod ivfpq;
 mod store;
 
+pub mod hash;
+
 use std::fs::File;
 use std::path::{Path, PathBuf};
 

@@ -31,6 +31,16 @@ impl Default for AlignConfig {
     }
 }
 
+impl AlignConfig {
+    /// Checks the settings.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.smoothing_frames == 0 || self.downsample == 0 || self.max_cells == 0 {
+            return Err("smoothing_frames, downsample and max_cells must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
 /// The alignment of recording A (rows) with recording B (columns).
 #[derive(Debug, Clone)]
 pub struct Alignment {

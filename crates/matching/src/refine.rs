@@ -43,6 +43,24 @@ impl Default for RefineConfig {
     }
 }
 
+impl RefineConfig {
+    /// Checks the settings.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.smoothing_frames == 0 || self.downsample == 0 {
+            return Err("smoothing_frames and downsample must be at least 1".into());
+        }
+        let positive = |v: f64| v.is_finite() && v > 0.0;
+        if !positive(self.max_relative_cost)
+            || !positive(self.max_pitch_ambiguity)
+            || self.min_query_s.is_nan()
+            || self.min_query_s < 0.0
+        {
+            return Err("max_relative_cost and max_pitch_ambiguity must be positive, min_query_s at least 0".into());
+        }
+        Ok(())
+    }
+}
+
 /// Where the query's material lies in the reference, by alignment.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Refined {

@@ -46,6 +46,28 @@ impl Default for MatchConfig {
     }
 }
 
+impl MatchConfig {
+    /// Checks the settings.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.smoothing_frames == 0 || self.downsample == 0 {
+            return Err("smoothing_frames and downsample must be at least 1".into());
+        }
+        if self.tempo_factors.is_empty() || self.tempo_factors.iter().any(|f| !(f.is_finite() && *f > 0.0)) {
+            return Err("tempo_factors must be a non-empty list of positive numbers".into());
+        }
+        if !(1..=12).contains(&self.transpositions) {
+            return Err(format!("transpositions must lie in 1–12 (got {})", self.transpositions));
+        }
+        if self.hits_per_recording == 0 || self.max_matches == 0 {
+            return Err("hits_per_recording and max_matches must be at least 1".into());
+        }
+        if self.max_cost.is_nan() || self.max_cost <= 0.0 {
+            return Err(format!("max_cost must be positive (got {})", self.max_cost));
+        }
+        Ok(())
+    }
+}
+
 /// A passage of a recording that plays the query's music.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct VersionMatch {

@@ -73,6 +73,34 @@ impl Default for QueryConfig {
     }
 }
 
+impl QueryConfig {
+    /// Checks the settings.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.top_k == 0 || self.max_matches == 0 {
+            return Err("top_k and max_matches must be at least 1".into());
+        }
+        if !(0.0..=1.0).contains(&self.accept) {
+            return Err(format!("accept must lie in [0, 1] (got {})", self.accept));
+        }
+        if !(-1.0..=1.0).contains(&self.min_similarity) {
+            return Err(format!(
+                "min_similarity must lie in [-1, 1] (got {})",
+                self.min_similarity
+            ));
+        }
+        if !(self.max_ratio.is_finite() && self.max_ratio >= 1.0) {
+            return Err(format!("max_ratio must be at least 1 (got {})", self.max_ratio));
+        }
+        if !(self.min_song_score.is_finite() && self.min_song_score >= 0.0) {
+            return Err(format!(
+                "min_song_score must be at least 0 (got {})",
+                self.min_song_score
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// One segment of a query: its fingerprint and its node matrix (as the encoder gives them).
 #[derive(Debug, Clone)]
 pub struct QuerySegment {

@@ -1,0 +1,609 @@
+//! [`Library`]: a music library on disk with the models that query it; the
+//! facade every front end calls (identify, match, add, index, delete, list).
+//!
+//! Concurrency: the library on disk sits behind a read-write lock. Decoding
+//! and encoding run outside it; searches take the read lock; only the commit
+//! of a song (append rows, one SQLite transaction, ANN insert) and a delete
+//! take the write lock. A reader therefore sees whole songs or none, and
+//! many queries run at once while songs are added.
+
+use std::collections::{HashSet, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard, mpsc};
+use std::time::Instant;
+
+use sampleid_index::{IndexConfig, Song, Stats};
+
+use crate::error::{Error, Result};
+use crate::pipeline::{Engine, Progress, QueryInput, ReferenceRows, Source};
+use crate::results::{Identification, IndexOutcome, IndexSummary, Passage, Passages};
+
+/// Extensions searched for inside directories (files named explicitly are
+/// always tried).
+pub const AUDIO_EXTENSIONS: &[&str] = &[
+    "wav", "wave", "flac", "mp3", "ogg", "oga", "opus", "m4a", "mp4", "aac", "alac", "aif", "aiff", "aifc", "caf",
+];
+
+/// Options of one identification.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IdentifyOptions {
+    /// Run the re-ranker (the second stage). Off: offset-consistent ANN hits only.
+    pub rerank: bool,
+    /// ANN candidates per query segment instead of `[query] top_k` (clamped to 1–1000).
+    pub top_k: Option<usize>,
+}
+
+impl Default for IdentifyOptions {
+    fn default() -> Self {
+        Self {
+            rerank: true,
+            top_k: None,
+        }
+    }
+}
+
+/// Options of a batch of [`Library::index`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct IndexOptions {
+    /// Inputs decoded and encoded at once (default: one per core).
+    pub jobs: Option<usize>,
+    /// Save the ANN index at least this often (s) during a long batch, so
+    /// that a killed run leaves little of it to rebuild.
+    pub ann_save_every_s: f64,
+}
+
+impl Default for IndexOptions {
+    fn default() -> Self {
+        Self {
+            jobs: None,
+            ann_save_every_s: 300.0,
+        }
+    }
+}
+
+/// What a batch of [`Library::index`] reports while it runs.
+#[derive(Debug)]
+pub enum IndexEvent<'a> {
+    /// A worker has decoded `position_s` of `name` (of `declared_s`, when known).
+    Decoding {
+        /// The input.
+        name: &'a str,
+        /// Seconds decoded so far.
+        position_s: f64,
+        /// The container's declared duration.
+        declared_s: Option<f64>,
+    },
+    /// One input is done (in the order inputs finish); an `Indexed` song is durable.
+    Done(&'a IndexOutcome),
+}
+
+/// A library on disk (`--db DIR`) with the engine that reads and writes it.
+pub struct Library {
+    dir: PathBuf,
+    engine: Option<Engine>,
+    index: RwLock<sampleid_index::Library>,
+    writable: bool,
+    ann_dirty: AtomicBool,
+}
+
+impl std::fmt::Debug for Library {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Library")
+            .field("dir", &self.dir)
+            .field("writable", &self.writable)
+            .finish_non_exhaustive()
+    }
+}
+
+fn check_layout(dir: &Path, lib: &sampleid_index::Library, engine: &Engine) -> Result<()> {
+    let (theirs, ours) = (lib.layout(), engine.layout()?);
+    if theirs != &ours {
+        return Err(Error::Mismatch(format!(
+            "the library {} was indexed with encoder {} / re-ranker {}, but {} / {} is in use; \
+             query with the same models or re-index",
+            dir.display(),
+            theirs.encoder,
+            theirs.reranker,
+            ours.encoder,
+            ours.reranker
+        )));
+    }
+    Ok(())
+}
+
+impl Library {
+    fn wrap(dir: &Path, engine: Option<Engine>, index: sampleid_index::Library, writable: bool) -> Self {
+        Self {
+            dir: dir.to_path_buf(),
+            engine,
+            index: RwLock::new(index),
+            writable,
+            ann_dirty: AtomicBool::new(false),
+        }
+    }
+
+    /// Opens an existing library for queries; its rows must come from `engine`'s models.
+    pub fn open(dir: &Path, engine: &Engine) -> Result<Self> {
+        let index = sampleid_index::Library::open(dir)?;
+        check_layout(dir, &index, engine)?;
+        Ok(Self::wrap(dir, Some(engine.clone()), index, false))
+    }
+
+    /// Opens a library for writing, creating it (with `[index]` of the
+    /// engine's settings) when missing. One writer at a time: another
+    /// process's writer makes this fail with `IndexError::Locked`.
+    pub fn open_writer(dir: &Path, engine: &Engine) -> Result<Self> {
+        Self::open_writer_with(dir, engine, &engine.settings().index)
+    }
+
+    /// [`Library::open_writer`] with the ANN settings of a new library given
+    /// explicitly (an existing library keeps its own; see [`Library::index_config`]).
+    pub fn open_writer_with(dir: &Path, engine: &Engine, index: &IndexConfig) -> Result<Self> {
+        let mut lib = sampleid_index::Library::open_writer(dir, &engine.layout()?, index)?;
+        lib.ensure_chroma_rate(engine.settings().chroma.frame_rate())
+            .map_err(|e| Error::Mismatch(format!("cannot write {}: {e}", dir.display())))?;
+        Ok(Self::wrap(dir, Some(engine.clone()), lib, true))
+    }
+
+    /// Opens a library to list and measure it, without models.
+    pub fn inspect(dir: &Path) -> Result<Self> {
+        let index = sampleid_index::Library::open(dir)?;
+        Ok(Self::wrap(dir, None, index, false))
+    }
+
+    /// Opens a library to delete songs, without models (whatever models built it).
+    pub fn maintain(dir: &Path) -> Result<Self> {
+        let (layout, cfg) = {
+            let lib = sampleid_index::Library::open(dir)?;
+            (lib.layout().clone(), lib.config().clone())
+        };
+        let index = sampleid_index::Library::open_writer(dir, &layout, &cfg)?;
+        Ok(Self::wrap(dir, None, index, true))
+    }
+
+    /// The library's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// True when opened for writing.
+    pub fn is_writable(&self) -> bool {
+        self.writable
+    }
+
+    /// The engine (models and settings), unless opened without models.
+    pub fn engine(&self) -> Result<&Engine> {
+        self.engine.as_ref().ok_or_else(|| {
+            Error::Model(format!(
+                "the library {} was opened without models (to list or delete); open it with an engine",
+                self.dir.display()
+            ))
+        })
+    }
+
+    /// Shared access to the index on disk, for what the facade does not cover
+    /// (benchmarks reading stored chroma, say). Hold it briefly: writers wait.
+    pub fn read(&self) -> RwLockReadGuard<'_, sampleid_index::Library> {
+        // A poisoned lock still guards a consistent library: every write
+        // commits before it returns.
+        self.index.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> Result<RwLockWriteGuard<'_, sampleid_index::Library>> {
+        if !self.writable {
+            return Err(Error::ReadOnly(self.dir.display().to_string()));
+        }
+        Ok(self.index.write().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// The ANN settings the library was created with.
+    pub fn index_config(&self) -> IndexConfig {
+        self.read().config().clone()
+    }
+
+    /// Every song, in id order.
+    pub fn songs(&self) -> Vec<Song> {
+        self.read().songs().to_vec()
+    }
+
+    /// One song by id.
+    pub fn song(&self, id: i64) -> Option<Song> {
+        self.read().songs().iter().find(|s| s.id == id).cloned()
+    }
+
+    /// Number of songs.
+    pub fn len(&self) -> usize {
+        self.read().songs().len()
+    }
+
+    /// True when the library holds no song.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Sizes: songs, hours, segments, bytes, models.
+    pub fn stats(&self) -> Result<Stats> {
+        Ok(self.read().stats()?)
+    }
+
+    /// The songs a clip contains, best first, each located in the clip and
+    /// the song (with time ratio and pitch shift when the alignment is clear).
+    pub fn identify(&self, source: &Source, opts: &IdentifyOptions) -> Result<Identification> {
+        let input = self.engine()?.query_input(source)?;
+        self.identify_input(&input, opts)
+    }
+
+    /// [`Library::identify`] of a clip already decoded and encoded
+    /// ([`Engine::query_input`]), so that the search alone can be timed or repeated.
+    pub fn identify_input(&self, input: &QueryInput, opts: &IdentifyOptions) -> Result<Identification> {
+        let engine = self.engine()?;
+        crate::pipeline::silent_unless(input.peak, &input.name, "identify")?;
+        let mut qcfg = engine.settings().query.clone();
+        if let Some(k) = opts.top_k {
+            qcfg.top_k = k.clamp(1, 1000);
+        }
+        let reranker = if opts.rerank { Some(engine.reranker()?) } else { None };
+        let lib = self.read();
+        let mut matches = sampleid_search::query(&lib, reranker, &input.segments, &qcfg)?;
+        refine(&lib, engine, input, &mut matches);
+        Ok(Identification {
+            query: input.name.clone(),
+            duration_s: input.duration_s,
+            matches,
+        })
+    }
+
+    /// Audio matching: the passages of the library's songs that play the
+    /// clip's music (another performance, key or tempo), cheapest first.
+    pub fn passages(&self, source: &Source) -> Result<Passages> {
+        let engine = self.engine()?;
+        let query = engine.chroma(source, "match")?;
+        let settings = engine.settings();
+        let rate = settings.chroma.frame_rate();
+        let (songs, recordings) = {
+            let lib = self.read();
+            if let Some(r) = lib.chroma_rate()
+                && (r - rate).abs() > 1e-9
+            {
+                return Err(Error::Mismatch(format!(
+                    "the library {} stores chroma at {r} frames/s but [chroma] gives {rate}; use the configuration it was indexed with",
+                    self.dir.display()
+                )));
+            }
+            let songs: Vec<Song> = lib.songs().iter().filter(|s| s.chroma_frames > 0).cloned().collect();
+            let missing = lib.songs().len() - songs.len();
+            if missing > 0 {
+                tracing::warn!(
+                    "{missing} songs were indexed before chroma was stored and cannot be matched; \
+                     delete and index them again to include them"
+                );
+            }
+            let recordings: Vec<_> = songs.iter().map(|s| lib.chroma(s)).collect();
+            (songs, recordings)
+        };
+        let found = sampleid_matching::match_query(&query.chroma, &recordings, rate, &settings.matching)?;
+        let matches = found
+            .iter()
+            .map(|m| {
+                let song = &songs[m.recording];
+                Passage {
+                    reference: song.path.clone(),
+                    song_id: song.id,
+                    start: m.start_s.min(song.duration_s),
+                    end: m.end_s.min(song.duration_s),
+                    cost: m.cost,
+                    tempo_factor: m.tempo_factor,
+                    pitch_shift: m.pitch_shift,
+                }
+            })
+            .collect();
+        Ok(Passages {
+            query: query.name,
+            duration_s: query.duration_s,
+            matches,
+        })
+    }
+
+    /// Adds one input: content hash → skipped if the library holds it →
+    /// decode and encode (outside the lock) → commit. An input that cannot
+    /// be decoded, or is silent, is an error and nothing is written.
+    pub fn add(&self, source: &Source, progress: Option<Progress>) -> Result<IndexOutcome> {
+        let engine = self.engine()?;
+        if !self.writable {
+            return Err(Error::ReadOnly(self.dir.display().to_string()));
+        }
+        let hash = source.content_hash()?;
+        if let Some(s) = self.read().find_hash(&hash) {
+            return Ok(skipped(source.name(), s));
+        }
+        let rows = engine.reference_rows(source, progress)?;
+        self.commit(source.name(), &hash, &rows)
+    }
+
+    /// Commits a reference's rows under the write lock; durable when it returns.
+    /// Content the library already holds (same `hash`) is skipped.
+    pub fn commit(&self, name: &str, hash: &str, rows: &ReferenceRows) -> Result<IndexOutcome> {
+        let mut lib = self.write()?;
+        if let Some(s) = lib.find_hash(hash) {
+            return Ok(skipped(name, s));
+        }
+        let song = lib.add(
+            name,
+            hash,
+            rows.duration_s,
+            &rows.fingerprints,
+            &rows.nodes,
+            &rows.chroma,
+        )?;
+        drop(lib);
+        self.ann_dirty.store(true, Ordering::SeqCst);
+        tracing::debug!(id = song.id, name = %song.path, "indexed");
+        Ok(IndexOutcome::Indexed {
+            path: song.path,
+            id: song.id,
+            duration_s: rows.duration_s,
+            segments: song.segments,
+        })
+    }
+
+    /// Indexes many inputs: a pool of workers hashes, decodes and encodes
+    /// them while this thread commits each song as soon as it is ready (one
+    /// writer). An input that fails is reported and the others go on; an
+    /// error of the library itself (a full disk, say) stops the batch, with
+    /// every song reported `indexed` before it durable.
+    pub fn index(
+        &self,
+        inputs: Vec<Source>,
+        opts: &IndexOptions,
+        on_event: &(dyn Fn(&IndexEvent) + Sync),
+    ) -> Result<IndexSummary> {
+        let engine = self.engine()?;
+        if !self.writable {
+            return Err(Error::ReadOnly(self.dir.display().to_string()));
+        }
+        let started = Instant::now();
+        let total = inputs.len();
+        let claimed: Mutex<HashSet<String>> = Mutex::new(self.read().songs().iter().map(|s| s.hash.clone()).collect());
+        let queue = Mutex::new(inputs.into_iter().collect::<VecDeque<_>>());
+        let workers = opts
+            .jobs
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+            .clamp(1, total.max(1));
+        enum Work {
+            Rows {
+                name: String,
+                hash: String,
+                rows: ReferenceRows,
+            },
+            Skipped {
+                name: String,
+                hash: String,
+            },
+            Failed {
+                name: String,
+                error: Error,
+            },
+        }
+        let (tx, rx) = mpsc::sync_channel::<Work>(workers);
+        let (mut counts, mut audio_s) = ([0usize; 3], 0.0);
+        let mut last_save = Instant::now();
+        let progress = |name: &str, position_s: f64, declared_s: Option<f64>| {
+            on_event(&IndexEvent::Decoding {
+                name,
+                position_s,
+                declared_s,
+            })
+        };
+        std::thread::scope(|scope| -> Result<()> {
+            for _ in 0..workers {
+                let tx = tx.clone();
+                let (queue, claimed, progress) = (&queue, &claimed, &progress);
+                scope.spawn(move || {
+                    loop {
+                        let Some(source) = queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front() else {
+                            return;
+                        };
+                        let name = source.name().to_string();
+                        let work = match source.content_hash() {
+                            Err(error) => Work::Failed { name, error },
+                            Ok(hash) => {
+                                if !claimed.lock().unwrap_or_else(|e| e.into_inner()).insert(hash.clone()) {
+                                    Work::Skipped { name, hash }
+                                } else {
+                                    match engine.reference_rows(&source, Some(progress)) {
+                                        Ok(rows) => Work::Rows { name, hash, rows },
+                                        Err(error) => {
+                                            claimed.lock().unwrap_or_else(|e| e.into_inner()).remove(&hash);
+                                            Work::Failed { name, error }
+                                        }
+                                    }
+                                }
+                            }
+                        };
+                        if tx.send(work).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+            drop(tx);
+            for work in rx {
+                let outcome = match work {
+                    Work::Rows { name, hash, rows } => {
+                        let o = self.commit(&name, &hash, &rows)?;
+                        if matches!(o, IndexOutcome::Indexed { .. }) {
+                            audio_s += rows.duration_s;
+                        }
+                        o
+                    }
+                    Work::Skipped { name, hash } => match self.read().find_hash(&hash) {
+                        Some(s) => skipped(&name, s),
+                        None => IndexOutcome::Skipped {
+                            path: name,
+                            id: None,
+                            reason: "same content as another file of this run".into(),
+                        },
+                    },
+                    Work::Failed { name, error } => IndexOutcome::Failed {
+                        path: name,
+                        error: error.reason(),
+                    },
+                };
+                counts[match outcome {
+                    IndexOutcome::Indexed { .. } => 0,
+                    IndexOutcome::Skipped { .. } => 1,
+                    IndexOutcome::Failed { .. } => 2,
+                }] += 1;
+                on_event(&IndexEvent::Done(&outcome));
+                if last_save.elapsed().as_secs_f64() > opts.ann_save_every_s {
+                    self.save_ann()?;
+                    last_save = Instant::now();
+                }
+            }
+            Ok(())
+        })?;
+        self.save_ann()?;
+        let seconds = started.elapsed().as_secs_f64();
+        let stats = self.stats()?;
+        Ok(IndexSummary {
+            indexed: counts[0],
+            skipped: counts[1],
+            failed: counts[2],
+            hours: audio_s / 3600.0,
+            seconds,
+            realtime: audio_s / seconds.max(1e-9),
+            library_songs: stats.songs,
+            library_hours: stats.hours,
+        })
+    }
+
+    /// Deletes a song by id; false when there is none.
+    pub fn delete(&self, id: i64) -> Result<bool> {
+        let deleted = self.write()?.delete(id)?;
+        if deleted {
+            self.ann_dirty.store(true, Ordering::SeqCst);
+        }
+        Ok(deleted)
+    }
+
+    /// The ids of the songs `target` names: a path as indexed, or an id.
+    pub fn find(&self, target: &str) -> Vec<i64> {
+        let lib = self.read();
+        let mut ids: Vec<i64> = lib.find_path(target).iter().map(|s| s.id).collect();
+        if ids.is_empty()
+            && let Ok(id) = target.parse::<i64>()
+            && lib.songs().iter().any(|s| s.id == id)
+        {
+            ids.push(id);
+        }
+        ids
+    }
+
+    /// Saves the ANN index (a cache of the rows: a library whose ANN file is
+    /// stale rebuilds it when opened).
+    pub fn save_ann(&self) -> Result<()> {
+        self.ann_dirty.store(false, Ordering::SeqCst);
+        if let Err(e) = self.write()?.save_ann() {
+            self.ann_dirty.store(true, Ordering::SeqCst);
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
+    /// Saves the ANN index if songs were added or deleted since it was last saved.
+    pub fn save_ann_if_changed(&self) -> Result<()> {
+        if self.ann_dirty.load(Ordering::SeqCst) {
+            self.save_ann()?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Library {
+    fn drop(&mut self) {
+        if self.writable
+            && self.ann_dirty.load(Ordering::SeqCst)
+            && let Err(e) = self.save_ann()
+        {
+            tracing::warn!("cannot save the ANN index of {}: {e}", self.dir.display());
+        }
+    }
+}
+
+fn skipped(name: &str, s: &Song) -> IndexOutcome {
+    IndexOutcome::Skipped {
+        path: name.to_string(),
+        id: Some(s.id),
+        reason: format!("same content as {} (id {})", s.path, s.id),
+    }
+}
+
+/// Aligns the query's chroma with each of the best matches' stored chroma:
+/// where an alignment is clearly better than chance it gives the reference
+/// time, the time ratio and (when unambiguous) the pitch shift.
+fn refine(lib: &sampleid_index::Library, engine: &Engine, input: &QueryInput, matches: &mut [sampleid_search::Match]) {
+    let settings = engine.settings();
+    let rcfg = &settings.refine;
+    if !rcfg.enabled {
+        return;
+    }
+    let rate = settings.chroma.frame_rate();
+    if let Some(r) = lib.chroma_rate()
+        && (r - rate).abs() > 1e-9
+    {
+        tracing::warn!("the library's chroma has {r} frames/s but [chroma] gives {rate}: matches are not aligned");
+        return;
+    }
+    for m in matches.iter_mut().take(rcfg.top) {
+        let Some(song) = lib.songs().iter().find(|s| s.id == m.song_id) else {
+            continue;
+        };
+        let reference = lib.chroma(song);
+        if let Some(r) = sampleid_matching::refine(&input.chroma, &reference, rate, rcfg) {
+            tracing::debug!(reference = %m.reference, ?r, "refined");
+            m.reference_start = r.reference_time(input.duration_s, m.query_start);
+            m.time_ratio = Some(r.time_ratio);
+            m.pitch_shift = r.pitch_shift;
+        }
+    }
+}
+
+/// Files named in `paths`, directories expanded (sorted, recursive, audio
+/// extensions only); a directory that cannot be read is an error in its place.
+pub fn collect_inputs(paths: &[PathBuf]) -> Vec<Result<PathBuf>> {
+    fn walk(dir: &Path, out: &mut Vec<Result<PathBuf>>) {
+        let entries = match std::fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(err) => {
+                out.push(Err(Error::Io {
+                    name: dir.display().to_string(),
+                    err,
+                }));
+                return;
+            }
+        };
+        let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        paths.sort();
+        for p in paths {
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p
+                .extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| AUDIO_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+            {
+                out.push(Ok(p));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            walk(p, &mut out);
+        } else {
+            out.push(Ok(p.clone()));
+        }
+    }
+    out
+}

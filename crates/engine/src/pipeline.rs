@@ -1,0 +1,431 @@
+//! The pipeline on one input, Olaf-style: one stream processor that every
+//! entry point calls. Audio is decoded in blocks and pushed through the front
+//! end (log-mel segments, and chroma when wanted) and the encoder, so memory
+//! does not grow with the length of a file.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use sampleid_audio::AudioStream;
+use sampleid_encoder::{Embedding, Encoder};
+use sampleid_features::{ChromaStream, SegmentStream, quantise_shares};
+use sampleid_index::Layout;
+use sampleid_rerank::Reranker;
+
+use crate::error::{Error, Result};
+use crate::models::{ModelSource, load_encoder, load_reranker};
+use crate::settings::Settings;
+
+/// Peaks below this (−80 dBFS) are silence: nothing to identify, match,
+/// index or classify. The one silence rule of every entry point.
+pub const SILENCE_PEAK: f32 = 1e-4;
+
+/// Segments encoded per forward pass.
+const BATCH: usize = 64;
+
+/// Reports how far into an input the decoder is: (input name, position in
+/// seconds, declared duration when the container says).
+pub type Progress<'a> = &'a (dyn Fn(&str, f64, Option<f64>) + Sync);
+
+/// An audio input: a file, or encoded bytes in memory (an upload).
+#[derive(Debug, Clone)]
+pub struct Source {
+    kind: SourceKind,
+    name: String,
+    max_duration_s: Option<f64>,
+}
+
+#[derive(Debug, Clone)]
+enum SourceKind {
+    File(PathBuf),
+    Bytes {
+        bytes: Arc<Vec<u8>>,
+        format_hint: Option<String>,
+    },
+}
+
+impl Source {
+    /// A file; its name in results and errors is the path as given.
+    pub fn file(path: impl Into<PathBuf>) -> Self {
+        let path = path.into();
+        Self {
+            name: path.display().to_string(),
+            kind: SourceKind::File(path),
+            max_duration_s: None,
+        }
+    }
+
+    /// Encoded audio in memory; `name` labels it (it never reaches the file
+    /// system), `format_hint` is an extension such as "mp3" when known.
+    pub fn bytes(bytes: Vec<u8>, name: impl Into<String>, format_hint: Option<&str>) -> Self {
+        Self {
+            name: name.into(),
+            kind: SourceKind::Bytes {
+                bytes: Arc::new(bytes),
+                format_hint: format_hint.map(str::to_string),
+            },
+            max_duration_s: None,
+        }
+    }
+
+    /// Refuses audio longer than `seconds` (on top of `[audio] max_duration_s`):
+    /// bounds what an upload can cost.
+    pub fn with_max_duration(mut self, seconds: f64) -> Self {
+        self.max_duration_s = Some(seconds);
+        self
+    }
+
+    /// The input's name in results and errors.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The file, when the input is one.
+    pub fn path(&self) -> Option<&Path> {
+        match &self.kind {
+            SourceKind::File(p) => Some(p),
+            SourceKind::Bytes { .. } => None,
+        }
+    }
+
+    /// SHA-256 of the input's bytes: what a library recognises content by.
+    pub fn content_hash(&self) -> Result<String> {
+        match &self.kind {
+            SourceKind::File(p) => sampleid_index::hash::sha256_file(p).map_err(|err| Error::Io {
+                name: self.name.clone(),
+                err,
+            }),
+            SourceKind::Bytes { bytes, .. } => Ok(sampleid_index::hash::sha256_bytes(bytes)),
+        }
+    }
+
+    /// Opens the input for decoding with `cfg` (and this source's limit).
+    pub fn open(&self, cfg: &sampleid_audio::AudioConfig) -> Result<AudioStream> {
+        let limited;
+        let cfg = match self.max_duration_s {
+            Some(max) => {
+                let mut c = cfg.clone();
+                c.max_duration_s = Some(c.max_duration_s.map_or(max, |m| m.min(max)));
+                limited = c;
+                &limited
+            }
+            None => cfg,
+        };
+        Ok(match &self.kind {
+            SourceKind::File(p) => AudioStream::open(p, cfg)?,
+            SourceKind::Bytes { bytes, format_hint } => {
+                AudioStream::from_bytes(bytes.as_ref().clone(), &self.name, format_hint.as_deref(), cfg)?
+            }
+        })
+    }
+}
+
+impl From<&Path> for Source {
+    fn from(p: &Path) -> Self {
+        Source::file(p)
+    }
+}
+
+impl From<PathBuf> for Source {
+    fn from(p: PathBuf) -> Self {
+        Source::file(p)
+    }
+}
+
+/// What the index stores for one reference.
+#[derive(Debug, Clone)]
+pub struct ReferenceRows {
+    /// `n × dim` unit fingerprints.
+    pub fingerprints: Vec<f32>,
+    /// `n` stored node matrices.
+    pub nodes: Vec<u8>,
+    /// Chroma shares, 12 bytes per 10 Hz frame (see `sampleid_index::CHROMA_BYTES`).
+    pub chroma: Vec<u8>,
+    /// Decoded duration (s).
+    pub duration_s: f64,
+    /// Largest |sample| (0 for digital silence).
+    pub peak: f32,
+}
+
+/// What a query needs from its clip.
+#[derive(Debug, Clone)]
+pub struct QueryInput {
+    /// The clip's name in results.
+    pub name: String,
+    /// Fingerprint and node matrix per segment.
+    pub segments: Vec<sampleid_search::QuerySegment>,
+    /// Chroma shares per 10 Hz frame, as the index stores them (empty when
+    /// the refinement that uses them is off).
+    pub chroma: Vec<[u8; 12]>,
+    /// Decoded duration (s).
+    pub duration_s: f64,
+    /// Largest |sample| (0 for digital silence).
+    pub peak: f32,
+}
+
+/// A clip's chroma, for audio matching and alignment.
+#[derive(Debug, Clone)]
+pub struct ChromaInput {
+    /// The input's name in results.
+    pub name: String,
+    /// Chroma shares per 10 Hz frame, as the index stores them.
+    pub chroma: Vec<[u8; 12]>,
+    /// Decoded duration (s).
+    pub duration_s: f64,
+}
+
+struct Models {
+    encoder: Encoder,
+    /// The re-ranker, or why none fits the encoder (an encoder of one's own
+    /// without its re-ranker still fingerprints; libraries need both).
+    reranker: std::result::Result<Reranker, String>,
+}
+
+/// The models and settings that turn audio into rows and answers. Cheap to
+/// clone: the models are loaded once and shared by every worker and request.
+#[derive(Clone)]
+pub struct Engine {
+    models: Arc<Models>,
+    settings: Arc<Settings>,
+    source: ModelSource,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("encoder", &self.models.encoder.info().version)
+            .field(
+                "reranker",
+                &self.models.reranker.as_ref().map(|r| r.info().version.clone()),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// Validates `settings` and loads the models of `source` (the built-in
+    /// ones by default). A re-ranker that does not fit the encoder is an
+    /// error only when something needs it (a library, a query).
+    pub fn load(settings: Settings, source: ModelSource) -> Result<Self> {
+        settings.validate()?;
+        let encoder = load_encoder(&source)?;
+        let reranker = load_reranker(&encoder).map_err(|e| e.to_string());
+        Ok(Self {
+            models: Arc::new(Models { encoder, reranker }),
+            settings: Arc::new(settings),
+            source,
+        })
+    }
+
+    /// An engine over models already in memory (a freshly trained encoder, a test).
+    pub fn with_models(settings: Settings, encoder: Encoder, reranker: Reranker, source: ModelSource) -> Result<Self> {
+        settings.validate()?;
+        Ok(Self {
+            models: Arc::new(Models {
+                encoder,
+                reranker: Ok(reranker),
+            }),
+            settings: Arc::new(settings),
+            source,
+        })
+    }
+
+    /// The settings in use.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The encoder.
+    pub fn encoder(&self) -> &Encoder {
+        &self.models.encoder
+    }
+
+    /// The re-ranker (an error when none fits the encoder).
+    pub fn reranker(&self) -> Result<&Reranker> {
+        self.models.reranker.as_ref().map_err(|e| Error::Model(e.clone()))
+    }
+
+    /// Where the encoder came from.
+    pub fn model_source(&self) -> &ModelSource {
+        &self.source
+    }
+
+    /// What produces this engine's rows; a library must have been built with the same.
+    pub fn layout(&self) -> Result<Layout> {
+        let reranker = self.reranker()?;
+        Ok(Layout {
+            encoder: self.encoder().info().version.clone(),
+            reranker: reranker.storage_id(),
+            dim: self.encoder().config().out_dim,
+            node_bytes: reranker.config().stored_bytes(),
+            hop_s: self.settings.hop_s(),
+        })
+    }
+
+    /// Decodes and encodes a whole stream, calling `each` with every batch of
+    /// embeddings in order and, when `chroma` is given, appending its chroma
+    /// shares (one per 10 Hz frame); returns the decoded duration (s) and the
+    /// peak |sample|.
+    pub fn embed_stream(
+        &self,
+        mut stream: AudioStream,
+        name: &str,
+        progress: Option<Progress>,
+        mut chroma: Option<&mut Vec<[u8; 12]>>,
+        each: &mut dyn FnMut(Vec<Embedding>) -> Result<()>,
+    ) -> Result<(f64, f32)> {
+        let mut peak = 0.0f32;
+        let declared = stream.info().duration_s;
+        let mut seg = SegmentStream::new(&self.settings.frontend)?;
+        let mut pitch = match chroma {
+            Some(_) => Some(ChromaStream::new(&self.settings.chroma)?),
+            None => None,
+        };
+        let silence = pitch.as_ref().map_or(0.0, |p| p.silence_energy());
+        let mut pending: Vec<Vec<f32>> = Vec::new();
+        let encoder = self.encoder();
+        let mut flush = |pending: &mut Vec<Vec<f32>>| -> Result<()> {
+            if pending.is_empty() {
+                return Ok(());
+            }
+            let refs: Vec<&[f32]> = pending.iter().map(|s| s.as_slice()).collect();
+            each(encoder.embed(&refs)?)?;
+            pending.clear();
+            Ok(())
+        };
+        while let Some(block) = stream.next_block()? {
+            peak = block.iter().fold(peak, |m, x| m.max(x.abs()));
+            if let (Some(p), Some(c)) = (pitch.as_mut(), chroma.as_deref_mut()) {
+                p.push(block, &mut |e| c.push(quantise_shares(e, silence)));
+            }
+            seg.push(block, &mut |s| pending.push(s.data));
+            if pending.len() >= BATCH {
+                flush(&mut pending)?;
+            }
+            if let Some(report) = progress {
+                report(name, stream.position_s(), declared);
+            }
+        }
+        seg.finish(&mut |s| pending.push(s.data));
+        if let (Some(p), Some(c)) = (pitch.as_mut(), chroma) {
+            p.finish(&mut |e| c.push(quantise_shares(e, silence)));
+        }
+        flush(&mut pending)?;
+        Ok((stream.position_s(), peak))
+    }
+
+    /// The rows of a reference: fingerprints, stored nodes and chroma. A
+    /// silent input, or one too short for a segment, is [`Error::Silent`].
+    pub fn reference_rows(&self, source: &Source, progress: Option<Progress>) -> Result<ReferenceRows> {
+        let stream = source.open(&self.settings.audio)?;
+        let (mut fps, mut nodes, mut chroma) = (Vec::new(), Vec::new(), Vec::new());
+        let reranker = self.reranker()?;
+        let (d, peak) = self.embed_stream(stream, source.name(), progress, Some(&mut chroma), &mut |batch| {
+            for e in batch {
+                fps.extend_from_slice(&e.fingerprint);
+                nodes.extend(reranker.store(&e.nodes)?);
+            }
+            Ok(())
+        })?;
+        silent_unless(peak, source.name(), "index")?;
+        if fps.is_empty() {
+            return Err(Error::Silent {
+                name: source.name().to_string(),
+                what: "index",
+            });
+        }
+        Ok(ReferenceRows {
+            fingerprints: fps,
+            nodes,
+            chroma: chroma.concat(),
+            duration_s: d,
+            peak,
+        })
+    }
+
+    /// The segments of a query, and its chroma when the refinement that uses
+    /// it is on. A silent clip is [`Error::Silent`].
+    pub fn query_input(&self, source: &Source) -> Result<QueryInput> {
+        let stream = source.open(&self.settings.audio)?;
+        let (mut out, mut chroma) = (Vec::new(), Vec::new());
+        let want_chroma = self.settings.refine.enabled;
+        let (d, peak) = self.embed_stream(
+            stream,
+            source.name(),
+            None,
+            want_chroma.then_some(&mut chroma),
+            &mut |batch| {
+                out.extend(batch.into_iter().map(|e| sampleid_search::QuerySegment {
+                    fingerprint: e.fingerprint,
+                    nodes: e.nodes,
+                }));
+                Ok(())
+            },
+        )?;
+        silent_unless(peak, source.name(), "identify")?;
+        Ok(QueryInput {
+            name: source.name().to_string(),
+            segments: out,
+            chroma,
+            duration_s: d,
+            peak,
+        })
+    }
+
+    /// The fingerprints of a whole input (`n × dim`, row-major) and its
+    /// decoded duration (s).
+    pub fn fingerprints(&self, source: &Source, progress: Option<Progress>) -> Result<(Vec<f32>, f64)> {
+        let stream = source.open(&self.settings.audio)?;
+        let mut out = Vec::new();
+        let (d, _) = self.embed_stream(stream, source.name(), progress, None, &mut |batch| {
+            for e in batch {
+                out.extend_from_slice(&e.fingerprint);
+            }
+            Ok(())
+        })?;
+        Ok((out, d))
+    }
+
+    /// The chroma of an input (10 Hz shares, as a library stores them). A
+    /// silent input is [`Error::Silent`] for `what` ("match", "align").
+    pub fn chroma(&self, source: &Source, what: &'static str) -> Result<ChromaInput> {
+        let mut stream = source.open(&self.settings.audio)?;
+        let mut pitch = ChromaStream::new(&self.settings.chroma)?;
+        let silence = pitch.silence_energy();
+        let (mut out, mut peak) = (Vec::new(), 0.0f32);
+        while let Some(block) = stream.next_block()? {
+            peak = block.iter().fold(peak, |m, x| m.max(x.abs()));
+            pitch.push(block, &mut |e| out.push(quantise_shares(e, silence)));
+        }
+        pitch.finish(&mut |e| out.push(quantise_shares(e, silence)));
+        silent_unless(peak, source.name(), what)?;
+        Ok(ChromaInput {
+            name: source.name().to_string(),
+            chroma: out,
+            duration_s: stream.position_s(),
+        })
+    }
+
+    /// The DTW warping path between two recordings of the same music, on chroma.
+    pub fn align(&self, a: &Source, b: &Source) -> Result<sampleid_matching::Alignment> {
+        let a = self.chroma(a, "align")?;
+        let b = self.chroma(b, "align")?;
+        Ok(sampleid_matching::align(
+            &a.chroma,
+            &b.chroma,
+            self.settings.chroma.frame_rate(),
+            &self.settings.align,
+        )?)
+    }
+}
+
+/// [`Error::Silent`] when `peak` is below [`SILENCE_PEAK`].
+pub(crate) fn silent_unless(peak: f32, name: &str, what: &'static str) -> Result<()> {
+    if peak < SILENCE_PEAK {
+        return Err(Error::Silent {
+            name: name.to_string(),
+            what,
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,271 @@
+//! Speed benchmarks on the user's own files, in the runtime binary:
+//! `sampleid bench frontend` (decode → resample → log-mel → normalised
+//! segments, per thread count, and peak memory) and `sampleid bench encoder`
+//! (inference speed of the encoder in use).
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use rayon::prelude::*;
+use sampleid_audio::AudioStream;
+use sampleid_features::SegmentStream;
+use serde::Serialize;
+
+use crate::cli::BenchFrontendArgs;
+use crate::config::Config;
+
+#[derive(Debug, Serialize)]
+struct ThreadResult {
+    threads: usize,
+    /// Audio seconds processed per wall-clock second, one value per run.
+    realtime_factors: Vec<f64>,
+    median_realtime: f64,
+    /// Share of CPU time spent decoding + resampling (the rest is the front end).
+    decode_share: f64,
+}
+
+#[derive(Debug, Serialize)]
+struct BenchReport {
+    files: usize,
+    audio_s: f64,
+    segments: usize,
+    results: Vec<ThreadResult>,
+    /// Peak resident set size of this process (VmHWM), MiB.
+    peak_rss_mib: Option<f64>,
+}
+
+struct FileRun {
+    audio_s: f64,
+    segments: usize,
+    decode: Duration,
+    frontend: Duration,
+}
+
+fn process(path: &Path, cfg: &Config) -> Result<FileRun> {
+    let mut stream = AudioStream::open(path, &cfg.engine.audio)?;
+    let mut seg = SegmentStream::new(&cfg.engine.frontend)?;
+    let mut n = 0usize;
+    let (mut decode, mut frontend) = (Duration::ZERO, Duration::ZERO);
+    loop {
+        let t0 = Instant::now();
+        let block = stream.next_block()?;
+        let t1 = Instant::now();
+        decode += t1 - t0;
+        match block {
+            Some(b) => seg.push(b, &mut |s| {
+                n += 1;
+                std::hint::black_box(&s);
+            }),
+            None => break,
+        }
+        frontend += t1.elapsed();
+    }
+    let t = Instant::now();
+    seg.finish(&mut |_| n += 1);
+    frontend += t.elapsed();
+    Ok(FileRun {
+        audio_s: stream.position_s(),
+        segments: n,
+        decode,
+        frontend,
+    })
+}
+
+/// Peak resident memory of this process in MiB (Linux).
+pub fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+pub fn frontend(args: &BenchFrontendArgs, cfg: &Config) -> Result<()> {
+    let files: Vec<PathBuf> = args.files.clone();
+    // A first pass validates the inputs and warms the page cache.
+    let mut audio_s = 0.0;
+    let mut segments = 0;
+    for f in &files {
+        let r = process(f, cfg)?;
+        audio_s += r.audio_s;
+        segments += r.segments;
+    }
+    let mut results = Vec::new();
+    for &threads in &args.threads {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads.max(1))
+            .build()
+            .context("cannot build a thread pool")?;
+        let mut factors = Vec::new();
+        let (mut dec, mut fe) = (Duration::ZERO, Duration::ZERO);
+        for _ in 0..args.repeat.max(1) {
+            let start = Instant::now();
+            let runs: Vec<FileRun> =
+                pool.install(|| files.par_iter().map(|f| process(f, cfg)).collect::<Result<_>>())?;
+            let wall = start.elapsed().as_secs_f64();
+            factors.push(audio_s / wall);
+            for r in &runs {
+                dec += r.decode;
+                fe += r.frontend;
+            }
+        }
+        let total = (dec + fe).as_secs_f64().max(1e-12);
+        results.push(ThreadResult {
+            threads,
+            median_realtime: crate::stats::median(&factors),
+            realtime_factors: factors,
+            decode_share: dec.as_secs_f64() / total,
+        });
+    }
+    let report = BenchReport {
+        files: files.len(),
+        audio_s,
+        segments,
+        results,
+        peak_rss_mib: peak_rss_mib(),
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    println!(
+        "frontend: {} files, {:.1} min of audio, {} segments (decode → 16 kHz → log-mel → normalised segments)",
+        report.files,
+        report.audio_s / 60.0,
+        report.segments
+    );
+    println!(
+        "{:>8} {:>16} {:>22} {:>14}",
+        "threads", "median ×realtime", "runs", "decode share"
+    );
+    for r in &report.results {
+        let runs: Vec<String> = r.realtime_factors.iter().map(|f| format!("{f:.0}")).collect();
+        println!(
+            "{:>8} {:>16.0} {:>22} {:>13.0}%",
+            r.threads,
+            r.median_realtime,
+            runs.join(" "),
+            100.0 * r.decode_share
+        );
+    }
+    if let (Some(a), Some(b)) = (report.results.first(), report.results.last())
+        && report.results.len() > 1
+    {
+        println!(
+            "scaling {}→{} threads: ×{:.2}",
+            a.threads,
+            b.threads,
+            b.median_realtime / a.median_realtime
+        );
+    }
+    if let Some(rss) = report.peak_rss_mib {
+        println!("peak RSS: {rss:.1} MiB");
+    }
+    Ok(())
+}
+
+/// Encoder speed at one thread count.
+#[derive(Debug, Serialize)]
+struct EncoderSpeed {
+    threads: usize,
+    /// Median over the runs.
+    segments_per_s: f64,
+    ms_per_segment: f64,
+    /// Audio seconds fingerprinted per second (each segment advances one hop).
+    realtime: f64,
+    runs_s: Vec<f64>,
+}
+
+/// `sampleid bench encoder`: inference speed of the encoder in use.
+pub fn encoder(args: &crate::cli::BenchEncoderArgs, cfg: &Config, model_path: Option<&Path>) -> Result<()> {
+    let encoder = sampleid_engine::models::load_encoder(&sampleid_engine::ModelSource::from_option(model_path))?;
+    let fe = &cfg.engine.frontend;
+    let audio = match &args.file {
+        Some(f) => {
+            sampleid_audio::decode_file(f, &cfg.engine.audio)
+                .with_context(|| f.display().to_string())?
+                .samples
+        }
+        None => {
+            // A chord whose root sweeps over two octaves, with a beat: real spectral structure.
+            let sr = fe.sample_rate as f64;
+            let n = (args.segments as f64 * 0.512 * sr) as usize + 70_000;
+            (0..n)
+                .map(|i| {
+                    let t = i as f64 / sr;
+                    let f0 = 110.0 * 2f64.powf(2.0 * t / (n as f64 / sr));
+                    let chord: f64 = [1.0, 1.25, 1.5]
+                        .iter()
+                        .map(|r| (2.0 * std::f64::consts::PI * f0 * r * t).sin())
+                        .sum();
+                    let beat = if (t * 2.0).fract() < 0.05 { 0.5 } else { 0.0 };
+                    (0.2 * chord + beat * (i as f64 * 12.9898).sin()) as f32
+                })
+                .collect()
+        }
+    };
+    let mut segs: Vec<Vec<f32>> = sampleid_features::segments(&audio, fe)?
+        .into_iter()
+        .map(|s| s.data)
+        .collect();
+    anyhow::ensure!(!segs.is_empty(), "the input gives no segments");
+    let have = segs.len();
+    while segs.len() < args.segments.max(1) {
+        segs.push(segs[segs.len() % have].clone());
+    }
+    segs.truncate(args.segments.max(1));
+    let refs: Vec<&[f32]> = segs.iter().map(|s| s.as_slice()).collect();
+    let hop_s = cfg.engine.hop_s();
+    let mut results = Vec::new();
+    for &threads in &args.threads {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads.max(1))
+            .build()
+            .context("cannot build a thread pool")?;
+        pool.install(|| encoder.embed(&refs[..refs.len().min(16)]))?; // warm-up
+        let mut runs = Vec::new();
+        for _ in 0..args.repeat.max(1) {
+            let start = Instant::now();
+            pool.install(|| encoder.embed(&refs))?;
+            runs.push(start.elapsed().as_secs_f64());
+        }
+        let median = crate::stats::median(&runs);
+        let sps = refs.len() as f64 / median;
+        results.push(EncoderSpeed {
+            threads,
+            segments_per_s: sps,
+            ms_per_segment: 1000.0 / sps,
+            realtime: sps * hop_s,
+            runs_s: runs,
+        });
+    }
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "model": encoder.info().version,
+                "parameters": encoder.parameters(),
+                "segments": refs.len(),
+                "batch_size": encoder.batch_size,
+                "results": results,
+            })
+        );
+    } else {
+        println!(
+            "encoder {} ({} parameters), {} segments per run, batch {}",
+            encoder.info().version,
+            encoder.parameters(),
+            refs.len(),
+            encoder.batch_size
+        );
+        println!("| threads | segments/s | ms/segment | × realtime |");
+        println!("|--:|--:|--:|--:|");
+        for r in &results {
+            println!(
+                "| {} | {:.0} | {:.2} | {:.0} |",
+                r.threads, r.segments_per_s, r.ms_per_segment, r.realtime
+            );
+        }
+    }
+    Ok(())
+}

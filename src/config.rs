@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use sampleid_engine::Settings;
+use sampleid_engine::{Engine, ModelSource, Settings};
 
 use crate::serve::ServeConfig;
 
@@ -40,6 +40,12 @@ impl Config {
         serve.validate()?;
         let engine = Settings::from_toml(&toml::to_string(&table)?)?;
         Ok(Self { engine, serve })
+    }
+
+    /// The engine with these settings and the chosen encoder (`None`: the
+    /// built-in one, or `SAMPLEID_MODEL`).
+    pub fn load_engine(&self, model: Option<&Path>) -> Result<Engine> {
+        Ok(Engine::load(self.engine.clone(), ModelSource::from_option(model))?)
     }
 
     /// The configuration as TOML.

@@ -70,7 +70,17 @@ fn a_batch_with_bad_files_processes_the_good_ones_and_exits_1() {
     let lines: Vec<serde_json::Value> = stdout(&o).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), 5);
     assert_eq!(lines[0]["shape"], serde_json::json!([251, 64]));
-    assert!(lines[1]["error"].as_str().unwrap().contains("notes.mp3"));
+    // The input in its own field, the reason without it (printed once).
+    assert!(lines[1]["input"].as_str().unwrap().ends_with("notes.mp3"));
+    assert!(
+        lines[1]["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("not a recognised audio format"),
+        "{}",
+        lines[1]
+    );
+    assert_eq!(err.matches("notes.mp3").count(), 1, "{err}");
     assert!(lines[4]["output"].as_str().unwrap().ends_with("nebula-20s.mel.npy"));
     // The good files were written; nothing half-written is left behind.
     let mut names: Vec<String> = std::fs::read_dir(&out)

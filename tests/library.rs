@@ -161,53 +161,50 @@ fn a_missing_library_is_a_clear_error() {
 }
 
 #[test]
-fn the_readme_clip_is_found_with_its_place_ratio_and_pitch() {
-    // README's main job: nebula-20s.ogg's 4–14 s, +1 semitone, mixed at 5 dB
-    // under other music (examples/make_clip.rs). The chroma alignment must put
-    // it at 4 s of nebula, ratio 1, +1 semitone.
+fn query_and_match_print_the_json_contract() {
+    // The answers themselves are the engine's (crates/engine/tests/library.rs);
+    // here: the binary's lines, fields and exit codes.
     let tmp = tempfile::tempdir().unwrap();
     let db = tmp.path().join("lib");
-    let songs: Vec<PathBuf> = [
-        "awakening-20s.ogg",
-        "deprecation-20s.ogg",
-        "media-threat-20s.ogg",
-        "nebula-20s.ogg",
-    ]
-    .iter()
-    .map(|n| fixture(n))
-    .collect();
-    let mut args = vec!["-q", "index", "--db", s(&db)];
-    args.extend(songs.iter().map(|p| s(p)));
-    let o = sampleid(&args);
+    let nebula = fixture("nebula-20s.ogg");
+    let other = fixture("awakening-20s.ogg");
+    let o = sampleid(&["-q", "index", "--db", s(&db), s(&other), s(&nebula)]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let clip = fixture("query-nebula-pitch1-mixed.wav");
-    let o = sampleid(&["query", "--db", s(&db), "--json", s(&clip)]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let answer = &json_lines(&o)[0];
-    let top = &answer["matches"][0];
-    assert_eq!(top["reference"], s(&songs[3]), "{answer}");
-    let at = top["reference_start"].as_f64().unwrap() - top["query_start"].as_f64().unwrap();
-    assert!((at - 4.0).abs() <= 1.0, "query 0 s is nebula's 4 s: {top}");
-    assert!((top["time_ratio"].as_f64().unwrap() - 1.0).abs() <= 0.1, "{top}");
-    assert!((top["pitch_shift"].as_f64().unwrap() - 1.0).abs() <= 0.5, "{top}");
-
-    // Audio matching on chroma finds the same passage, key and tempo.
-    let o = sampleid(&["match", "--db", s(&db), "--json", s(&clip)]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let answer = &json_lines(&o)[0];
-    let best = &answer["matches"][0];
-    assert_eq!(best["reference"], s(&songs[3]), "{answer}");
-    assert!((best["start"].as_f64().unwrap() - 4.0).abs() <= 1.5, "{best}");
-    assert!((best["end"].as_f64().unwrap() - 14.0).abs() <= 1.5, "{best}");
-    assert_eq!(best["pitch_shift"], 1, "{best}");
-    assert!((best["tempo_factor"].as_f64().unwrap() - 1.0).abs() <= 0.15, "{best}");
-
-    // A silent clip is an error line, not a match.
     let silent = tmp.path().join("silence.wav");
     common::write_wav(&silent, 16_000, &[0.0; 16_000 * 5]);
-    let o = sampleid(&["match", "--db", s(&db), "--json", s(&silent)]);
-    assert_eq!(o.status.code(), Some(1));
-    assert!(json_lines(&o)[0]["error"].as_str().unwrap().contains("silent"));
+    for cmd in ["query", "match"] {
+        let o = sampleid(&[cmd, "--db", s(&db), "--json", s(&clip), s(&silent)]);
+        assert_eq!(
+            o.status.code(),
+            Some(1),
+            "{cmd}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let lines = json_lines(&o);
+        assert_eq!(lines.len(), 2, "{cmd}");
+        assert_eq!(lines[0]["query"], s(&clip));
+        assert!(
+            (lines[0]["duration_s"].as_f64().unwrap() - 10.0).abs() < 0.05,
+            "{}",
+            lines[0]
+        );
+        let top = &lines[0]["matches"][0];
+        assert_eq!(top["reference"], s(&nebula), "{cmd}: {}", lines[0]);
+        assert!(top["song_id"].as_i64().is_some(), "{top}");
+        // The failed clip: its name once, the reason without it.
+        assert_eq!(lines[1]["query"], s(&silent));
+        let reason = lines[1]["error"].as_str().unwrap();
+        assert!(
+            reason.starts_with("silent") && !reason.contains("silence.wav"),
+            "{reason}"
+        );
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(err.matches("silence.wav").count(), 1, "{err}");
+    }
+    let o = sampleid(&["query", "--db", s(&db), s(&clip)]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.lines().nth(1).unwrap().contains("nebula-20s.ogg"), "{out}");
 }
 
 #[test]

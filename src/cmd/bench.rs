@@ -161,17 +161,24 @@ fn answer(
             format!("{:?}", args.ann).to_lowercase()
         ))
     });
-    let index_args = crate::cli::IndexArgs {
-        db: db.clone(),
-        paths: vec![args.bench.join("refs")],
-        ann: Some(args.ann),
-        jobs: None,
-        json: false,
-    };
     let started = Instant::now();
     let summary = {
         let lib = crate::cmd::library::open_writer(&db, cfg, model, Some(args.ann))?;
-        crate::cmd::library::index_into(&lib, &index_args, quiet, false)?
+        let refs: Vec<Source> = sampleid_engine::collect_inputs(&[args.bench.join("refs")])
+            .into_iter()
+            .map(|p| p.map(Source::file))
+            .collect::<Result<_, _>>()?;
+        let bar = crate::progress::files_bar(refs.len() as u64, quiet);
+        let summary = lib.index(refs, &sampleid_engine::IndexOptions::default(), &|e| {
+            if let sampleid_engine::IndexEvent::Done(o) = e {
+                if let sampleid_engine::IndexOutcome::Failed { path, error } = o {
+                    bar.suspend(|| eprintln!("error: {path}: {error}"));
+                }
+                bar.inc(1);
+            }
+        })?;
+        bar.finish_and_clear();
+        summary
     };
     tracing::info!(?summary, "indexed");
     if summary.failed > 0 {
@@ -184,10 +191,8 @@ fn answer(
         top_k: None,
     };
     let bar = crate::progress::files_bar(bench.queries.len() as u64, quiet);
-    let tmp = out.with_extension("part");
-    let mut file = std::io::BufWriter::new(
-        std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?,
-    );
+    let mut file =
+        sampleid_fsio::AtomicFile::create(out).with_context(|| format!("cannot create {}", out.display()))?;
     let mut latency = Vec::new();
     let mut per_query = Vec::new();
     for q in &bench.queries {
@@ -204,15 +209,11 @@ fn answer(
         writeln!(file, "{}", serde_json::to_string(&line)?)?;
         bar.inc(1);
     }
-    file.flush()?;
-    file.get_ref()
-        .sync_all()
-        .with_context(|| format!("cannot write {}", tmp.display()))?;
-    drop(file);
-    std::fs::rename(&tmp, out).with_context(|| format!("cannot write {}", out.display()))?;
+    file.commit()
+        .with_context(|| format!("cannot write {}", out.display()))?;
     bar.finish_and_clear();
     let timing = out.with_file_name("latency.json");
-    std::fs::write(&timing, serde_json::to_string_pretty(&per_query)?)
+    sampleid_fsio::atomic_write(&timing, serde_json::to_string_pretty(&per_query)?.as_bytes())
         .with_context(|| format!("cannot write {}", timing.display()))?;
     eprintln!(
         "answered {} queries against {} songs ({:.2} h, {}): median {:.0} ms, p99 {:.0} ms per query \

@@ -1,4 +1,5 @@
-//! `sampleid features`: stream audio through the front end into `.npy` files.
+//! `sampleid features`: adapts [`sampleid_engine::inspect::features`],
+//! writing each input's rows into a `.npy` file.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -6,10 +7,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use indicatif::ProgressBar;
 use rayon::prelude::*;
-use sampleid_audio::AudioStream;
-use sampleid_features::chroma::{cens_from_energy, normalise_chroma};
+use sampleid_engine::{Source, inspect};
+use sampleid_features::FeatureError;
 use sampleid_features::npy::NpyWriter;
-use sampleid_features::{ChromaStream, FeatureError, LogMelStream, SegmentStream};
 use serde::Serialize;
 
 use crate::cli::{FeatureKind, FeaturesArgs};
@@ -88,97 +88,44 @@ pub fn run(args: &FeaturesArgs, cfg: &Config, quiet: bool) -> Result<usize> {
     })
 }
 
-/// Streams one input into one `.npy` file.
+/// Streams one input into one `.npy` file ([`sampleid_engine::inspect::features`]).
 fn extract(input: &Path, out: &Path, kind: FeatureKind, cfg: &Config, bar: &ProgressBar) -> Result<Written> {
-    let mut stream = AudioStream::open(input, &cfg.engine.audio)?;
-    let declared = stream.info().duration_s;
-    let name = input.display().to_string();
-    let fe = &cfg.engine.frontend;
-    let row_shape: Vec<usize> = match kind {
-        FeatureKind::Mel => vec![fe.n_mels],
-        FeatureKind::Segments => vec![fe.n_mels, fe.segment_frames],
-        FeatureKind::Chroma | FeatureKind::Cens => vec![12],
-        FeatureKind::Track => vec![sampleid_features::track_feature_names().len()],
+    let engine_kind = match kind {
+        FeatureKind::Mel => inspect::FeatureKind::Mel,
+        FeatureKind::Segments => inspect::FeatureKind::Segments,
+        FeatureKind::Chroma => inspect::FeatureKind::Chroma,
+        FeatureKind::Cens => inspect::FeatureKind::Cens,
+        FeatureKind::Track => inspect::FeatureKind::Track,
     };
-    let mut writer = NpyWriter::create(out, &row_shape)?;
-    let result = (|| -> Result<()> {
-        let mut write_err: Option<FeatureError> = None;
-        let mut emit = |row: &[f32]| {
-            if write_err.is_none()
-                && let Err(e) = writer.write_row(row)
-            {
-                write_err = Some(e);
-            }
-        };
-        match kind {
-            FeatureKind::Mel => {
-                let mut mel = LogMelStream::new(fe, 0)?;
-                while let Some(block) = stream.next_block()? {
-                    mel.push(block, &mut |f| emit(f));
-                    progress::show_position(bar, &name, stream.position_s(), declared);
-                }
-                mel.finish(&mut |f| emit(f));
-            }
-            FeatureKind::Segments => {
-                let mut seg = SegmentStream::new(fe)?;
-                while let Some(block) = stream.next_block()? {
-                    seg.push(block, &mut |s| emit(&s.data));
-                    progress::show_position(bar, &name, stream.position_s(), declared);
-                }
-                seg.finish(&mut |s| emit(&s.data));
-            }
-            FeatureKind::Chroma => {
-                let mut ch = ChromaStream::new(&cfg.engine.chroma)?;
-                let silence = ch.silence_energy();
-                let mut on = |e: &[f32; 12]| emit(&normalise_chroma(std::slice::from_ref(e), silence)[0]);
-                while let Some(block) = stream.next_block()? {
-                    ch.push(block, &mut on);
-                    progress::show_position(bar, &name, stream.position_s(), declared);
-                }
-                ch.finish(&mut on);
-            }
-            FeatureKind::Track => {
-                // A whole-track summary: the decoded track is held (16 kHz mono, 3.8 MB per minute).
-                let mut samples = Vec::new();
-                while let Some(block) = stream.next_block()? {
-                    samples.extend_from_slice(block);
-                    progress::show_position(bar, &name, stream.position_s(), declared);
-                }
-                emit(&sampleid_features::track_features(&samples, fe)?);
-            }
-            FeatureKind::Cens => {
-                // Chroma energies are small (12 floats per 0.1 s); CENS needs a window over them.
-                let mut ch = ChromaStream::new(&cfg.engine.chroma)?;
-                let mut energy = Vec::new();
-                while let Some(block) = stream.next_block()? {
-                    ch.push(block, &mut |e| energy.push(*e));
-                    progress::show_position(bar, &name, stream.position_s(), declared);
-                }
-                ch.finish(&mut |e| energy.push(*e));
-                for row in cens_from_energy(&energy, ch.silence_energy(), &cfg.engine.chroma.cens) {
-                    emit(&row);
-                }
-            }
+    let mut writer = NpyWriter::create(out, &engine_kind.row_shape(&cfg.engine))?;
+    let mut write_err: Option<FeatureError> = None;
+    let show = |name: &str, pos: f64, declared: Option<f64>| progress::show_position(bar, name, pos, declared);
+    let source = Source::file(input);
+    let result = inspect::features(&cfg.engine, &source, engine_kind, Some(&show), &mut |row| {
+        if write_err.is_none()
+            && let Err(e) = writer.write_row(row)
+        {
+            write_err = Some(e);
         }
-        match write_err {
-            Some(e) => Err(e.into()),
-            None => Ok(()),
-        }
-    })();
-    match result {
-        Ok(()) => {
+    });
+    match (result, write_err) {
+        (Ok(duration_s), None) => {
             let shape = writer.finish()?;
             Ok(Written {
-                input: name,
+                input: input.display().to_string(),
                 output: out.display().to_string(),
                 kind: kind.name(),
                 shape,
-                duration_s: stream.position_s(),
+                duration_s,
             })
         }
-        Err(e) => {
+        (Err(e), _) => {
             writer.discard();
-            Err(e)
+            Err(e.into())
+        }
+        (Ok(_), Some(e)) => {
+            writer.discard();
+            Err(e.into())
         }
     }
 }

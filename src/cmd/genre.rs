@@ -194,10 +194,8 @@ pub mod lab {
                 }
             }
         }
-        let tmp = cache_path.with_extension("json.part");
-        if std::fs::write(&tmp, serde_json::to_vec(&cache)?).is_ok() {
-            let _ = std::fs::rename(&tmp, &cache_path);
-        }
+        // A cache: losing it only costs time, so a failed write is not an error.
+        let _ = sampleid_fsio::atomic_write(&cache_path, &serde_json::to_vec(&cache)?);
         Ok((kept, out, kind))
     }
 
@@ -341,12 +339,15 @@ pub mod lab {
                 .join(", "),
         );
         md.push('\n');
-        std::fs::write(args.out.join("report.md"), &md)?;
+        sampleid_fsio::atomic_write(&args.out.join("report.md"), md.as_bytes())?;
         let summary = serde_json::json!({
             "labels": args.labels.display().to_string(), "tracks": rows.len(), "classes": classes,
             "features": kind, "folds": args.folds, "transductive": args.transductive, "ignore_groups": args.ignore_groups, "config": cfg.engine.genre, "majority": majority, "results": results,
         });
-        std::fs::write(args.out.join("summary.json"), serde_json::to_string_pretty(&summary)?)?;
+        sampleid_fsio::atomic_write(
+            &args.out.join("summary.json"),
+            serde_json::to_string_pretty(&summary)?.as_bytes(),
+        )?;
         if args.json {
             println!("{summary}");
         } else {

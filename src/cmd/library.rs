@@ -47,9 +47,9 @@ pub fn ann_name(a: AnnKind) -> String {
         .unwrap_or_default()
 }
 
-/// Indexes `paths` into `lib`, printing a line per input unless `print` is
-/// false; returns the summary (failures counted there).
-pub fn index_into(lib: &Library, args: &IndexArgs, quiet: bool, print: bool) -> Result<IndexSummary> {
+/// Indexes `args.paths` into `lib`, printing a line per input; returns the
+/// summary (failures counted there).
+fn index_into(lib: &Library, args: &IndexArgs, quiet: bool) -> Result<IndexSummary> {
     let mut sources = Vec::new();
     let mut unreadable = Vec::new();
     for p in collect_inputs(&args.paths) {
@@ -62,9 +62,6 @@ pub fn index_into(lib: &Library, args: &IndexArgs, quiet: bool, print: bool) -> 
     let emit = |o: &IndexOutcome| {
         if let IndexOutcome::Failed { path, error } = o {
             bar.suspend(|| eprintln!("error: {path}: {error}"));
-        }
-        if !print {
-            return;
         }
         let line = if args.json {
             serde_json::to_string(o).unwrap_or_default()
@@ -111,7 +108,7 @@ pub fn index_into(lib: &Library, args: &IndexArgs, quiet: bool, print: bool) -> 
 /// `sampleid index`; returns the number of files that failed.
 pub fn index(args: &IndexArgs, cfg: &Config, model: Option<&Path>, quiet: bool) -> Result<usize> {
     let lib = open_writer(&args.db, cfg, model, args.ann)?;
-    let summary = index_into(&lib, args, quiet, true)?;
+    let summary = index_into(&lib, args, quiet)?;
     if args.json {
         println!("{}", serde_json::json!({ "summary": summary }));
     } else {

@@ -147,13 +147,12 @@ pub fn run(args: &BenchServeArgs, quiet: bool) -> Result<()> {
     bar.finish_and_clear();
     let samples = samples.into_inner().unwrap_or_else(|e| e.into_inner());
     if let Some(path) = &args.log {
-        let mut f = std::io::BufWriter::new(
-            std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
-        );
+        let mut f =
+            sampleid_fsio::AtomicFile::create(path).with_context(|| format!("cannot create {}", path.display()))?;
         for s in &samples {
             writeln!(f, "{}", serde_json::to_string(s)?)?;
         }
-        f.flush()?;
+        f.commit().with_context(|| format!("cannot write {}", path.display()))?;
     }
     let mut lat: Vec<f64> = samples.iter().filter(|s| s.status == 200).map(|s| s.ms).collect();
     lat.sort_by(f64::total_cmp);

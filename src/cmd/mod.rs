@@ -78,7 +78,7 @@ pub fn report<T: Serialize>(
 
 /// The engine with the configured settings and the chosen models.
 pub fn engine(cfg: &Config, model: Option<&Path>) -> Result<Engine> {
-    Ok(Engine::load(cfg.engine.clone(), ModelSource::from_option(model))?)
+    cfg.load_engine(model)
 }
 
 /// The engine for stage settings alone (commands that need no library).

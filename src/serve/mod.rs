@@ -142,7 +142,7 @@ pub fn state(args: &ServeArgs, cfg: &Config, model: Option<&Path>, addr: &Socket
         serve.max_body_mb = mb;
     }
     serve.validate()?;
-    let engine = crate::cmd::engine(cfg, model)?;
+    let engine = cfg.load_engine(model)?;
     let (lib, token) = if args.read_only {
         let lib = Library::open(&args.db, &engine)
             .with_context(|| format!("cannot open the library {}", args.db.display()))?;

@@ -571,9 +571,11 @@ fn probe_error(name: &str, e: SymError, magic: Option<&'static str>) -> AudioErr
         };
     }
     match e {
-        SymError::Unsupported(what) => AudioError::UnknownFormat {
+        // symphonia's own wording ("core (probe): no suitable format reader
+        // found") means nothing to a user.
+        SymError::Unsupported(_) => AudioError::UnknownFormat {
             name,
-            reason: what.to_string(),
+            reason: "no known container or stream header at its start".into(),
         },
         SymError::IoError(io) if io.kind() == ErrorKind::UnexpectedEof => AudioError::UnknownFormat {
             name,

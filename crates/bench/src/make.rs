@@ -14,6 +14,7 @@ use std::sync::Mutex;
 use rayon::prelude::*;
 use sampleid_audio::{AudioConfig, decode_file};
 use sampleid_corpus::{Entry, Kind, Split, manifest};
+use sampleid_fsio::AtomicFile;
 use sampleid_transform::{Chain, Resources, Rng, Transform, TransformError, synthetic};
 
 use crate::BenchError;
@@ -168,7 +169,12 @@ fn link_all(corpus: &Path, out: &Path, sub: &str, tracks: &[&Entry]) -> Result<V
                 #[cfg(not(unix))]
                 let linked: std::io::Result<()> = Err(std::io::Error::other("no symlinks"));
                 if linked.is_err() {
-                    std::fs::copy(&target, &link).map_err(|err| BenchError::io(&link, err))?;
+                    // A copy appears under its name only once complete, so a
+                    // re-run never keeps a truncated one.
+                    let mut src = std::fs::File::open(&target).map_err(|err| BenchError::io(&target, err))?;
+                    let mut file = AtomicFile::create(&link).map_err(|err| BenchError::io(&link, err))?;
+                    std::io::copy(&mut src, &mut file).map_err(|err| BenchError::io(&link, err))?;
+                    file.commit().map_err(|err| BenchError::io(&link, err))?;
                 }
             }
             Ok(Reference {
@@ -566,7 +572,7 @@ fn render_all(
 }
 
 pub(crate) fn write_wav(path: &Path, samples: &[f32]) -> Result<(), BenchError> {
-    let tmp = path.with_extension("wav.part");
+    let mut file = AtomicFile::create(path).map_err(|e| BenchError::io(path, e))?;
     let spec = hound::WavSpec {
         channels: 1,
         sample_rate: RATE,
@@ -574,41 +580,114 @@ pub(crate) fn write_wav(path: &Path, samples: &[f32]) -> Result<(), BenchError> 
         sample_format: hound::SampleFormat::Int,
     };
     let err = |e: hound::Error| BenchError::io(path, std::io::Error::other(e.to_string()));
-    let mut w = hound::WavWriter::create(&tmp, spec).map_err(err)?;
+    let mut w = hound::WavWriter::new(&mut file, spec).map_err(err)?;
     for &s in samples {
         w.write_sample((s.clamp(-1.0, 1.0) * 32767.0).round() as i16)
             .map_err(err)?;
     }
     w.finalize().map_err(err)?;
-    std::fs::rename(&tmp, path).map_err(|e| BenchError::io(path, e))
+    file.commit().map_err(|e| BenchError::io(path, e))
 }
 
 pub(crate) fn write_outputs(out: &Path, bench: &Benchmark) -> Result<(), BenchError> {
     let json = serde_json::to_string_pretty(bench).map_err(|e| BenchError::Format(e.to_string()))?;
     let p = out.join("benchmark.json");
-    let tmp = p.with_extension("json.part");
-    std::fs::write(&tmp, json).map_err(|e| BenchError::io(&tmp, e))?;
-    std::fs::rename(&tmp, &p).map_err(|e| BenchError::io(&p, e))?;
-    let mut csv = String::from(
-        "id,protocol,condition,length_s,negative,reference,reference_start_s,query_start_s,time_ratio,pitch_shift,path\n",
-    );
+    sampleid_fsio::atomic_write(&p, json.as_bytes()).map_err(|e| BenchError::io(&p, e))?;
+    // One row per query with its first target (empty for a negative).
+    let p = out.join("queries.csv");
+    let csv_err = |e: csv::Error| BenchError::Format(format!("{}: {e}", p.display()));
+    let mut file = AtomicFile::create(&p).map_err(|e| BenchError::io(&p, e))?;
+    let mut w = csv::Writer::from_writer(&mut file);
+    w.write_record([
+        "id",
+        "protocol",
+        "condition",
+        "length_s",
+        "negative",
+        "reference",
+        "reference_start_s",
+        "query_start_s",
+        "time_ratio",
+        "pitch_shift",
+        "path",
+    ])
+    .map_err(csv_err)?;
     for q in &bench.queries {
         let t = q.targets.first();
-        csv.push_str(&format!(
-            "{},{},\"{}\",{},{},{},{},{},{},{},{}\n",
-            q.id,
-            q.protocol.name(),
-            q.condition,
-            q.length_s,
-            q.negative,
-            t.map(|t| t.reference.as_str()).unwrap_or(""),
+        w.write_record([
+            q.id.clone(),
+            q.protocol.name().to_string(),
+            q.condition.clone(),
+            q.length_s.to_string(),
+            q.negative.to_string(),
+            t.map(|t| t.reference.clone()).unwrap_or_default(),
             t.map(|t| t.reference_start_s.to_string()).unwrap_or_default(),
             t.map(|t| t.query_start_s.to_string()).unwrap_or_default(),
             t.map(|t| format!("{:.4}", t.time_ratio)).unwrap_or_default(),
             t.map(|t| format!("{:.3}", t.pitch_shift)).unwrap_or_default(),
-            q.path
-        ));
+            q.path.clone(),
+        ])
+        .map_err(csv_err)?;
     }
-    let p = out.join("queries.csv");
-    std::fs::write(&p, csv).map_err(|e| BenchError::io(&p, e))
+    w.flush().map_err(|e| BenchError::io(&p, e))?;
+    drop(w);
+    file.commit().map_err(|e| BenchError::io(&p, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queries_csv_has_one_row_per_query_with_its_first_target() {
+        let query = |id: &str, condition: &str, targets: Vec<Target>| Query {
+            id: id.into(),
+            path: format!("queries/{id}.wav"),
+            protocol: Protocol::SampleId,
+            condition: condition.into(),
+            length_s: 5.0,
+            negative: targets.is_empty(),
+            targets,
+            source: "r1".into(),
+            source_stems: Vec::new(),
+            transforms: Chain::default(),
+        };
+        let bench = Benchmark {
+            version: Benchmark::VERSION,
+            seed: 1,
+            sample_rate: RATE,
+            segment_hop_s: 0.5,
+            references: Vec::new(),
+            negatives: Vec::new(),
+            queries: vec![
+                query(
+                    "q1",
+                    "pitch, TBR 0 dB",
+                    vec![Target {
+                        reference: "r1".into(),
+                        reference_start_s: 12.5,
+                        query_start_s: 0.0,
+                        time_ratio: 1.0 / 1.06,
+                        pitch_shift: 1.0,
+                    }],
+                ),
+                query("q2", "clean", Vec::new()),
+            ],
+        };
+        let dir = tempfile::tempdir().unwrap();
+        write_outputs(dir.path(), &bench).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("queries.csv")).unwrap(),
+            "id,protocol,condition,length_s,negative,reference,reference_start_s,query_start_s,time_ratio,pitch_shift,path\n\
+             q1,sample-id,\"pitch, TBR 0 dB\",5,false,r1,12.5,0,0.9434,1.000,queries/q1.wav\n\
+             q2,sample-id,clean,5,true,,,,,,queries/q2.wav\n"
+        );
+        assert_eq!(Benchmark::load(dir.path()).unwrap(), bench);
+        let mut names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["benchmark.json", "queries.csv"]);
+    }
 }

@@ -31,10 +31,10 @@ pub fn write(out: &Path, summary: &Summary) -> Result<Vec<PathBuf>, BenchError> 
     let mut written = Vec::new();
     let json = serde_json::to_string_pretty(summary).map_err(|e| BenchError::Format(e.to_string()))?;
     let p = out.join("summary.json");
-    std::fs::write(&p, json).map_err(|e| BenchError::io(&p, e))?;
+    sampleid_fsio::atomic_write(&p, json.as_bytes()).map_err(|e| BenchError::io(&p, e))?;
     written.push(p);
     let p = out.join("report.md");
-    std::fs::write(&p, markdown(summary)).map_err(|e| BenchError::io(&p, e))?;
+    sampleid_fsio::atomic_write(&p, markdown(summary).as_bytes()).map_err(|e| BenchError::io(&p, e))?;
     written.push(p);
     for protocol in [Protocol::AudioId, Protocol::SampleId, Protocol::VersionId] {
         let cells: Vec<&Cell> = summary

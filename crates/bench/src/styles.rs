@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 use sampleid_corpus::grooves::{GrooveSpec, Mma, load_font, render_piece};
+use sampleid_fsio::AtomicFile;
 use sampleid_transform::Rng;
 
 use crate::BenchError;
@@ -313,22 +314,18 @@ pub fn corpus_style_labels(corpus: &Path, out: &Path) -> Result<Vec<Labelled>, B
     Ok(labelled)
 }
 
-/// `path,label,group` with a header; fields quoted when needed.
+/// `path,label,group` with a header; fields quoted when needed. Written atomically.
 pub fn write_labels(path: &Path, rows: &[Labelled]) -> Result<(), BenchError> {
-    let quote = |s: &str| {
-        if s.contains([',', '"', '\n']) {
-            format!("\"{}\"", s.replace('"', "\"\""))
-        } else {
-            s.to_string()
-        }
-    };
-    let mut text = String::from("path,label,group\n");
+    let csv_err = |e: csv::Error| BenchError::Format(format!("{}: {e}", path.display()));
+    let mut file = AtomicFile::create(path).map_err(|e| BenchError::io(path, e))?;
+    let mut w = csv::Writer::from_writer(&mut file);
+    w.write_record(["path", "label", "group"]).map_err(csv_err)?;
     for r in rows {
-        text.push_str(&format!("{},{},{}\n", quote(&r.path), quote(&r.label), quote(&r.group)));
+        w.write_record([&r.path, &r.label, &r.group]).map_err(csv_err)?;
     }
-    let tmp = path.with_extension("csv.part");
-    std::fs::write(&tmp, text).map_err(|e| BenchError::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| BenchError::io(path, e))
+    w.flush().map_err(|e| BenchError::io(path, e))?;
+    drop(w);
+    file.commit().map_err(|e| BenchError::io(path, e))
 }
 
 #[cfg(test)]
@@ -352,5 +349,35 @@ mod tests {
         assert_eq!(style_family("tracker XM (chiptune)"), Some("chiptune-tracker"));
         assert_eq!(style_family("electronic, metal"), Some("electronic"));
         assert_eq!(style_family("misc. game music"), None);
+    }
+
+    #[test]
+    fn labels_are_csv_quoted_only_where_needed() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("labels.csv");
+        let rows = [
+            Labelled {
+                path: "clips/a.wav".into(),
+                label: "waltz".into(),
+                group: "g1".into(),
+            },
+            Labelled {
+                path: "clips/b, c.wav".into(),
+                label: "jazz/swing".into(),
+                group: "say \"hi\"".into(),
+            },
+        ];
+        write_labels(&p, &rows).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&p).unwrap(),
+            "path,label,group\nclips/a.wav,waltz,g1\n\"clips/b, c.wav\",jazz/swing,\"say \"\"hi\"\"\"\n"
+        );
+        let back: Vec<Vec<String>> = csv::Reader::from_path(&p)
+            .unwrap()
+            .records()
+            .map(|r| r.unwrap().iter().map(str::to_string).collect())
+            .collect();
+        assert_eq!(back[1], ["clips/b, c.wav", "jazz/swing", "say \"hi\""]);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "no temporary left");
     }
 }

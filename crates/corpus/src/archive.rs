@@ -5,6 +5,7 @@ use std::io::BufReader;
 use std::path::Path;
 
 use regex::Regex;
+use sampleid_fsio::AtomicFile;
 
 use crate::CorpusError;
 
@@ -37,10 +38,9 @@ pub fn extract_matching(archive: &Path, member: &Regex, dest: &Path) -> Result<V
             path: archive.to_path_buf(),
             reason: e.to_string(),
         })?;
-        let tmp = out.with_extension("part");
-        let mut w = File::create(&tmp).map_err(|e| CorpusError::io(&tmp, e))?;
-        std::io::copy(&mut entry, &mut w).map_err(|e| CorpusError::io(&tmp, e))?;
-        std::fs::rename(&tmp, &out).map_err(|e| CorpusError::io(&out, e))?;
+        let mut w = AtomicFile::create(&out).map_err(|e| CorpusError::io(&out, e))?;
+        std::io::copy(&mut entry, &mut w).map_err(|e| CorpusError::io(&out, e))?;
+        w.commit().map_err(|e| CorpusError::io(&out, e))?;
     }
     Ok(names)
 }

@@ -398,9 +398,7 @@ fn fetch_package(dir: &Path, pkg: &Package) -> Result<Vec<Selected>, CorpusError
     for s in &selected {
         text.push_str(&format!("{:?}\t{}\t{}\n", s.kind, s.match_path, s.local));
     }
-    let tmp = state.with_extension("part");
-    std::fs::write(&tmp, text).map_err(|e| CorpusError::io(&tmp, e))?;
-    std::fs::rename(&tmp, &state).map_err(|e| CorpusError::io(&state, e))?;
+    sampleid_fsio::atomic_write(&state, text.as_bytes()).map_err(|e| CorpusError::io(&state, e))?;
     Ok(selected)
 }
 
@@ -425,7 +423,7 @@ fn list_files(dir: &Path) -> Vec<PathBuf> {
                 let p = e.path();
                 if p.is_dir() {
                     stack.push(p);
-                } else if p.extension().is_none_or(|x| x != "part") {
+                } else if p.extension().is_none_or(|x| x != "part") && !sampleid_fsio::is_temp(&p) {
                     out.push(p);
                 }
             }
@@ -459,7 +457,7 @@ fn fetch_tools(dir: &Path) -> Result<Tools, CorpusError> {
         }
         let deb = debian::download(pkg, &dir.join("debs"))?;
         debian::extract_all(&deb, &root)?;
-        std::fs::write(&marker, "").map_err(|e| CorpusError::io(&marker, e))?;
+        sampleid_fsio::atomic_write(&marker, b"").map_err(|e| CorpusError::io(&marker, e))?;
     }
     let lib_dir = std::fs::read_dir(root.join("usr/lib"))
         .ok()
@@ -646,9 +644,7 @@ fn measure(
             sha256: hash,
         });
     }
-    let tmp = cache_path.with_extension("part");
-    std::fs::write(&tmp, new_cache).map_err(|e| CorpusError::io(&tmp, e))?;
-    std::fs::rename(&tmp, &cache_path).map_err(|e| CorpusError::io(&cache_path, e))?;
+    sampleid_fsio::atomic_write(&cache_path, new_cache.as_bytes()).map_err(|e| CorpusError::io(&cache_path, e))?;
     // Stem sets whose mix was rejected are dropped whole, so every set is complete.
     let bad_sets: HashSet<String> = rejected_sets(&entries);
     entries.retain(|e| e.stem_set.is_empty() || !bad_sets.contains(&e.stem_set));
@@ -688,15 +684,31 @@ fn decoded_seconds(path: &Path) -> Result<f64, String> {
 }
 
 fn write_rejected(path: &Path, rows: &[Rejection]) -> Result<(), CorpusError> {
-    let tmp = path.with_extension("csv.part");
-    let mut w = csv::Writer::from_path(&tmp).map_err(|e| CorpusError::Manifest(e.to_string()))?;
+    let mut file = sampleid_fsio::AtomicFile::create(path).map_err(|e| CorpusError::io(path, e))?;
+    let mut w = csv::Writer::from_writer(&mut file);
     w.write_record(["path", "reason"])
         .map_err(|e| CorpusError::Manifest(e.to_string()))?;
     for (p, r) in rows {
         w.write_record([p, r])
             .map_err(|e| CorpusError::Manifest(e.to_string()))?;
     }
-    w.flush().map_err(|e| CorpusError::io(&tmp, e))?;
+    w.flush().map_err(|e| CorpusError::io(path, e))?;
     drop(w);
-    std::fs::rename(&tmp, path).map_err(|e| CorpusError::io(path, e))
+    file.commit().map_err(|e| CorpusError::io(path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listing_skips_partial_files_and_write_temporaries() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("a");
+        std::fs::create_dir_all(&sub).unwrap();
+        for name in ["x.ogg", "y.part", ".x.tmp-12-0.ogg"] {
+            std::fs::write(sub.join(name), b"").unwrap();
+        }
+        assert_eq!(list_files(dir.path()), [sub.join("x.ogg")]);
+    }
 }

@@ -86,14 +86,14 @@ pub fn short_id(prefix: &str, text: &str) -> String {
 
 /// Writes the manifest atomically.
 pub fn write(path: &Path, entries: &[Entry]) -> Result<(), CorpusError> {
-    let tmp = path.with_extension("csv.part");
-    let mut w = csv::Writer::from_path(&tmp).map_err(|e| CorpusError::Manifest(e.to_string()))?;
+    let mut file = sampleid_fsio::AtomicFile::create(path).map_err(|e| CorpusError::io(path, e))?;
+    let mut w = csv::Writer::from_writer(&mut file);
     for e in entries {
         w.serialize(e).map_err(|e| CorpusError::Manifest(e.to_string()))?;
     }
-    w.flush().map_err(|e| CorpusError::io(&tmp, e))?;
+    w.flush().map_err(|e| CorpusError::io(path, e))?;
     drop(w);
-    std::fs::rename(&tmp, path).map_err(|e| CorpusError::io(path, e))
+    file.commit().map_err(|e| CorpusError::io(path, e))
 }
 
 /// Reads a manifest.

@@ -113,6 +113,20 @@ fn save_then_load_gives_identical_outputs() {
     let path2 = dir.path().join("again.safetensors");
     loaded.save(&path2).unwrap();
     let again = Encoder::load(&path2).unwrap();
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["again.json", "again.safetensors", "encoder.json", "encoder.safetensors"],
+        "weights and cards, no temporaries"
+    );
+    // A damaged card is a model error naming the card.
+    std::fs::write(dir.path().join("again.json"), "{").unwrap();
+    let err = Encoder::load(&path2).unwrap_err().to_string();
+    assert!(err.starts_with("model: ") && err.contains("again.json"), "{err}");
     let (x, y, z) = (
         enc.embed(&refs).unwrap(),
         loaded.embed(&refs).unwrap(),

@@ -46,6 +46,7 @@
 
 pub mod error;
 pub mod genre;
+pub mod inspect;
 pub mod library;
 pub mod models;
 pub mod pipeline;

@@ -2,8 +2,10 @@
 //! writer for feature dumps of any length and a reader for golden data.
 
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+
+use sampleid_fsio::AtomicFile;
 
 use crate::FeatureError;
 
@@ -14,10 +16,10 @@ const HEADER_LEN: usize = 128;
 /// Writes a float32 array row by row; the first dimension grows as rows are
 /// appended and is fixed up in the header by [`NpyWriter::finish`]. The file
 /// appears at its final path only when finished (written to a temporary name
-/// first), so an interrupted run never leaves a half-written `.npy`.
+/// first, fsynced, then renamed), so an interrupted run never leaves a
+/// half-written `.npy`.
 pub struct NpyWriter {
-    out: BufWriter<File>,
-    tmp: PathBuf,
+    out: AtomicFile,
     path: PathBuf,
     row_shape: Vec<usize>,
     row_len: usize,
@@ -27,17 +29,17 @@ pub struct NpyWriter {
 impl NpyWriter {
     /// Starts a file whose rows have shape `row_shape` (e.g. `[64]` for mel frames).
     pub fn create(path: &Path, row_shape: &[usize]) -> Result<Self, FeatureError> {
-        let tmp = temp_path(path);
-        let io = |err| FeatureError::Io { path: tmp.clone(), err };
-        let file = File::create(&tmp).map_err(io)?;
-        let mut out = BufWriter::new(file);
+        let io = |err| FeatureError::Io {
+            path: path.to_path_buf(),
+            err,
+        };
+        let mut out = AtomicFile::create(path).map_err(io)?;
         out.write_all(&header(0, row_shape)).map_err(io)?;
         Ok(Self {
             out,
             path: path.to_path_buf(),
             row_len: row_shape.iter().product(),
             row_shape: row_shape.to_vec(),
-            tmp,
             rows: 0,
         })
     }
@@ -56,7 +58,7 @@ impl NpyWriter {
             bytes.extend_from_slice(&v.to_le_bytes());
         }
         self.out.write_all(&bytes).map_err(|err| FeatureError::Io {
-            path: self.tmp.clone(),
+            path: self.path.clone(),
             err,
         })?;
         self.rows += 1;
@@ -69,37 +71,23 @@ impl NpyWriter {
     }
 
     /// Writes the final shape and moves the file into place.
-    pub fn finish(self) -> Result<Vec<usize>, FeatureError> {
+    pub fn finish(mut self) -> Result<Vec<usize>, FeatureError> {
         let io = |err| FeatureError::Io {
-            path: self.tmp.clone(),
-            err,
-        };
-        let mut file = self.out.into_inner().map_err(|e| io(e.into_error()))?;
-        file.seek(SeekFrom::Start(0)).map_err(io)?;
-        file.write_all(&header(self.rows, &self.row_shape)).map_err(io)?;
-        file.sync_all().map_err(io)?;
-        drop(file);
-        std::fs::rename(&self.tmp, &self.path).map_err(|err| FeatureError::Io {
             path: self.path.clone(),
             err,
-        })?;
+        };
+        self.out.seek(SeekFrom::Start(0)).map_err(io)?;
+        self.out.write_all(&header(self.rows, &self.row_shape)).map_err(io)?;
+        self.out.commit().map_err(io)?;
         let mut shape = vec![self.rows];
         shape.extend_from_slice(&self.row_shape);
         Ok(shape)
     }
 
-    /// Abandons the file.
+    /// Abandons the file (the temporary is removed; nothing appears).
     pub fn discard(self) {
-        let tmp = self.tmp.clone();
         drop(self);
-        let _ = std::fs::remove_file(tmp);
     }
-}
-
-fn temp_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
-    name.push(".tmp");
-    path.with_file_name(name)
 }
 
 fn header(rows: usize, row_shape: &[usize]) -> Vec<u8> {
@@ -214,6 +202,18 @@ mod tests {
         let bytes = std::fs::read(&path).unwrap();
         assert_eq!(bytes.len(), HEADER_LEN + 30 * 4);
         assert_eq!(HEADER_LEN % 64, 0, "numpy wants the data 64-byte aligned");
+    }
+
+    #[test]
+    fn a_discarded_file_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.npy");
+        std::fs::write(&path, b"old").unwrap();
+        let mut w = NpyWriter::create(&path, &[2]).unwrap();
+        w.write_row(&[1.0, 2.0]).unwrap();
+        w.discard();
+        assert_eq!(std::fs::read(&path).unwrap(), b"old");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 
     #[test]

@@ -22,6 +22,8 @@ use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
 use burn::store::{ModuleSnapshot, SafetensorsStore};
+use sampleid_fsio::AtomicFile;
+use sampleid_fsio::card::{self, CardError};
 use serde::{Deserialize, Serialize};
 
 pub use graph::{Metric, Scaler};
@@ -223,28 +225,23 @@ impl Classifier {
         if let Some(dir) = weights.parent() {
             std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
         }
-        let tmp = weights.with_extension("safetensors.part");
-        let _ = std::fs::remove_file(&tmp);
+        // The weights are written under a temporary name; the card goes
+        // first, then the weights appear under their name.
+        let file = AtomicFile::create(weights).map_err(|e| io(weights, e))?;
         self.model
-            .save_into(&mut SafetensorsStore::from_file(&tmp).overwrite(true))
+            .save_into(&mut SafetensorsStore::from_file(file.tmp_path()).overwrite(true))
             .map_err(|e| GenreError::Model(format!("cannot save weights: {e}")))?;
-        let info_path = weights.with_extension("json");
-        let info_tmp = weights.with_extension("json.part");
-        let json = serde_json::to_vec(&self.info).map_err(|e| GenreError::Model(e.to_string()))?;
-        std::fs::write(&info_tmp, json).map_err(|e| io(&info_tmp, e))?;
-        std::fs::rename(&info_tmp, &info_path).map_err(|e| io(&info_path, e))?;
-        std::fs::rename(&tmp, weights).map_err(|e| io(weights, e))
+        // Compact: the card holds the whole training graph.
+        card::save_compact(weights, &self.info).map_err(|e| io(&card::path_of(weights), e))?;
+        file.commit().map_err(|e| io(weights, e))
     }
 
     /// Loads what [`Classifier::save`] wrote.
     pub fn load(weights: &Path) -> Result<Self, GenreError> {
-        let info_path = weights.with_extension("json");
-        let text = std::fs::read(&info_path).map_err(|err| GenreError::Io {
-            path: info_path.clone(),
-            err,
+        let info: ClassifierInfo = card::load(weights).map_err(|e| match e {
+            CardError::Io { path, source } => GenreError::Io { path, err: source },
+            e @ CardError::Malformed { .. } => GenreError::Model(e.to_string()),
         })?;
-        let info: ClassifierInfo =
-            serde_json::from_slice(&text).map_err(|e| GenreError::Model(format!("{}: {e}", info_path.display())))?;
         let bytes = std::fs::read(weights).map_err(|err| GenreError::Io {
             path: weights.to_path_buf(),
             err,

@@ -52,6 +52,16 @@ fn separable_clusters_are_learned_and_new_tracks_join_inductively() {
     let q = back.predict(&[vec![4.1, 0.2, 0.0]]).unwrap();
     assert_eq!(q[0].label, "class1");
     assert!((q[0].probability - p[0].probability).abs() < 1e-5);
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["genre.json", "genre.safetensors"], "no temporaries");
+    let card = std::fs::read_to_string(dir.path().join("genre.json")).unwrap();
+    assert!(!card.contains('\n'), "the card (with the training graph) stays compact");
+    std::fs::remove_file(dir.path().join("genre.json")).unwrap();
+    assert!(matches!(Classifier::load(&path), Err(GenreError::Io { path, .. }) if path.ends_with("genre.json")));
 }
 
 #[test]

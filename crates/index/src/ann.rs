@@ -222,18 +222,16 @@ impl Ann {
                 ix.size()
             }
             Self::Hnsw(index) => {
-                let tmp = dir.join("ann.usearch.part");
-                index.save(&tmp.to_string_lossy()).map_err(ann_err)?;
-                let file = dir.join("ann.usearch");
-                std::fs::rename(&tmp, &file).map_err(crate::io(&file))?;
+                let path = dir.join("ann.usearch");
+                let file = sampleid_fsio::AtomicFile::create(&path).map_err(crate::io(&path))?;
+                index.save(&file.tmp_path().to_string_lossy()).map_err(ann_err)?;
+                file.commit().map_err(crate::io(&path))?;
                 index.size()
             }
         };
         let json = dir.join("ann.json");
-        let tmp = dir.join("ann.json.part");
         let body = serde_json::to_vec(&Saved { rows, size }).expect("serialisable");
-        std::fs::write(&tmp, body).map_err(crate::io(&tmp))?;
-        std::fs::rename(&tmp, &json).map_err(crate::io(&json))
+        sampleid_fsio::atomic_write(&json, &body).map_err(crate::io(&json))
     }
 
     pub(crate) fn nearest(&self, lib: &Library, q: &[f32], k: usize) -> Result<Vec<(u64, f32)>, IndexError> {

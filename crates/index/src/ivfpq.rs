@@ -8,7 +8,7 @@
 //! For libraries too large for HNSW in memory: 16 bytes per vector plus an
 //! 8-byte id, against ~400 for f16 HNSW.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::Path;
 
 use rayon::prelude::*;
@@ -251,11 +251,7 @@ impl IvfPq {
             }
             b.extend_from_slice(&self.codes[l]);
         }
-        let tmp = path.with_extension("part");
-        let mut f = std::fs::File::create(&tmp).map_err(crate::io(&tmp))?;
-        f.write_all(&b).map_err(crate::io(&tmp))?;
-        f.sync_all().map_err(crate::io(&tmp))?;
-        std::fs::rename(&tmp, path).map_err(crate::io(path))
+        sampleid_fsio::atomic_write(path, &b).map_err(crate::io(path))
     }
 
     /// Reads what [`IvfPq::save`] wrote; `None` if it is damaged.

@@ -7,6 +7,7 @@ use std::sync::Once;
 
 use plotters::prelude::*;
 use plotters::style::FontStyle;
+use sampleid_fsio::AtomicFile;
 
 /// Errors while drawing.
 #[derive(Debug, thiserror::Error)]
@@ -63,58 +64,63 @@ pub fn bar_chart(
         path: path.display().to_string(),
         reason: e.to_string(),
     };
-    // Wide enough that each category's label fits under its group of bars.
-    let longest = categories.iter().map(|c| c.chars().count()).max().unwrap_or(0);
-    let per_group = (40 + 18 * series.len()).max(longest * 8 + 16);
-    let width = (160 + categories.len() * per_group).clamp(640, 3200) as u32;
-    let root = BitMapBackend::new(path, (width, 480)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| draw_err(&e))?;
-    let n = categories.len();
-    let mut chart = ChartBuilder::on(&root)
-        .caption(title, (FONT_FAMILY, 22))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(60)
-        .build_cartesian_2d(0f64..n as f64, 0f64..y_max)
-        .map_err(|e| draw_err(&e))?;
-    chart
-        .configure_mesh()
-        .disable_x_mesh()
-        .y_desc(y_label)
-        .x_labels(n * 2 + 1)
-        .x_label_formatter(&|x| {
-            let i = x.floor() as usize;
-            if (x - i as f64 - 0.5).abs() < 1e-6 && i < n {
-                categories[i].clone()
-            } else {
-                String::new()
-            }
-        })
-        .label_style((FONT_FAMILY, 13))
-        .draw()
-        .map_err(|e| draw_err(&e))?;
-    let slot = 0.8 / series.len() as f64;
-    for (s, (name, values)) in series.iter().enumerate() {
-        let colour = PALETTE[s % PALETTE.len()];
+    // Drawn under a temporary name (keeping the extension, from which the
+    // image format is chosen), then moved into place.
+    let file = AtomicFile::create(path).map_err(|e| draw_err(&e))?;
+    {
+        // Wide enough that each category's label fits under its group of bars.
+        let longest = categories.iter().map(|c| c.chars().count()).max().unwrap_or(0);
+        let per_group = (40 + 18 * series.len()).max(longest * 8 + 16);
+        let width = (160 + categories.len() * per_group).clamp(640, 3200) as u32;
+        let root = BitMapBackend::new(file.tmp_path(), (width, 480)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| draw_err(&e))?;
+        let n = categories.len();
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, (FONT_FAMILY, 22))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0f64..n as f64, 0f64..y_max)
+            .map_err(|e| draw_err(&e))?;
         chart
-            .draw_series(values.iter().enumerate().map(|(i, &v)| {
-                let x0 = i as f64 + 0.1 + s as f64 * slot;
-                Rectangle::new([(x0, 0.0), (x0 + slot * 0.9, v.clamp(0.0, y_max))], colour.filled())
-            }))
-            .map_err(|e| draw_err(&e))?
-            .label(name.clone())
-            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], colour.filled()));
+            .configure_mesh()
+            .disable_x_mesh()
+            .y_desc(y_label)
+            .x_labels(n * 2 + 1)
+            .x_label_formatter(&|x| {
+                let i = x.floor() as usize;
+                if (x - i as f64 - 0.5).abs() < 1e-6 && i < n {
+                    categories[i].clone()
+                } else {
+                    String::new()
+                }
+            })
+            .label_style((FONT_FAMILY, 13))
+            .draw()
+            .map_err(|e| draw_err(&e))?;
+        let slot = 0.8 / series.len() as f64;
+        for (s, (name, values)) in series.iter().enumerate() {
+            let colour = PALETTE[s % PALETTE.len()];
+            chart
+                .draw_series(values.iter().enumerate().map(|(i, &v)| {
+                    let x0 = i as f64 + 0.1 + s as f64 * slot;
+                    Rectangle::new([(x0, 0.0), (x0 + slot * 0.9, v.clamp(0.0, y_max))], colour.filled())
+                }))
+                .map_err(|e| draw_err(&e))?
+                .label(name.clone())
+                .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], colour.filled()));
+        }
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font((FONT_FAMILY, 13))
+            .position(SeriesLabelPosition::UpperRight)
+            .draw()
+            .map_err(|e| draw_err(&e))?;
+        root.present().map_err(|e| draw_err(&e))?;
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font((FONT_FAMILY, 13))
-        .position(SeriesLabelPosition::UpperRight)
-        .draw()
-        .map_err(|e| draw_err(&e))?;
-    root.present().map_err(|e| draw_err(&e))?;
-    Ok(())
+    file.commit().map_err(|e| draw_err(&e))
 }
 
 /// A line chart of several series over a shared x axis (e.g. loss and
@@ -136,54 +142,59 @@ pub fn line_chart(path: &Path, title: &str, x_label: &str, panels: &[Panel]) -> 
         path: path.display().to_string(),
         reason: e.to_string(),
     };
-    let root = BitMapBackend::new(path, (960, 320 * panels.len() as u32 + 40)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| draw_err(&e))?;
-    let root = root.titled(title, (FONT_FAMILY, 22)).map_err(|e| draw_err(&e))?;
-    let areas = root.split_evenly((panels.len(), 1));
-    let all = panels.iter().flat_map(|p| p.series.iter().flat_map(|(_, s)| s.iter()));
-    let (x0, x1) = all.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &(x, _)| {
-        (a.min(x), b.max(x))
-    });
-    let x1 = if x1 > x0 { x1 } else { x0 + 1.0 };
-    for (area, panel) in areas.iter().zip(panels) {
-        let ys = panel.series.iter().flat_map(|(_, s)| s.iter().map(|p| p.1));
-        let (y0, y1) = ys.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), y| (a.min(y), b.max(y)));
-        if !y0.is_finite() {
-            continue;
-        }
-        let pad = ((y1 - y0) * 0.05).max(1e-6);
-        let mut chart = ChartBuilder::on(area)
-            .margin(10)
-            .x_label_area_size(35)
-            .y_label_area_size(60)
-            .build_cartesian_2d(x0..x1, (y0 - pad)..(y1 + pad))
-            .map_err(|e| draw_err(&e))?;
-        chart
-            .configure_mesh()
-            .x_desc(x_label)
-            .y_desc(panel.y_label.as_str())
-            .label_style((FONT_FAMILY, 13))
-            .draw()
-            .map_err(|e| draw_err(&e))?;
-        for (s, (name, points)) in panel.series.iter().enumerate() {
-            let colour = PALETTE[s % PALETTE.len()];
+    // Drawn under a temporary name (keeping the extension, from which the
+    // image format is chosen), then moved into place.
+    let file = AtomicFile::create(path).map_err(|e| draw_err(&e))?;
+    {
+        let root = BitMapBackend::new(file.tmp_path(), (960, 320 * panels.len() as u32 + 40)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| draw_err(&e))?;
+        let root = root.titled(title, (FONT_FAMILY, 22)).map_err(|e| draw_err(&e))?;
+        let areas = root.split_evenly((panels.len(), 1));
+        let all = panels.iter().flat_map(|p| p.series.iter().flat_map(|(_, s)| s.iter()));
+        let (x0, x1) = all.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &(x, _)| {
+            (a.min(x), b.max(x))
+        });
+        let x1 = if x1 > x0 { x1 } else { x0 + 1.0 };
+        for (area, panel) in areas.iter().zip(panels) {
+            let ys = panel.series.iter().flat_map(|(_, s)| s.iter().map(|p| p.1));
+            let (y0, y1) = ys.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), y| (a.min(y), b.max(y)));
+            if !y0.is_finite() {
+                continue;
+            }
+            let pad = ((y1 - y0) * 0.05).max(1e-6);
+            let mut chart = ChartBuilder::on(area)
+                .margin(10)
+                .x_label_area_size(35)
+                .y_label_area_size(60)
+                .build_cartesian_2d(x0..x1, (y0 - pad)..(y1 + pad))
+                .map_err(|e| draw_err(&e))?;
             chart
-                .draw_series(LineSeries::new(points.iter().copied(), colour.stroke_width(2)))
-                .map_err(|e| draw_err(&e))?
-                .label(name.clone())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], colour.stroke_width(2)));
+                .configure_mesh()
+                .x_desc(x_label)
+                .y_desc(panel.y_label.as_str())
+                .label_style((FONT_FAMILY, 13))
+                .draw()
+                .map_err(|e| draw_err(&e))?;
+            for (s, (name, points)) in panel.series.iter().enumerate() {
+                let colour = PALETTE[s % PALETTE.len()];
+                chart
+                    .draw_series(LineSeries::new(points.iter().copied(), colour.stroke_width(2)))
+                    .map_err(|e| draw_err(&e))?
+                    .label(name.clone())
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], colour.stroke_width(2)));
+            }
+            chart
+                .configure_series_labels()
+                .background_style(WHITE.mix(0.85))
+                .border_style(BLACK)
+                .label_font((FONT_FAMILY, 13))
+                .position(SeriesLabelPosition::UpperRight)
+                .draw()
+                .map_err(|e| draw_err(&e))?;
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font((FONT_FAMILY, 13))
-            .position(SeriesLabelPosition::UpperRight)
-            .draw()
-            .map_err(|e| draw_err(&e))?;
+        root.present().map_err(|e| draw_err(&e))?;
     }
-    root.present().map_err(|e| draw_err(&e))?;
-    Ok(())
+    file.commit().map_err(|e| draw_err(&e))
 }
 
 /// A cost matrix as a grey-scale image (dark = cheap) with a warping path
@@ -212,65 +223,70 @@ pub fn cost_matrix(
         path: path.display().to_string(),
         reason: e.to_string(),
     };
-    let (br, bc) = (rows.div_ceil(600), cols.div_ceil(600));
-    let (gr, gc) = (rows.div_ceil(br), cols.div_ceil(bc));
-    let mut grid = vec![0.0f64; gr * gc];
-    let mut count = vec![0u32; gr * gc];
-    for i in 0..rows {
-        for j in 0..cols {
-            let k = (i / br) * gc + j / bc;
-            grid[k] += values[i * cols + j];
-            count[k] += 1;
+    // Drawn under a temporary name (keeping the extension, from which the
+    // image format is chosen), then moved into place.
+    let file = AtomicFile::create(path).map_err(|e| draw_err(&e))?;
+    {
+        let (br, bc) = (rows.div_ceil(600), cols.div_ceil(600));
+        let (gr, gc) = (rows.div_ceil(br), cols.div_ceil(bc));
+        let mut grid = vec![0.0f64; gr * gc];
+        let mut count = vec![0u32; gr * gc];
+        for i in 0..rows {
+            for j in 0..cols {
+                let k = (i / br) * gc + j / bc;
+                grid[k] += values[i * cols + j];
+                count[k] += 1;
+            }
         }
+        for (g, c) in grid.iter_mut().zip(&count) {
+            *g /= (*c).max(1) as f64;
+        }
+        let (lo, hi) = grid
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
+        let span = if hi > lo { hi - lo } else { 1.0 };
+        let root = BitMapBackend::new(file.tmp_path(), (900, 860)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| draw_err(&e))?;
+        let (w, h) = (cols as f64 / rate, rows as f64 / rate);
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, (FONT_FAMILY, 20))
+            .margin(12)
+            .x_label_area_size(45)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0.0..w, 0.0..h)
+            .map_err(|e| draw_err(&e))?;
+        chart
+            .configure_mesh()
+            .disable_mesh()
+            .x_desc(format!("{x_label} (s)"))
+            .y_desc(format!("{y_label} (s)"))
+            .label_style((FONT_FAMILY, 13))
+            .draw()
+            .map_err(|e| draw_err(&e))?;
+        let (cw, ch) = (bc as f64 / rate, br as f64 / rate);
+        chart
+            .draw_series((0..gr).flat_map(|i| (0..gc).map(move |j| (i, j))).map(|(i, j)| {
+                let v = ((grid[i * gc + j] - lo) / span).clamp(0.0, 1.0);
+                let g = (40.0 + 215.0 * v) as u8;
+                let (x0, y0) = (j as f64 * cw, i as f64 * ch);
+                Rectangle::new(
+                    [(x0, y0), ((x0 + cw).min(w), (y0 + ch).min(h))],
+                    RGBColor(g, g, g).filled(),
+                )
+            }))
+            .map_err(|e| draw_err(&e))?;
+        let centre = 0.5 / rate;
+        chart
+            .draw_series(LineSeries::new(
+                warping
+                    .iter()
+                    .map(|&(i, j)| (j as f64 / rate + centre, i as f64 / rate + centre)),
+                RGBColor(220, 20, 20).stroke_width(2),
+            ))
+            .map_err(|e| draw_err(&e))?;
+        root.present().map_err(|e| draw_err(&e))?;
     }
-    for (g, c) in grid.iter_mut().zip(&count) {
-        *g /= (*c).max(1) as f64;
-    }
-    let (lo, hi) = grid
-        .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
-    let span = if hi > lo { hi - lo } else { 1.0 };
-    let root = BitMapBackend::new(path, (900, 860)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| draw_err(&e))?;
-    let (w, h) = (cols as f64 / rate, rows as f64 / rate);
-    let mut chart = ChartBuilder::on(&root)
-        .caption(title, (FONT_FAMILY, 20))
-        .margin(12)
-        .x_label_area_size(45)
-        .y_label_area_size(60)
-        .build_cartesian_2d(0.0..w, 0.0..h)
-        .map_err(|e| draw_err(&e))?;
-    chart
-        .configure_mesh()
-        .disable_mesh()
-        .x_desc(format!("{x_label} (s)"))
-        .y_desc(format!("{y_label} (s)"))
-        .label_style((FONT_FAMILY, 13))
-        .draw()
-        .map_err(|e| draw_err(&e))?;
-    let (cw, ch) = (bc as f64 / rate, br as f64 / rate);
-    chart
-        .draw_series((0..gr).flat_map(|i| (0..gc).map(move |j| (i, j))).map(|(i, j)| {
-            let v = ((grid[i * gc + j] - lo) / span).clamp(0.0, 1.0);
-            let g = (40.0 + 215.0 * v) as u8;
-            let (x0, y0) = (j as f64 * cw, i as f64 * ch);
-            Rectangle::new(
-                [(x0, y0), ((x0 + cw).min(w), (y0 + ch).min(h))],
-                RGBColor(g, g, g).filled(),
-            )
-        }))
-        .map_err(|e| draw_err(&e))?;
-    let centre = 0.5 / rate;
-    chart
-        .draw_series(LineSeries::new(
-            warping
-                .iter()
-                .map(|&(i, j)| (j as f64 / rate + centre, i as f64 / rate + centre)),
-            RGBColor(220, 20, 20).stroke_width(2),
-        ))
-        .map_err(|e| draw_err(&e))?;
-    root.present().map_err(|e| draw_err(&e))?;
-    Ok(())
+    file.commit().map_err(|e| draw_err(&e))
 }
 
 /// A confusion matrix: rows are true classes, columns predicted ones; each
@@ -293,66 +309,71 @@ pub fn confusion_matrix(
         path: path.display().to_string(),
         reason: e.to_string(),
     };
-    let size = (180 + 70 * n as u32).max(420);
-    let root = BitMapBackend::new(path, (size + 60, size)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| draw_err(&e))?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(title, (FONT_FAMILY, 18))
-        .margin(12)
-        .x_label_area_size(110)
-        .y_label_area_size(130)
-        .build_cartesian_2d(0.0..n as f64, 0.0..n as f64)
-        .map_err(|e| draw_err(&e))?;
-    let name = |v: &f64| {
-        let i = v.floor() as usize;
-        if (v - i as f64 - 0.5).abs() < 1e-6 && i < n {
-            classes[i].clone()
-        } else {
-            String::new()
-        }
-    };
-    chart
-        .configure_mesh()
-        .disable_mesh()
-        .x_labels(2 * n + 1)
-        .y_labels(2 * n + 1)
-        .x_label_formatter(&name)
-        .y_label_formatter(&|v: &f64| name(&(n as f64 - v)))
-        .x_desc("predicted")
-        .y_desc("true")
-        .x_label_style((FONT_FAMILY, 12).into_font().transform(FontTransform::Rotate90))
-        .label_style((FONT_FAMILY, 12))
-        .draw()
-        .map_err(|e| draw_err(&e))?;
-    for (t, row) in counts.iter().enumerate() {
-        let total = row.iter().sum::<usize>().max(1) as f64;
-        for (p, &c) in row.iter().enumerate() {
-            let share = c as f64 / total;
-            let fade = |full: u8| (255.0 - (255.0 - full as f64) * share) as u8;
-            let colour = if t == p {
-                RGBColor(fade(31), fade(119), fade(180))
+    // Drawn under a temporary name (keeping the extension, from which the
+    // image format is chosen), then moved into place.
+    let file = AtomicFile::create(path).map_err(|e| draw_err(&e))?;
+    {
+        let size = (180 + 70 * n as u32).max(420);
+        let root = BitMapBackend::new(file.tmp_path(), (size + 60, size)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| draw_err(&e))?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, (FONT_FAMILY, 18))
+            .margin(12)
+            .x_label_area_size(110)
+            .y_label_area_size(130)
+            .build_cartesian_2d(0.0..n as f64, 0.0..n as f64)
+            .map_err(|e| draw_err(&e))?;
+        let name = |v: &f64| {
+            let i = v.floor() as usize;
+            if (v - i as f64 - 0.5).abs() < 1e-6 && i < n {
+                classes[i].clone()
             } else {
-                RGBColor(fade(214), fade(39), fade(40))
-            };
-            let y = (n - 1 - t) as f64;
-            chart
-                .draw_series(std::iter::once(Rectangle::new(
-                    [(p as f64, y), (p as f64 + 1.0, y + 1.0)],
-                    colour.filled(),
-                )))
-                .map_err(|e| draw_err(&e))?;
-            let text_colour = if share > 0.6 { WHITE } else { BLACK };
-            chart
-                .draw_series(std::iter::once(Text::new(
-                    c.to_string(),
-                    (p as f64 + 0.42, y + 0.58),
-                    (FONT_FAMILY, 14).into_font().color(&text_colour),
-                )))
-                .map_err(|e| draw_err(&e))?;
+                String::new()
+            }
+        };
+        chart
+            .configure_mesh()
+            .disable_mesh()
+            .x_labels(2 * n + 1)
+            .y_labels(2 * n + 1)
+            .x_label_formatter(&name)
+            .y_label_formatter(&|v: &f64| name(&(n as f64 - v)))
+            .x_desc("predicted")
+            .y_desc("true")
+            .x_label_style((FONT_FAMILY, 12).into_font().transform(FontTransform::Rotate90))
+            .label_style((FONT_FAMILY, 12))
+            .draw()
+            .map_err(|e| draw_err(&e))?;
+        for (t, row) in counts.iter().enumerate() {
+            let total = row.iter().sum::<usize>().max(1) as f64;
+            for (p, &c) in row.iter().enumerate() {
+                let share = c as f64 / total;
+                let fade = |full: u8| (255.0 - (255.0 - full as f64) * share) as u8;
+                let colour = if t == p {
+                    RGBColor(fade(31), fade(119), fade(180))
+                } else {
+                    RGBColor(fade(214), fade(39), fade(40))
+                };
+                let y = (n - 1 - t) as f64;
+                chart
+                    .draw_series(std::iter::once(Rectangle::new(
+                        [(p as f64, y), (p as f64 + 1.0, y + 1.0)],
+                        colour.filled(),
+                    )))
+                    .map_err(|e| draw_err(&e))?;
+                let text_colour = if share > 0.6 { WHITE } else { BLACK };
+                chart
+                    .draw_series(std::iter::once(Text::new(
+                        c.to_string(),
+                        (p as f64 + 0.42, y + 0.58),
+                        (FONT_FAMILY, 14).into_font().color(&text_colour),
+                    )))
+                    .map_err(|e| draw_err(&e))?;
+            }
         }
+        root.present().map_err(|e| draw_err(&e))?;
     }
-    root.present().map_err(|e| draw_err(&e))?;
-    Ok(())
+    file.commit().map_err(|e| draw_err(&e))
 }
 
 #[cfg(test)]
@@ -392,6 +413,15 @@ mod tests {
             bytes.len()
         );
         assert!(bar_chart(&p, "x", "y", &[], &series, 1.0).is_err());
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["chart.png"], "drawn in place of a temporary, none left");
+        // A directory that does not exist is an error naming the picture.
+        let missing = dir.path().join("no/such/dir/chart.png");
+        let err = bar_chart(&missing, "x", "y", &cats, &series, 1.0).unwrap_err();
+        assert!(err.to_string().contains("no/such/dir/chart.png"), "{err}");
     }
 
     #[test]

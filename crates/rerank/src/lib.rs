@@ -16,6 +16,8 @@ use burn::module::Module;
 use burn::prelude::*;
 use burn::store::{FloatCastAdapter, ModuleSnapshot, SafetensorsStore};
 use burn::tensor::DType;
+use sampleid_fsio::AtomicFile;
+use sampleid_fsio::card::{self, CardError};
 use serde::{Deserialize, Serialize};
 
 pub use model::RerankerModel;
@@ -227,13 +229,10 @@ impl Reranker {
 
     /// Loads `NAME.safetensors` and its `NAME.json`.
     pub fn load(weights: &Path) -> Result<Self, RerankError> {
-        let info_path = weights.with_extension("json");
-        let text = std::fs::read_to_string(&info_path).map_err(|err| RerankError::Io {
-            path: info_path.clone(),
-            err,
+        let info: RerankerInfo = card::load(weights).map_err(|e| match e {
+            CardError::Io { path, source } => RerankError::Io { path, err: source },
+            e @ CardError::Malformed { .. } => RerankError::Model(e.to_string()),
         })?;
-        let info: RerankerInfo =
-            serde_json::from_str(&text).map_err(|e| RerankError::Model(format!("{}: {e}", info_path.display())))?;
         let bytes = std::fs::read(weights).map_err(|err| RerankError::Io {
             path: weights.to_path_buf(),
             err,
@@ -432,20 +431,19 @@ pub fn save_model(model: &RerankerModel, info: &RerankerInfo, weights: &Path) ->
     if let Some(dir) = weights.parent() {
         std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
     }
-    let tmp = weights.with_extension("safetensors.part");
-    let _ = std::fs::remove_file(&tmp);
+    // The weights are written under a temporary name; the card goes first,
+    // then the weights appear under their name.
+    let file = AtomicFile::create(weights).map_err(|e| io(weights, e))?;
     model
         .valid()
         .save_into(
-            &mut SafetensorsStore::from_file(&tmp)
+            &mut SafetensorsStore::from_file(file.tmp_path())
                 .with_to_adapter(FloatCastAdapter::to(DType::F16))
                 .overwrite(true),
         )
         .map_err(|e| RerankError::Model(format!("cannot save weights: {e}")))?;
-    let json = serde_json::to_string_pretty(info).map_err(|e| RerankError::Model(e.to_string()))?;
-    let info_path = weights.with_extension("json");
-    std::fs::write(&info_path, json).map_err(|e| io(&info_path, e))?;
-    std::fs::rename(&tmp, weights).map_err(|e| io(weights, e))
+    card::save(weights, info).map_err(|e| io(&card::path_of(weights), e))?;
+    file.commit().map_err(|e| io(weights, e))
 }
 
 #[cfg(test)]

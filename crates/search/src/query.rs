@@ -16,7 +16,7 @@
 //! only the accepted candidates on that line (`consistent`; the published
 //! code sums them all).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use rayon::prelude::*;
 use sampleid_index::{IndexError, Library};
@@ -104,7 +104,9 @@ impl QueryConfig {
 /// One segment of a query: its fingerprint and its node matrix (as the encoder gives them).
 #[derive(Debug, Clone)]
 pub struct QuerySegment {
+    /// Unit vector of the library's `dim`, for stage 1.
     pub fingerprint: Vec<f32>,
+    /// Channel-major node matrix, for the re-ranker (unused without one).
     pub nodes: Vec<f32>,
 }
 
@@ -134,6 +136,7 @@ pub struct Match {
 }
 
 /// Searches `lib` for a query; `reranker: None` skips the second stage.
+/// Songs come best first (ties by song id), at most `cfg.max_matches`.
 pub fn query(
     lib: &Library,
     reranker: Option<&Reranker>,
@@ -143,127 +146,233 @@ pub fn query(
     if segments.is_empty() || lib.songs().is_empty() {
         return Ok(Vec::new());
     }
-    // Stage 1: ANN candidates; who retrieved each row, and how similar.
-    let hits: Vec<Vec<(u64, f32)>> = segments
-        .par_iter()
-        .map(|s| lib.nearest(&s.fingerprint, cfg.top_k))
-        .collect::<Result<_, _>>()?;
-    let mut retrieved: BTreeMap<u64, Vec<(usize, f32)>> = BTreeMap::new();
-    for (s, h) in hits.iter().enumerate() {
-        for &(row, sim) in h {
-            retrieved.entry(row).or_default().push((s, sim));
-        }
-    }
-    let rows: Vec<(u64, Vec<(usize, f32)>)> = retrieved.into_iter().collect();
-    // Stage 2: classifier score per candidate (max over query segments).
-    let scored: Vec<(u64, f32, usize)> = match reranker {
-        Some(rr) => {
-            let prepared: Vec<_> = segments
-                .par_iter()
-                .map(|s| rr.prepare_query(&s.nodes))
-                .collect::<Result<_, _>>()?;
-            rows.par_iter()
-                .map(|(row, _)| {
-                    let r = rr.prepare_reference(lib.nodes(*row))?;
-                    let (best_s, best) = prepared
-                        .iter()
-                        .enumerate()
-                        .map(|(s, q)| (s, rr.score(q, &r)))
-                        .fold((0, f32::NEG_INFINITY), |a, b| if b.1 > a.1 { b } else { a });
-                    Ok((*row, best, best_s))
-                })
-                .collect::<Result<_, RerankError>>()?
-        }
-        None => rows
-            .iter()
-            .map(|(row, by)| {
-                let (s, sim) = by
-                    .iter()
-                    .copied()
-                    .fold((0, f32::NEG_INFINITY), |a, b| if b.1 > a.1 { b } else { a });
-                (*row, sim, s)
-            })
-            .collect(),
+    let candidates = retrieve(lib, segments, cfg.top_k)?;
+    let (scored, threshold) = match reranker {
+        Some(rr) => (rerank(lib, rr, segments, &candidates)?, cfg.accept),
+        None => (by_similarity(&candidates), cfg.min_similarity),
     };
-    let threshold = if reranker.is_some() {
-        cfg.accept
-    } else {
-        cfg.min_similarity
-    };
-    let by_row: HashMap<u64, &Vec<(usize, f32)>> = rows.iter().map(|(r, v)| (*r, v)).collect();
-    // Per song: summed score and the (query segment, reference segment) evidence.
-    struct Acc {
-        score: f64,
-        pairs: Vec<(f64, f64, f64)>,
-        segments: usize,
-        /// Per accepted candidate: reference segment, score, query segments that found it.
-        cands: Vec<(f64, f64, Vec<usize>)>,
-    }
-    let mut songs: HashMap<i64, Acc> = HashMap::new();
-    for &(row, score, best_s) in &scored {
-        if score < threshold {
-            continue;
-        }
-        let Some((song, seg)) = lib.song_of(row) else { continue };
-        let acc = songs.entry(song.id).or_insert(Acc {
-            score: 0.0,
-            pairs: Vec::new(),
-            segments: 0,
-            cands: Vec::new(),
-        });
-        acc.score += score as f64;
-        acc.segments += 1;
-        let w = score as f64;
-        acc.pairs.push((best_s as f64, seg as f64, w));
-        let mut qs = vec![best_s];
-        for &(s, _) in by_row[&row].iter() {
-            if s != best_s {
-                acc.pairs.push((s as f64, seg as f64, w));
-                qs.push(s);
-            }
-        }
-        acc.cands.push((seg as f64, w, qs));
-    }
-    let hop = lib.layout().hop_s;
+    let songs = gather(lib, &candidates, &scored, threshold);
     let mut out: Vec<Match> = songs
         .into_iter()
-        .filter_map(|(id, acc)| {
-            let song = lib.songs().iter().find(|s| s.id == id)?;
-            let fit = locate(&acc.pairs, cfg.max_ratio);
-            let score = if cfg.consistent {
-                // Only candidates on the located line count.
-                let a = fit.ratio.unwrap_or(1.0);
-                acc.cands
-                    .iter()
-                    .filter(|(seg, _, qs)| {
-                        qs.iter()
-                            .any(|&q| (seg - (fit.ref_seg + a * (q as f64 - fit.query_seg))).abs() <= 1.0)
-                    })
-                    .map(|c| c.1)
-                    .sum()
-            } else {
-                acc.score
-            };
-            (score > 0.0 && score >= cfg.min_song_score).then_some(())?;
-            Some(Match {
-                reference: song.path.clone(),
-                score,
-                query_start: fit.query_seg * hop,
-                reference_start: (fit.ref_seg * hop).max(0.0),
-                time_ratio: fit.ratio.map(|a| 1.0 / a),
-                pitch_shift: None,
-                song_id: id,
-                reference_duration: song.duration_s,
-                segments: acc.segments,
-            })
-        })
+        .filter_map(|(id, evidence)| to_match(lib, id, &evidence, cfg))
         .collect();
     out.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.song_id.cmp(&b.song_id)));
     out.truncate(cfg.max_matches);
     Ok(out)
 }
 
-/// Where a match is, from its (query segment, reference segment, weight) pairs.
+/// A reference row that stage 1 retrieved, with every query segment that retrieved it.
+struct Candidate {
+    row: u64,
+    /// In query segment order.
+    retrieved_by: Vec<Hit>,
+}
+
+/// One query segment's retrieval of a candidate.
+#[derive(Debug, Clone, Copy)]
+struct Hit {
+    segment: usize,
+    /// Cosine similarity of the two fingerprints.
+    similarity: f32,
+}
+
+/// A candidate's stage 2 score and the query segment that gave it.
+struct Scored {
+    row: u64,
+    score: f32,
+    best_segment: usize,
+}
+
+/// A candidate that passed the threshold, as evidence for its song.
+struct Accepted {
+    /// Its segment index in the song.
+    ref_seg: f64,
+    /// Its score.
+    weight: f64,
+    /// The query segments it is paired with: the best-scoring one first, then
+    /// the others that retrieved it.
+    query_segments: Vec<usize>,
+}
+
+/// Everything the accepted candidates of one song say.
+#[derive(Default)]
+struct SongEvidence {
+    /// Sum of the accepted candidates' scores.
+    score: f64,
+    /// Accepted candidates.
+    segments: usize,
+    /// (query segment, reference segment) pairs for [`locate`].
+    pairs: Vec<Pair>,
+    accepted: Vec<Accepted>,
+}
+
+impl SongEvidence {
+    /// Adds an accepted candidate: segment `ref_seg` of the song, found by `retrieved_by`.
+    fn add(&mut self, scored: &Scored, ref_seg: u64, retrieved_by: &[Hit]) {
+        let weight = scored.score as f64;
+        let ref_seg = ref_seg as f64;
+        self.score += weight;
+        self.segments += 1;
+        self.pairs.push(Pair {
+            query_seg: scored.best_segment as f64,
+            ref_seg,
+            weight,
+        });
+        let mut query_segments = vec![scored.best_segment];
+        for hit in retrieved_by {
+            if hit.segment != scored.best_segment {
+                self.pairs.push(Pair {
+                    query_seg: hit.segment as f64,
+                    ref_seg,
+                    weight,
+                });
+                query_segments.push(hit.segment);
+            }
+        }
+        self.accepted.push(Accepted {
+            ref_seg,
+            weight,
+            query_segments,
+        });
+    }
+
+    /// Sum of the scores of the accepted candidates within one segment of
+    /// the located line (for at least one of their query segments).
+    fn consistent_score(&self, fit: &Located) -> f64 {
+        let a = fit.ratio.unwrap_or(1.0);
+        self.accepted
+            .iter()
+            .filter(|c| {
+                c.query_segments
+                    .iter()
+                    .any(|&q| (c.ref_seg - (fit.ref_seg + a * (q as f64 - fit.query_seg))).abs() <= 1.0)
+            })
+            .map(|c| c.weight)
+            .sum()
+    }
+}
+
+/// Stage 1: the `top_k` nearest rows of every query segment, merged per row
+/// (in row order).
+fn retrieve(lib: &Library, segments: &[QuerySegment], top_k: usize) -> Result<Vec<Candidate>, IndexError> {
+    let hits: Vec<Vec<(u64, f32)>> = segments
+        .par_iter()
+        .map(|s| lib.nearest(&s.fingerprint, top_k))
+        .collect::<Result<_, _>>()?;
+    let mut by_row: BTreeMap<u64, Vec<Hit>> = BTreeMap::new();
+    for (segment, nearest) in hits.iter().enumerate() {
+        for &(row, similarity) in nearest {
+            by_row.entry(row).or_default().push(Hit { segment, similarity });
+        }
+    }
+    Ok(by_row
+        .into_iter()
+        .map(|(row, retrieved_by)| Candidate { row, retrieved_by })
+        .collect())
+}
+
+/// Stage 2: every candidate's best classifier score over all query segments
+/// (one per candidate, in the same order).
+fn rerank(
+    lib: &Library,
+    rr: &Reranker,
+    segments: &[QuerySegment],
+    candidates: &[Candidate],
+) -> Result<Vec<Scored>, RerankError> {
+    let prepared: Vec<_> = segments
+        .par_iter()
+        .map(|s| rr.prepare_query(&s.nodes))
+        .collect::<Result<_, _>>()?;
+    candidates
+        .par_iter()
+        .map(|c| {
+            let reference = rr.prepare_reference(lib.nodes(c.row))?;
+            let (best_segment, score) =
+                first_max(prepared.iter().enumerate().map(|(s, q)| (s, rr.score(q, &reference))));
+            Ok(Scored {
+                row: c.row,
+                score,
+                best_segment,
+            })
+        })
+        .collect()
+}
+
+/// Without a classifier: every candidate's best stage 1 similarity (one per
+/// candidate, in the same order).
+fn by_similarity(candidates: &[Candidate]) -> Vec<Scored> {
+    candidates
+        .iter()
+        .map(|c| {
+            let (best_segment, score) = first_max(c.retrieved_by.iter().map(|h| (h.segment, h.similarity)));
+            Scored {
+                row: c.row,
+                score,
+                best_segment,
+            }
+        })
+        .collect()
+}
+
+/// The first (query segment, score) with the highest score; (0, −∞) when there is none.
+fn first_max(scores: impl Iterator<Item = (usize, f32)>) -> (usize, f32) {
+    scores.fold((0, f32::NEG_INFINITY), |a, b| if b.1 > a.1 { b } else { a })
+}
+
+/// The candidates scoring at least `threshold`, gathered per live song (by id).
+fn gather(lib: &Library, candidates: &[Candidate], scored: &[Scored], threshold: f32) -> HashMap<i64, SongEvidence> {
+    let mut songs: HashMap<i64, SongEvidence> = HashMap::new();
+    for (candidate, s) in candidates.iter().zip(scored) {
+        debug_assert_eq!(candidate.row, s.row);
+        if s.score < threshold {
+            continue;
+        }
+        let Some((song, ref_seg)) = lib.song_of(s.row) else {
+            continue;
+        };
+        songs
+            .entry(song.id)
+            .or_default()
+            .add(s, ref_seg, &candidate.retrieved_by);
+    }
+    songs
+}
+
+/// A song's match: located from its evidence, scored, and kept if its score
+/// is positive and at least `cfg.min_song_score`.
+fn to_match(lib: &Library, id: i64, evidence: &SongEvidence, cfg: &QueryConfig) -> Option<Match> {
+    let song = lib.songs().iter().find(|s| s.id == id)?;
+    let fit = locate(&evidence.pairs, cfg.max_ratio);
+    let score = if cfg.consistent {
+        evidence.consistent_score(&fit)
+    } else {
+        evidence.score
+    };
+    (score > 0.0 && score >= cfg.min_song_score).then_some(())?;
+    let hop = lib.layout().hop_s;
+    Some(Match {
+        reference: song.path.clone(),
+        score,
+        query_start: fit.query_seg * hop,
+        reference_start: (fit.ref_seg * hop).max(0.0),
+        time_ratio: fit.ratio.map(|a| 1.0 / a),
+        pitch_shift: None,
+        song_id: id,
+        reference_duration: song.duration_s,
+        segments: evidence.segments,
+    })
+}
+
+/// A query segment paired with a reference segment of the same song, weighted
+/// by the candidate's score: the evidence that [`locate`] fits a line to.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Pair {
+    pub query_seg: f64,
+    pub ref_seg: f64,
+    pub weight: f64,
+}
+
+/// Where a match is, from its [`Pair`]s.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Located {
     pub query_seg: f64,
@@ -272,12 +381,20 @@ pub struct Located {
     pub ratio: Option<f64>,
 }
 
+/// A candidate line of slope `slope`: its support and the pairs on it.
+struct Line {
+    support: f64,
+    slope: f64,
+    /// Indices into the pairs.
+    inliers: Vec<usize>,
+}
+
 /// Fits `ref = a · query + b` over a grid of `a` in [1/max_ratio, max_ratio]:
 /// for each `a`, the offsets `b` are rounded to candidate lines, pairs within
 /// ±0.6 segment of a line are its inliers, and the line with the most weight
 /// from distinct query segments wins; ratio 1 is kept unless another ratio
 /// has 25 % more support.
-pub fn locate(pairs: &[(f64, f64, f64)], max_ratio: f64) -> Located {
+pub fn locate(pairs: &[Pair], max_ratio: f64) -> Located {
     if pairs.is_empty() {
         return Located {
             query_seg: 0.0,
@@ -287,8 +404,8 @@ pub fn locate(pairs: &[(f64, f64, f64)], max_ratio: f64) -> Located {
     }
     let steps = 60;
     let (lo, hi) = ((1.0 / max_ratio).ln(), max_ratio.ln());
-    let mut best: Option<(f64, f64, Vec<usize>)> = None; // (support, a, inliers)
-    let mut at_unity: Option<(f64, f64, Vec<usize>)> = None;
+    let mut best: Option<Line> = None;
+    let mut at_unity: Option<Line> = None;
     for i in 0..=steps + 1 {
         // The last pass is ratio 1 exactly (the grid need not contain it).
         let a = if i > steps {
@@ -296,25 +413,32 @@ pub fn locate(pairs: &[(f64, f64, f64)], max_ratio: f64) -> Located {
         } else {
             (lo + (hi - lo) * i as f64 / steps as f64).exp()
         };
-        let (support, inliers) = best_line(pairs, a);
+        let line = best_line(pairs, a);
         if i > steps {
-            at_unity = Some((support, a, inliers));
-        } else if best.as_ref().is_none_or(|b| support > b.0 + 1e-9) {
-            best = Some((support, a, inliers));
+            at_unity = Some(line);
+        } else if best.as_ref().is_none_or(|b| line.support > b.support + 1e-9) {
+            best = Some(line);
         }
     }
     // A tempo ratio other than 1 must be clearly better supported than 1
     // (a guard against weak evidence: with few hits, many slopes fit a few points).
-    let (bs, _, _) = best.as_ref().expect("pairs exist");
+    let best_support = best.as_ref().expect("pairs exist").support;
     let unity = at_unity.expect("ratio 1 is tried");
-    if unity.0 * 1.25 >= *bs {
+    if unity.support * 1.25 >= best_support {
         best = Some(unity);
     }
-    let (_, a, inliers) = best.expect("pairs exist");
+    let Line { slope: a, inliers, .. } = best.expect("pairs exist");
     // Refine b on the inliers; the match starts at the earliest inlier.
-    let b = inliers.iter().map(|&k| pairs[k].1 - a * pairs[k].0).sum::<f64>() / inliers.len() as f64;
-    let q0 = inliers.iter().map(|&k| pairs[k].0).fold(f64::INFINITY, f64::min);
-    let distinct: std::collections::HashSet<i64> = inliers.iter().map(|&k| pairs[k].0 as i64).collect();
+    let b = inliers
+        .iter()
+        .map(|&k| pairs[k].ref_seg - a * pairs[k].query_seg)
+        .sum::<f64>()
+        / inliers.len() as f64;
+    let q0 = inliers
+        .iter()
+        .map(|&k| pairs[k].query_seg)
+        .fold(f64::INFINITY, f64::min);
+    let distinct: HashSet<i64> = inliers.iter().map(|&k| pairs[k].query_seg as i64).collect();
     let span = distinct.iter().max().unwrap_or(&0) - distinct.iter().min().unwrap_or(&0);
     let ratio_known = distinct.len() >= 3 && span >= 3;
     let a_used = if ratio_known { a } else { 1.0 };
@@ -322,7 +446,11 @@ pub fn locate(pairs: &[(f64, f64, f64)], max_ratio: f64) -> Located {
         b
     } else {
         // Without a ratio, the offset from the inliers at ratio 1.
-        inliers.iter().map(|&k| pairs[k].1 - pairs[k].0).sum::<f64>() / inliers.len() as f64
+        inliers
+            .iter()
+            .map(|&k| pairs[k].ref_seg - pairs[k].query_seg)
+            .sum::<f64>()
+            / inliers.len() as f64
     };
     Located {
         query_seg: q0,
@@ -333,28 +461,38 @@ pub fn locate(pairs: &[(f64, f64, f64)], max_ratio: f64) -> Located {
 
 /// The best line of slope `a`: its support (weight of distinct query
 /// segments within ±0.6 segment) and its inliers.
-fn best_line(pairs: &[(f64, f64, f64)], a: f64) -> (f64, Vec<usize>) {
-    let mut offsets: Vec<i64> = pairs.iter().map(|&(q, r, _)| (r - a * q).round() as i64).collect();
+fn best_line(pairs: &[Pair], a: f64) -> Line {
+    let mut offsets: Vec<i64> = pairs
+        .iter()
+        .map(|p| (p.ref_seg - a * p.query_seg).round() as i64)
+        .collect();
     offsets.sort_unstable();
     offsets.dedup();
-    let mut best = (f64::NEG_INFINITY, Vec::new());
+    let mut best = Line {
+        support: f64::NEG_INFINITY,
+        slope: a,
+        inliers: Vec::new(),
+    };
     for b0 in offsets {
         let inliers: Vec<usize> = pairs
             .iter()
             .enumerate()
-            .filter(|(_, (q, r, _))| ((r - a * q) - b0 as f64).abs() <= 0.6)
+            .filter(|(_, p)| ((p.ref_seg - a * p.query_seg) - b0 as f64).abs() <= 0.6)
             .map(|(k, _)| k)
             .collect();
         // Support counts each query segment once (its best pair).
         let mut per_q: HashMap<i64, f64> = HashMap::new();
         for &k in &inliers {
-            let (q, _, w) = pairs[k];
-            let e = per_q.entry(q as i64).or_default();
-            *e = e.max(w);
+            let e = per_q.entry(pairs[k].query_seg as i64).or_default();
+            *e = e.max(pairs[k].weight);
         }
         let support: f64 = per_q.values().sum();
-        if support > best.0 + 1e-9 {
-            best = (support, inliers);
+        if support > best.support + 1e-9 {
+            best = Line {
+                support,
+                slope: a,
+                inliers,
+            };
         }
     }
     best
@@ -363,14 +501,193 @@ fn best_line(pairs: &[(f64, f64, f64)], a: f64) -> (f64, Vec<usize>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sampleid_index::{AnnKind, IndexConfig, Layout};
+
+    const DIM: usize = 16;
+    const NODE_BYTES: usize = 4;
+    const HOP: f64 = 0.512;
+
+    /// A deterministic pseudo-random unit vector.
+    fn unit(seed: u64) -> Vec<f32> {
+        let mut s = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        let v: Vec<f32> = (0..DIM)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                (s % 2001) as f32 / 1000.0 - 1.0
+            })
+            .collect();
+        let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        v.into_iter().map(|x| x / n).collect()
+    }
+
+    /// Segment `j` of song `seed`.
+    fn segment(seed: u64, j: usize) -> Vec<f32> {
+        unit(seed * 1000 + j as u64)
+    }
+
+    /// `v` moved a little (0.3 × a random unit vector) and normalised again.
+    fn perturbed(v: &[f32], seed: u64) -> Vec<f32> {
+        let w: Vec<f32> = v.iter().zip(unit(seed)).map(|(a, b)| a + 0.3 * b).collect();
+        let n = w.iter().map(|x| x * x).sum::<f32>().sqrt();
+        w.into_iter().map(|x| x / n).collect()
+    }
+
+    fn segments(fingerprints: impl IntoIterator<Item = Vec<f32>>) -> Vec<QuerySegment> {
+        fingerprints
+            .into_iter()
+            .map(|fingerprint| QuerySegment {
+                fingerprint,
+                nodes: Vec::new(),
+            })
+            .collect()
+    }
+
+    /// A library (exact search) of songs `(seed, segments)`, each lasting
+    /// `segments × hop + 1` seconds; returns it and the songs' ids.
+    fn library(songs: &[(u64, usize)]) -> (tempfile::TempDir, Library, Vec<i64>) {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout {
+            encoder: "enc".into(),
+            reranker: "rr".into(),
+            dim: DIM,
+            node_bytes: NODE_BYTES,
+            hop_s: HOP,
+        };
+        let index = IndexConfig {
+            ann: AnnKind::Exact,
+            ..IndexConfig::default()
+        };
+        let mut lib = Library::open_writer(dir.path(), &layout, &index).unwrap();
+        let ids = songs
+            .iter()
+            .map(|&(seed, n)| {
+                let fps: Vec<f32> = (0..n).flat_map(|j| segment(seed, j)).collect();
+                let duration = n as f64 * HOP + 1.0;
+                let path = format!("song{seed}.wav");
+                let song = lib
+                    .add(
+                        &path,
+                        &format!("h{seed}"),
+                        duration,
+                        &fps,
+                        &vec![0; n * NODE_BYTES],
+                        &[],
+                    )
+                    .unwrap();
+                song.id
+            })
+            .collect();
+        (dir, lib, ids)
+    }
+
+    fn first_stage(min_similarity: f32) -> QueryConfig {
+        QueryConfig {
+            min_similarity,
+            ..QueryConfig::default()
+        }
+    }
+
+    #[test]
+    fn an_excerpt_is_found_first_at_its_offset() {
+        let (_dir, lib, ids) = library(&[(1, 40), (2, 40), (3, 40)]);
+        // Segments 5..15 of song 2, slightly perturbed.
+        let q = segments((5..15).map(|j| perturbed(&segment(2, j), 500 + j as u64)));
+        let m = query(&lib, None, &q, &first_stage(0.0)).unwrap();
+        assert_eq!(m[0].song_id, ids[1], "{m:?}");
+        assert_eq!(m[0].reference, "song2.wav");
+        assert_eq!(m[0].reference_duration, 40.0 * HOP + 1.0);
+        assert_eq!(m[0].query_start, 0.0);
+        assert!((m[0].reference_start - 5.0 * HOP).abs() < 1e-9, "{m:?}");
+        assert!((m[0].time_ratio.unwrap() - 1.0).abs() < 1e-9, "{m:?}");
+        assert!(m[0].score > 9.0, "ten similar segments: {m:?}");
+        assert_eq!(m[0].pitch_shift, None);
+        // With a similarity threshold, only song 2 is left.
+        let m = query(&lib, None, &q, &first_stage(0.9)).unwrap();
+        assert_eq!(m.iter().map(|m| m.song_id).collect::<Vec<_>>(), [ids[1]]);
+        assert_eq!(m[0].segments, 10);
+    }
+
+    #[test]
+    fn unrelated_audio_gives_no_match_above_the_threshold() {
+        let (_dir, lib, _) = library(&[(1, 40), (2, 40), (3, 40)]);
+        let q = segments((0..10).map(|j| segment(99, j)));
+        assert!(!query(&lib, None, &q, &first_stage(0.0)).unwrap().is_empty());
+        let m = query(&lib, None, &q, &first_stage(0.9)).unwrap();
+        assert!(m.is_empty(), "{m:?}");
+    }
+
+    #[test]
+    fn a_stretched_excerpt_is_located_with_its_time_ratio() {
+        let (_dir, lib, ids) = library(&[(1, 40), (2, 40), (3, 40)]);
+        // Query segment i holds reference segment round(10 + 0.8 i) of song 3:
+        // the query plays 1/0.8 times as long as the reference material.
+        let q = segments((0..20).map(|i| {
+            let j = (10.0 + 0.8 * i as f64).round() as usize;
+            perturbed(&segment(3, j), 700 + i as u64)
+        }));
+        let m = query(&lib, None, &q, &first_stage(0.9)).unwrap();
+        assert_eq!(m[0].song_id, ids[2], "{m:?}");
+        let ratio = m[0].time_ratio.unwrap();
+        assert!((ratio - 1.0 / 0.8).abs() < 0.05, "{m:?}");
+        assert_eq!(m[0].query_start, 0.0);
+        assert!((m[0].reference_start - 10.0 * HOP).abs() <= 0.6 * HOP, "{m:?}");
+    }
+
+    #[test]
+    fn matches_are_sorted_best_first_and_truncated() {
+        let (_dir, lib, ids) = library(&[(1, 30), (2, 30), (3, 30), (4, 30)]);
+        // 8 segments of song 3, 5 of song 1, 3 of song 4.
+        let q = segments(
+            (0..8)
+                .map(|j| segment(3, 10 + j))
+                .chain((0..5).map(|j| segment(1, 2 + j)))
+                .chain((0..3).map(|j| segment(4, 20 + j))),
+        );
+        let m = query(&lib, None, &q, &first_stage(0.9)).unwrap();
+        assert_eq!(
+            m.iter().map(|m| m.song_id).collect::<Vec<_>>(),
+            [ids[2], ids[0], ids[3]],
+            "{m:?}"
+        );
+        assert!(m.windows(2).all(|w| w[0].score > w[1].score), "{m:?}");
+        assert_eq!(m[1].query_start, 8.0 * HOP);
+        assert!((m[1].reference_start - 2.0 * HOP).abs() < 1e-9, "{m:?}");
+        let cfg = QueryConfig {
+            max_matches: 2,
+            ..first_stage(0.9)
+        };
+        let top: Vec<Match> = query(&lib, None, &q, &cfg).unwrap();
+        assert_eq!(top, m[..2]);
+    }
+
+    #[test]
+    fn an_empty_query_or_library_gives_no_matches() {
+        let (_dir, lib, _) = library(&[(1, 20)]);
+        assert!(query(&lib, None, &[], &first_stage(0.0)).unwrap().is_empty());
+        let (_dir, empty, _) = library(&[]);
+        let q = segments((0..5).map(|j| segment(1, j)));
+        assert!(query(&empty, None, &q, &first_stage(0.0)).unwrap().is_empty());
+        // The same query does match the song when it is there.
+        assert!(!query(&lib, None, &q, &first_stage(0.0)).unwrap().is_empty());
+    }
+
+    fn pair(query_seg: f64, ref_seg: f64, weight: f64) -> Pair {
+        Pair {
+            query_seg,
+            ref_seg,
+            weight,
+        }
+    }
 
     #[test]
     fn a_stretched_match_is_located_with_its_ratio() {
         // Reference advances 0.8 segments per query segment, starting at 10.
-        let mut pairs: Vec<(f64, f64, f64)> = (0..12)
-            .map(|q| (q as f64, (10.0 + 0.8 * q as f64).round(), 0.9))
+        let mut pairs: Vec<Pair> = (0..12)
+            .map(|q| pair(q as f64, (10.0 + 0.8 * q as f64).round(), 0.9))
             .collect();
-        pairs.push((3.0, 40.0, 0.6)); // an outlier
+        pairs.push(pair(3.0, 40.0, 0.6)); // an outlier
         let l = locate(&pairs, 1.6);
         let a = l.ratio.unwrap();
         assert!((a - 0.8).abs() < 0.05, "{l:?}");
@@ -380,7 +697,7 @@ mod tests {
 
     #[test]
     fn sparse_evidence_gives_an_offset_but_no_ratio() {
-        let l = locate(&[(2.0, 7.0, 0.9), (3.0, 8.0, 0.8)], 1.6);
+        let l = locate(&[pair(2.0, 7.0, 0.9), pair(3.0, 8.0, 0.8)], 1.6);
         assert_eq!(l.ratio, None);
         assert_eq!((l.query_seg, l.ref_seg), (2.0, 7.0));
     }

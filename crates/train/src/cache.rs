@@ -88,7 +88,6 @@ fn decode_to(source: &Path, target: &Path) -> Result<usize, TrainError> {
         ..AudioConfig::default()
     };
     let mut stream = AudioStream::open(source, &cfg)?;
-    let tmp = target.with_extension("part");
     let mut bytes = Vec::new();
     let mut n = 0;
     while let Some(block) = stream.next_block()? {
@@ -97,7 +96,6 @@ fn decode_to(source: &Path, target: &Path) -> Result<usize, TrainError> {
         }
         n += block.len();
     }
-    std::fs::write(&tmp, &bytes).map_err(|e| TrainError::io(&tmp, e))?;
-    std::fs::rename(&tmp, target).map_err(|e| TrainError::io(target, e))?;
+    sampleid_fsio::atomic_write(target, &bytes).map_err(|e| TrainError::io(target, e))?;
     Ok(n)
 }

@@ -23,6 +23,7 @@ use burn::store::{ModuleSnapshot, SafetensorsStore};
 use sampleid_corpus::Split;
 use sampleid_encoder::{Encoder, EncoderConfig, EncoderModel, ModelInfo, nt_xent, nt_xent_keys, save_model};
 use sampleid_features::{FrontendConfig, segments};
+use sampleid_fsio::AtomicFile;
 use sampleid_transform::Rng;
 use serde::{Deserialize, Serialize};
 
@@ -368,10 +369,8 @@ impl ValidationSet {
 }
 
 fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), TrainError> {
-    let tmp = path.with_extension("part");
     let text = serde_json::to_string_pretty(value).map_err(|e| TrainError::Data(e.to_string()))?;
-    std::fs::write(&tmp, text).map_err(|e| TrainError::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| TrainError::io(path, e))
+    sampleid_fsio::atomic_write(path, text.as_bytes()).map_err(|e| TrainError::io(path, e))
 }
 
 fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, TrainError> {
@@ -416,9 +415,7 @@ fn trim_metrics(path: &Path, step: usize) -> Result<(), TrainError> {
         .map(|l| format!("{l}\n"))
         .collect();
     if kept.len() != text.len() {
-        let tmp = path.with_extension("part");
-        std::fs::write(&tmp, kept).map_err(|e| TrainError::io(&tmp, e))?;
-        std::fs::rename(&tmp, path).map_err(|e| TrainError::io(path, e))?;
+        sampleid_fsio::atomic_write(path, kept.as_bytes()).map_err(|e| TrainError::io(path, e))?;
     }
     Ok(())
 }
@@ -649,34 +646,44 @@ fn checkpoint(
     state: &State,
     memory: &[f32],
 ) -> Result<(), TrainError> {
-    let ckpt = run.join("checkpoint.safetensors");
-    let tmp = run.join("checkpoint.safetensors.part");
-    let _ = std::fs::remove_file(&tmp);
+    // Every file is written under a temporary name first and published only
+    // once all of them are complete.
+    let create = |name: &str| {
+        let path = run.join(name);
+        AtomicFile::create(&path).map_err(|e| TrainError::io(&path, e))
+    };
+    let ckpt = create("checkpoint.safetensors")?;
     model
         .valid()
-        .save_into(&mut SafetensorsStore::from_file(&tmp).overwrite(true))
+        .save_into(&mut SafetensorsStore::from_file(ckpt.tmp_path()).overwrite(true))
         .map_err(|e| TrainError::Data(format!("saving the checkpoint: {e}")))?;
-    let ema_tmp = run.join("checkpoint.ema.safetensors.part");
-    if let Some(e) = ema {
-        let _ = std::fs::remove_file(&ema_tmp);
-        e.valid()
-            .save_into(&mut SafetensorsStore::from_file(&ema_tmp).overwrite(true))
-            .map_err(|e| TrainError::Data(format!("saving the momentum encoder: {e}")))?;
-    }
-    let optim_tmp = run.join("checkpoint.optim.part");
+    let ema_file = match ema {
+        Some(e) => {
+            let file = create("checkpoint.ema.safetensors")?;
+            e.valid()
+                .save_into(&mut SafetensorsStore::from_file(file.tmp_path()).overwrite(true))
+                .map_err(|e| TrainError::Data(format!("saving the momentum encoder: {e}")))?;
+            Some(file)
+        }
+        None => None,
+    };
+    let optim_file = create("checkpoint.optim")?;
     optim
-        .save(&optim_tmp)
+        .save(optim_file.tmp_path())
         .map_err(|e| TrainError::Data(format!("saving the optimizer state: {e}")))?;
-    let mem_tmp = run.join("checkpoint.memory.part");
+    let mut mem_file = create("checkpoint.memory")?;
     let bytes: Vec<u8> = memory.iter().flat_map(|v| v.to_le_bytes()).collect();
-    std::fs::write(&mem_tmp, bytes).map_err(|e| TrainError::io(&mem_tmp, e))?;
+    mem_file
+        .write_all(&bytes)
+        .map_err(|e| TrainError::io(mem_file.path(), e))?;
     // state.json goes last: it names the step the other files belong to.
-    std::fs::rename(&tmp, &ckpt).map_err(|e| TrainError::io(&ckpt, e))?;
-    if ema.is_some() {
-        std::fs::rename(&ema_tmp, run.join("checkpoint.ema.safetensors")).map_err(|e| TrainError::io(run, e))?;
+    for file in [Some(ckpt), ema_file, Some(optim_file), Some(mem_file)]
+        .into_iter()
+        .flatten()
+    {
+        let path = file.path().to_path_buf();
+        file.commit().map_err(|e| TrainError::io(&path, e))?;
     }
-    std::fs::rename(&optim_tmp, run.join("checkpoint.optim")).map_err(|e| TrainError::io(run, e))?;
-    std::fs::rename(&mem_tmp, run.join("checkpoint.memory")).map_err(|e| TrainError::io(run, e))?;
     write_json(&run.join("state.json"), state)
 }
 

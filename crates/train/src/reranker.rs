@@ -27,6 +27,7 @@ use burn::tensor::activation::log_sigmoid;
 use sampleid_corpus::Split;
 use sampleid_encoder::Encoder;
 use sampleid_features::FrontendConfig;
+use sampleid_fsio::AtomicFile;
 use sampleid_rerank::{Reranker, RerankerConfig, RerankerInfo, RerankerModel};
 use sampleid_transform::Rng;
 use serde::{Deserialize, Serialize};
@@ -107,8 +108,7 @@ impl Views {
     }
 
     fn write(&self, path: &Path, tag: &str) -> Result<(), TrainError> {
-        let tmp = path.with_extension("part");
-        let mut f = std::io::BufWriter::new(std::fs::File::create(&tmp).map_err(|e| TrainError::io(&tmp, e))?);
+        let mut f = AtomicFile::create(path).map_err(|e| TrainError::io(path, e))?;
         let header =
             serde_json::json!({"tag": tag, "n": self.n, "fp_dim": self.fp_dim, "node_len": self.node_len}).to_string();
         let mut bytes = Vec::new();
@@ -119,10 +119,8 @@ impl Views {
                 bytes.extend_from_slice(&v.to_le_bytes());
             }
         }
-        f.write_all(&bytes).map_err(|e| TrainError::io(&tmp, e))?;
-        f.flush().map_err(|e| TrainError::io(&tmp, e))?;
-        drop(f);
-        std::fs::rename(&tmp, path).map_err(|e| TrainError::io(path, e))
+        f.write_all(&bytes).map_err(|e| TrainError::io(path, e))?;
+        f.commit().map_err(|e| TrainError::io(path, e))
     }
 
     /// Reads views written with the same `tag`; `None` if absent or different.

@@ -95,6 +95,15 @@ fn a_stopped_run_resumes_exactly() {
     assert!(wa.len() > 1000);
     assert!(wa == wb, "the same final weights");
     assert!(straight.join("best.safetensors").exists() && straight.join("curve.png").exists());
+    for run in [&straight, &resumed] {
+        let leftovers: Vec<_> = std::fs::read_dir(run)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| sampleid_fsio::is_temp(p) || p.extension().is_some_and(|x| x == "part"))
+            .collect();
+        assert!(leftovers.is_empty(), "temporaries left: {leftovers:?}");
+    }
+    assert!(straight.join("checkpoint.optim").exists() && straight.join("checkpoint.memory").exists());
 
     // Another configuration in the same run directory is refused.
     let other = EncoderTraining { lr: 1e-3, ..cfg };

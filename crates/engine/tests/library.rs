@@ -1,0 +1,155 @@
+//! The engine's facade in process, on the bundled fixtures: index, identify
+//! (the README's clip), match, add from bytes, skip, delete, typed errors.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use sampleid_engine::{
+    Engine, Error, IdentifyOptions, IndexEvent, IndexOptions, IndexOutcome, Library, ModelSource, Settings, Source,
+};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures/audio")
+        .join(name)
+}
+
+fn engine() -> Engine {
+    Engine::load(Settings::default(), ModelSource::Default).expect("the built-in models load")
+}
+
+fn songs() -> Vec<PathBuf> {
+    [
+        "awakening-20s.ogg",
+        "deprecation-20s.ogg",
+        "media-threat-20s.ogg",
+        "nebula-20s.ogg",
+    ]
+    .iter()
+    .map(|n| fixture(n))
+    .collect()
+}
+
+fn write_wav(path: &Path, rate: u32, samples: &[f32]) {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: rate,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec).unwrap();
+    for &v in samples {
+        w.write_sample((v.clamp(-1.0, 1.0) * 32_767.0) as i16).unwrap();
+    }
+    w.finalize().unwrap();
+}
+
+#[test]
+fn the_readme_clip_is_found_matched_and_the_library_is_kept_whole() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("lib");
+    let engine = engine();
+    let lib = Library::open_writer(&db, &engine).unwrap();
+
+    // Index four songs (and one of them twice): a worker pool, one writer.
+    let mut inputs: Vec<Source> = songs().into_iter().map(Source::file).collect();
+    inputs.push(Source::file(fixture("nebula-20s.ogg")));
+    let done = Mutex::new(Vec::new());
+    let summary = lib
+        .index(inputs, &IndexOptions::default(), &|e| {
+            if let IndexEvent::Done(o) = e {
+                done.lock().unwrap().push((*o).clone());
+            }
+        })
+        .unwrap();
+    assert_eq!(
+        (summary.indexed, summary.skipped, summary.failed),
+        (4, 1, 0),
+        "{summary:?}"
+    );
+    assert_eq!(done.lock().unwrap().len(), 5);
+    assert_eq!(lib.len(), 4);
+
+    // README's main job: nebula-20s.ogg's 4–14 s, +1 semitone, mixed at 5 dB
+    // under other music (examples/make_clip.rs). The chroma alignment must put
+    // it at 4 s of nebula, ratio 1, +1 semitone.
+    let clip = Source::file(fixture("query-nebula-pitch1-mixed.wav"));
+    let answer = lib.identify(&clip, &IdentifyOptions::default()).unwrap();
+    assert!((answer.duration_s - 10.0).abs() < 0.05, "{answer:?}");
+    let top = &answer.matches[0];
+    assert_eq!(
+        top.reference,
+        fixture("nebula-20s.ogg").display().to_string(),
+        "{answer:?}"
+    );
+    assert!((top.reference_start - top.query_start - 4.0).abs() <= 1.0, "{top:?}");
+    assert!((top.time_ratio.unwrap() - 1.0).abs() <= 0.1, "{top:?}");
+    assert!((top.pitch_shift.unwrap() - 1.0).abs() <= 0.5, "{top:?}");
+    assert!((top.reference_duration - 20.0).abs() < 0.05, "{top:?}");
+    assert_eq!(lib.song(top.song_id).unwrap().path, top.reference);
+
+    // Audio matching on chroma finds the same passage, key and tempo, inside the song.
+    let p = lib.passages(&clip).unwrap();
+    let best = &p.matches[0];
+    assert_eq!(best.reference, top.reference, "{p:?}");
+    assert!(
+        (best.start - 4.0).abs() <= 1.5 && (best.end - 14.0).abs() <= 1.5,
+        "{best:?}"
+    );
+    assert_eq!(best.pitch_shift, 1, "{best:?}");
+    assert!(p.matches.iter().all(|m| m.end <= 20.0 + 1e-9), "{p:?}");
+
+    // Bytes in memory are the same content as the file: skipped, by hash.
+    let bytes = std::fs::read(fixture("nebula-20s.ogg")).unwrap();
+    let again = lib.add(&Source::bytes(bytes, "upload.ogg", Some("ogg")), None).unwrap();
+    assert!(
+        matches!(again, IndexOutcome::Skipped { id: Some(id), .. } if id == top.song_id),
+        "{again:?}"
+    );
+
+    // A silent clip is a typed error, for every entry point.
+    let silent = tmp.path().join("silence.wav");
+    write_wav(&silent, 16_000, &[0.0; 16_000 * 5]);
+    let silent = Source::file(&silent);
+    for e in [
+        lib.identify(&silent, &IdentifyOptions::default()).unwrap_err(),
+        lib.passages(&silent).unwrap_err(),
+        lib.add(&silent, None).unwrap_err(),
+    ] {
+        assert!(matches!(e, Error::Silent { .. }), "{e}");
+        assert!(e.is_input());
+        assert!(e.reason().starts_with("silent"), "{}", e.reason());
+    }
+    // Not audio: an audio error naming the input once.
+    let text = Source::bytes(b"not audio, only words here".to_vec(), "notes.txt", None);
+    let e = lib.identify(&text, &IdentifyOptions::default()).unwrap_err();
+    assert!(matches!(e, Error::Audio(_)), "{e}");
+    assert_eq!(e.to_string().matches("notes.txt").count(), 1, "{e}");
+    assert!(!e.reason().contains("notes.txt"), "{}", e.reason());
+
+    // Delete, then a read-only library refuses writes and never sees it again.
+    assert!(lib.delete(top.song_id).unwrap());
+    assert!(!lib.delete(top.song_id).unwrap());
+    drop(lib);
+    let ro = Library::open(&db, &engine).unwrap();
+    assert_eq!(ro.len(), 3);
+    assert!(ro.song(top.song_id).is_none());
+    let e = ro.delete(1).unwrap_err();
+    assert!(matches!(e, Error::ReadOnly(_)), "{e}");
+    let answer = ro.identify(&clip, &IdentifyOptions::default()).unwrap();
+    assert!(answer.matches.iter().all(|m| m.song_id != top.song_id));
+}
+
+#[test]
+fn libraries_and_settings_are_checked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let e = Library::open(&tmp.path().join("none"), &engine()).unwrap_err();
+    assert!(matches!(e, Error::Index(_)), "{e}");
+    assert!(e.to_string().contains("not a sampleid library"), "{e}");
+
+    let mut s = Settings::default();
+    s.audio.block_samples = 0;
+    let e = Engine::load(s, ModelSource::Default).unwrap_err();
+    assert!(matches!(e, Error::Config(_)), "{e}");
+    assert!(e.to_string().contains("[audio]"), "{e}");
+}

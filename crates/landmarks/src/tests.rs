@@ -1,0 +1,212 @@
+use sampleid_peaks::Peak;
+
+use super::*;
+
+fn peak(frame: u32, bin: u32, magnitude: f32) -> Peak {
+    Peak { frame, bin, magnitude }
+}
+
+/// Deterministic pseudo-random numbers in [0, 1).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> f64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % 1_000_003) as f64 / 1_000_003.0
+    }
+}
+
+fn random_peaks(seed: u64, seconds: u32, per_second: u32) -> Vec<Peak> {
+    let mut rng = Rng(seed);
+    let mut p: Vec<Peak> = (0..seconds * per_second)
+        .map(|_| {
+            peak(
+                (rng.next() * 250.0 * seconds as f64) as u32,
+                (rng.next() * 512.0) as u32,
+                rng.next() as f32,
+            )
+        })
+        .collect();
+    p.sort_by_key(|k| (k.frame, k.bin));
+    p
+}
+
+#[test]
+fn pair_hashes_pack_and_unpack() {
+    for (bin, df, dt) in [(0, -127, 1), (1023, 127, 16383), (200, 0, 250), (513, -5, 4)] {
+        assert_eq!(PairHash::unpack(PairHash::pack(bin, df, dt)), (bin, df, dt));
+    }
+}
+
+#[test]
+fn pairs_follow_the_target_zone_and_ignore_a_time_shift() {
+    let cfg = PairConfig::default();
+    cfg.validate().unwrap();
+    let p = random_peaks(1, 10, 30);
+    let got = pairs(&p, &cfg);
+    assert!(!got.is_empty());
+    for h in &got {
+        let (bin, df, dt) = PairHash::unpack(h.hash);
+        assert!(
+            (cfg.min_dt..=cfg.max_dt).contains(&dt) && df.unsigned_abs() <= cfg.max_df,
+            "{h:?}"
+        );
+        assert!(p.iter().any(|k| k.frame == h.frame && k.bin == bin));
+    }
+    // At most fan_out targets per anchor.
+    let mut per_anchor = std::collections::HashMap::new();
+    for h in &got {
+        *per_anchor.entry((h.frame, PairHash::unpack(h.hash).0)).or_insert(0) += 1;
+    }
+    assert!(per_anchor.values().all(|&n| n <= cfg.fan_out));
+    // The same audio later: the same hashes, shifted anchors.
+    let shifted: Vec<Peak> = p.iter().map(|k| peak(k.frame + 1000, k.bin, k.magnitude)).collect();
+    let moved = pairs(&shifted, &cfg);
+    assert_eq!(moved.len(), got.len());
+    assert!(
+        moved
+            .iter()
+            .zip(&got)
+            .all(|(m, g)| m.hash == g.hash && m.frame == g.frame + 1000)
+    );
+}
+
+#[test]
+fn a_quad_hash_ignores_shifts_and_independent_scaling_of_both_axes() {
+    let mut rng = Rng(5);
+    for _ in 0..200 {
+        let mut pt = || (rng.next() * 500.0, rng.next() * 300.0);
+        let (a, b, c, d) = (pt(), pt(), pt(), pt());
+        let h = quad_hash(a, b, c, d);
+        let (st, sf, ot, of) = (
+            0.7 + 0.6 * rng.next(),
+            0.7 + 0.6 * rng.next(),
+            1e3 * rng.next(),
+            50.0 * rng.next(),
+        );
+        let m = |p: (f64, f64)| (st * p.0 + ot, sf * p.1 + of);
+        let g = quad_hash(m(a), m(b), m(c), m(d));
+        for k in 0..4 {
+            assert!((h[k] - g[k]).abs() < 1e-3 * h[k].abs().max(1.0), "{h:?} vs {g:?}");
+        }
+    }
+}
+
+#[test]
+fn quads_are_built_from_the_box_of_a_and_b() {
+    let cfg = QuadConfig::reference();
+    // A at (0, 100); B 1.3 s later at bin 200; C and D inside the box; E
+    // strong but above B's bin; F strong but before A in time.
+    let p = vec![
+        peak(0, 100, 1.0),
+        peak(50, 150, 0.9),  // C
+        peak(100, 420, 5.0), // E: outside the box (bin > B)
+        peak(200, 120, 0.8), // D
+        peak(325, 200, 1.0), // B
+    ];
+    let q = quads(&p, &cfg);
+    let first = q.iter().find(|k| k.a == (0, 100)).expect("a quad rooted at A");
+    assert_eq!(first.b, (325, 200));
+    let want = quad_hash((0.0, 100.0), (325.0, 200.0), (50.0, 150.0), (200.0, 120.0));
+    assert_eq!(first.hash, want);
+    assert!((first.strength - 0.8).abs() < 1e-6);
+    assert!(first.hash.iter().all(|v| (0.0..=1.0).contains(v)));
+}
+
+#[test]
+fn time_and_pitch_scaled_peaks_give_the_same_quad() {
+    // Integer-exact scaling: time × 1.2 (frames ×6/5), frequency × 0.8 (bins ×4/5).
+    let base = [(0u32, 100u32, 1.0f32), (50, 150, 0.9), (200, 120, 0.8), (300, 200, 1.0)];
+    let scaled: Vec<Peak> = base.iter().map(|&(t, f, m)| peak(t * 6 / 5, f * 4 / 5, m)).collect();
+    let orig: Vec<Peak> = base.iter().map(|&(t, f, m)| peak(t, f, m)).collect();
+    let q = quads(&orig, &QuadConfig::query());
+    let s = quads(&scaled, &QuadConfig::query());
+    let root = |v: &[Quad], a: (u32, u32)| *v.iter().find(|k| k.a == a).expect("quad");
+    let (x, y) = (root(&q, (0, 100)), root(&s, (0, 80)));
+    for k in 0..4 {
+        assert!((x.hash[k] - y.hash[k]).abs() < 1e-6, "{x:?} {y:?}");
+    }
+    // The scales of the match follow from A and B.
+    let st = (y.b.0 - y.a.0) as f64 / (x.b.0 - x.a.0) as f64;
+    let sf = (y.b.1 - y.a.1) as f64 / (x.b.1 - x.a.1) as f64;
+    assert!((st - 1.2).abs() < 1e-9 && (sf - 0.8).abs() < 1e-9, "{st} {sf}");
+}
+
+#[test]
+fn the_reference_side_keeps_the_strongest_quads_per_second() {
+    let p = random_peaks(11, 20, 40);
+    let all = quads(
+        &p,
+        &QuadConfig {
+            per_second: 0,
+            ..QuadConfig::reference()
+        },
+    );
+    let kept = quads(&p, &QuadConfig::reference());
+    assert!(
+        all.len() > kept.len() && !kept.is_empty(),
+        "{} {}",
+        all.len(),
+        kept.len()
+    );
+    let mut per = std::collections::HashMap::new();
+    for q in &kept {
+        *per.entry(q.a.0 / 250).or_insert(0usize) += 1;
+    }
+    assert!(per.values().all(|&n| n <= 9));
+    assert!(kept.windows(2).all(|w| w[0].a.0 <= w[1].a.0));
+    // Kept quads are the strongest of their second.
+    for (s, _) in per {
+        let weakest_kept = kept
+            .iter()
+            .filter(|q| q.a.0 / 250 == s)
+            .map(|q| q.strength)
+            .fold(f32::MAX, f32::min);
+        let dropped_stronger = all
+            .iter()
+            .filter(|q| q.a.0 / 250 == s && q.strength > weakest_kept)
+            .count();
+        assert!(dropped_stronger <= 9);
+    }
+    // The query side is denser.
+    assert!(quads(&p, &QuadConfig::query()).len() > kept.len());
+}
+
+#[test]
+fn settings_are_checked() {
+    assert!(
+        QuadConfig {
+            window_start: 0,
+            ..QuadConfig::reference()
+        }
+        .validate()
+        .is_err()
+    );
+    assert!(
+        QuadConfig {
+            window_end: 10,
+            ..QuadConfig::reference()
+        }
+        .validate()
+        .is_err()
+    );
+    assert!(
+        PairConfig {
+            max_df: 200,
+            ..PairConfig::default()
+        }
+        .validate()
+        .is_err()
+    );
+    assert!(
+        PairConfig {
+            min_dt: 0,
+            ..PairConfig::default()
+        }
+        .validate()
+        .is_err()
+    );
+    QuadConfig::query().validate().unwrap();
+}

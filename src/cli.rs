@@ -581,6 +581,10 @@ pub enum BenchCommand {
     Frontend(BenchFrontendArgs),
     /// Encoder inference speed: segments per second and × realtime.
     Encoder(BenchEncoderArgs),
+    /// Spectral peaks and landmarks (pairs, quads) on your files: how many
+    /// per second of audio, and how fast (× realtime, one thread), for the
+    /// reference and the query settings.
+    Peaks(BenchPeaksArgs),
     #[cfg(feature = "lab")]
     /// Build a benchmark from the corpus's test split: references (to index),
     /// negatives (never indexed) and query clips with exact ground truth.
@@ -784,6 +788,21 @@ pub struct FingerprintArgs {
 #[derive(Debug, Args)]
 pub struct ModelArgs {
     /// Print the model card as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchPeaksArgs {
+    /// Audio files (decoded once, before timing).
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+
+    /// Runs per setting; the median is reported.
+    #[arg(long, default_value_t = 3)]
+    pub repeat: usize,
+
+    /// Print the results as one JSON object.
     #[arg(long)]
     pub json: bool,
 }

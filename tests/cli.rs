@@ -340,3 +340,38 @@ fn bench_run_answers_a_benchmark_with_the_built_in_engine() {
     );
     assert!(rows[0]["median_ms"].is_null(), "no time for answers it did not compute");
 }
+
+#[test]
+fn bench_peaks_reports_landmark_densities() {
+    let o = sampleid(&[
+        "bench",
+        "peaks",
+        "--repeat",
+        "1",
+        "--json",
+        s(&fixture("nebula-20s.ogg")),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert!((v["audio_s"].as_f64().unwrap() - 20.0).abs() < 0.1, "{v}");
+    let sides = v["results"].as_array().unwrap();
+    assert_eq!(sides.len(), 2);
+    let (r, q) = (&sides[0], &sides[1]);
+    assert_eq!(
+        (r["side"].as_str(), q["side"].as_str()),
+        (Some("reference"), Some("query"))
+    );
+    for side in sides {
+        assert!(side["peaks_per_s"].as_f64().unwrap() > 1.0, "{side}");
+        assert!(side["realtime"].as_f64().unwrap() > 0.0, "{side}");
+    }
+    // The query side extracts more densely than the reference side.
+    assert!(
+        q["peaks_per_s"].as_f64().unwrap() > r["peaks_per_s"].as_f64().unwrap(),
+        "{v}"
+    );
+    assert!(
+        q["quads_per_s"].as_f64().unwrap() > r["quads_per_s"].as_f64().unwrap(),
+        "{v}"
+    );
+}

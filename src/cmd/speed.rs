@@ -269,3 +269,81 @@ pub fn encoder(args: &crate::cli::BenchEncoderArgs, cfg: &Config, model_path: Op
     }
     Ok(())
 }
+
+/// One side's figures in `sampleid bench peaks`.
+#[derive(Debug, Serialize)]
+struct PeakSpeed {
+    side: &'static str,
+    /// Per second of audio.
+    peaks_per_s: f64,
+    pairs_per_s: f64,
+    quads_per_s: f64,
+    /// Audio seconds processed per wall-clock second (peaks + pairs + quads, one thread; median of runs).
+    realtime: f64,
+    runs_s: Vec<f64>,
+}
+
+/// `sampleid bench peaks`: density and speed of the landmark front end
+/// (sampleid-peaks, sampleid-landmarks) for the reference and query settings.
+pub fn peaks(args: &crate::cli::BenchPeaksArgs, cfg: &Config) -> Result<()> {
+    use sampleid_landmarks::{PairConfig, QuadConfig, pairs, quads};
+    use sampleid_peaks::PeakConfig;
+    let mut audio = Vec::new();
+    for f in &args.files {
+        audio.push(
+            sampleid_audio::decode_file(f, &cfg.engine.audio)
+                .with_context(|| f.display().to_string())?
+                .samples,
+        );
+    }
+    let seconds: f64 = audio.iter().map(|a| a.len() as f64).sum::<f64>() / cfg.engine.audio.sample_rate as f64;
+    anyhow::ensure!(seconds > 0.0, "the inputs hold no audio");
+    let mut results = Vec::new();
+    for (side, pcfg, qcfg) in [
+        ("reference", PeakConfig::reference(), QuadConfig::reference()),
+        ("query", PeakConfig::query(), QuadConfig::query()),
+    ] {
+        let pcfg = PeakConfig {
+            sample_rate: cfg.engine.audio.sample_rate,
+            ..pcfg
+        };
+        let mut runs = Vec::new();
+        let mut counts = (0usize, 0usize, 0usize);
+        for _ in 0..args.repeat.max(1) {
+            let t = Instant::now();
+            counts = (0, 0, 0);
+            for a in &audio {
+                let p = sampleid_peaks::peaks(a, &pcfg)?;
+                counts.0 += p.len();
+                counts.1 += pairs(&p, &PairConfig::default()).len();
+                counts.2 += std::hint::black_box(quads(&p, &qcfg)).len();
+            }
+            runs.push(t.elapsed().as_secs_f64());
+        }
+        results.push(PeakSpeed {
+            side,
+            peaks_per_s: counts.0 as f64 / seconds,
+            pairs_per_s: counts.1 as f64 / seconds,
+            quads_per_s: counts.2 as f64 / seconds,
+            realtime: seconds / crate::stats::median(&runs),
+            runs_s: runs,
+        });
+    }
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({"files": args.files.len(), "audio_s": seconds, "results": results})
+        );
+    } else {
+        println!("{} files, {:.1} s of audio", args.files.len(), seconds);
+        println!("| side | peaks/s | pairs/s | quads/s | × realtime (1 thread) |");
+        println!("|---|--:|--:|--:|--:|");
+        for r in &results {
+            println!(
+                "| {} | {:.1} | {:.1} | {:.1} | {:.0} |",
+                r.side, r.peaks_per_s, r.pairs_per_s, r.quads_per_s, r.realtime
+            );
+        }
+    }
+    Ok(())
+}

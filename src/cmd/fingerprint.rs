@@ -32,7 +32,7 @@ pub fn run(args: &FingerprintArgs, cfg: &Config, model_path: Option<&Path>, quie
     if args.out.is_some() && args.files.len() > 1 {
         bail!("--out names one file; use --out-dir for {} inputs", args.files.len());
     }
-    let engine = super::engine_with(&cfg.engine, model_path)?;
+    let engine = super::engine(cfg, model_path)?;
     let out_dir = args.out_dir.clone().unwrap_or_else(|| PathBuf::from("."));
     if args.out.is_none() {
         std::fs::create_dir_all(&out_dir).with_context(|| format!("cannot create {}", out_dir.display()))?;

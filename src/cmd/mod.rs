@@ -26,7 +26,7 @@ pub mod train;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use sampleid_engine::{Engine, Library, ModelSource, Settings};
+use sampleid_engine::{Engine, Library};
 use serde::Serialize;
 
 use crate::config::Config;
@@ -79,11 +79,6 @@ pub fn report<T: Serialize>(
 /// The engine with the configured settings and the chosen models.
 pub fn engine(cfg: &Config, model: Option<&Path>) -> Result<Engine> {
     cfg.load_engine(model)
-}
-
-/// The engine for stage settings alone (commands that need no library).
-pub fn engine_with(settings: &Settings, model: Option<&Path>) -> Result<Engine> {
-    Ok(Engine::load(settings.clone(), ModelSource::from_option(model))?)
 }
 
 /// Opens a library for queries with models that match it.

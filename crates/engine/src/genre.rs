@@ -8,7 +8,7 @@ use sampleid_genre::Classifier;
 
 use crate::error::{Error, Result};
 use crate::library::Library;
-use crate::pipeline::{Engine, SILENCE_PEAK, Source};
+use crate::pipeline::{Engine, Source, silent_unless};
 use crate::results::GenrePrediction;
 
 /// File name of a library's classifier (with `.json` beside it).
@@ -36,12 +36,8 @@ impl Engine {
         while let Some(block) = stream.next_block()? {
             samples.extend_from_slice(block);
         }
-        if samples.iter().all(|v| v.abs() < SILENCE_PEAK) {
-            return Err(Error::Silent {
-                name: source.name().to_string(),
-                what: "classify",
-            });
-        }
+        let peak = samples.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        silent_unless(peak, source.name(), "classify")?;
         let mut v = sampleid_features::track_features(&samples, &settings.frontend)?;
         if fingerprints {
             let dim = self.encoder().config().out_dim;

@@ -189,6 +189,29 @@ pub struct QueryArgs {
     /// ANN candidates per query segment (default 5).
     #[arg(long)]
     pub top_k: Option<usize>,
+    /// Stages that answer: `landmarks` (spectral-peak landmarks with
+    /// verification; "no match" for unknown music), `neural`, or `all` (the
+    /// landmark answer when it verifies, the neural answer otherwise).
+    #[arg(long, value_enum, default_value_t = StageArg::All)]
+    pub stage: StageArg,
+}
+
+/// `--stage` of query-like commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StageArg {
+    Landmarks,
+    Neural,
+    All,
+}
+
+impl From<StageArg> for sampleid_engine::Stage {
+    fn from(s: StageArg) -> Self {
+        match s {
+            StageArg::Landmarks => Self::Landmarks,
+            StageArg::Neural => Self::Neural,
+            StageArg::All => Self::All,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -736,6 +759,9 @@ pub struct BenchRunArgs {
     /// Answer without the re-ranker (first stage only).
     #[arg(long)]
     pub no_rerank: bool,
+    /// Stages that answer (as `sampleid query --stage`).
+    #[arg(long, value_enum, default_value_t = StageArg::All)]
+    pub stage: StageArg,
     /// Name of the system in the report (default: the results file's name).
     #[arg(long)]
     pub system: Option<String>,

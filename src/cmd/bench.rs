@@ -189,6 +189,7 @@ fn answer(
     let opts = IdentifyOptions {
         rerank: !args.no_rerank,
         top_k: None,
+        stage: args.stage.into(),
     };
     let bar = crate::progress::files_bar(bench.queries.len() as u64, quiet);
     let mut file =

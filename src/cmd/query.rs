@@ -18,10 +18,11 @@ pub fn human(id: &Identification) -> String {
         let ratio = m.time_ratio.map(|r| format!(", time ratio {r:.2}")).unwrap_or_default();
         let pitch = m.pitch_shift.map(|p| format!(", pitch {p:+.1} st")).unwrap_or_default();
         out.push_str(&format!(
-            "\n  {}. {}  score {:.2}  query {:.1} s ↔ reference {:.1} s{ratio}{pitch}",
+            "\n  {}. {}  score {:.2} ({})  query {:.1} s ↔ reference {:.1} s{ratio}{pitch}",
             i + 1,
             m.reference,
             m.score,
+            m.stage,
             m.query_start,
             m.reference_start
         ));
@@ -35,6 +36,7 @@ pub fn run(args: &QueryArgs, cfg: &Config, model: Option<&Path>) -> Result<usize
     let opts = IdentifyOptions {
         rerank: !args.no_rerank,
         top_k: args.top_k,
+        stage: args.stage.into(),
     };
     let mut failed = 0;
     for file in &args.files {

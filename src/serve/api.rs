@@ -435,6 +435,8 @@ struct QueryParams {
     name: Option<String>,
     top_k: Option<usize>,
     rerank: Option<bool>,
+    /// `landmarks`, `neural` or `all` (default).
+    stage: Option<sampleid_engine::Stage>,
 }
 
 async fn query(
@@ -447,6 +449,7 @@ async fn query(
     let opts = IdentifyOptions {
         rerank: p.rerank.unwrap_or(true),
         top_k: p.top_k,
+        stage: p.stage.unwrap_or_default(),
     };
     let line = blocking(&st, move |st| st.lib.identify(&up.source(st.serve.max_query_s), &opts)).await?;
     Ok(axum::Json(json!(line)))

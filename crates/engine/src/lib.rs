@@ -57,9 +57,9 @@ pub use error::{Error, Result};
 pub use genre::GENRE_MODEL_FILE;
 pub use library::{AUDIO_EXTENSIONS, IdentifyOptions, IndexEvent, IndexOptions, Library, collect_inputs};
 pub use models::ModelSource;
-pub use pipeline::{ChromaInput, Engine, Progress, QueryInput, ReferenceRows, SILENCE_PEAK, Source};
+pub use pipeline::{ChromaInput, Engine, Progress, QueryInput, ReferenceRows, SILENCE_PEAK, Source, Stage};
 pub use results::{GenrePrediction, Identification, IndexOutcome, IndexSummary, Match, Passage, Passages, Song, Stats};
-pub use settings::Settings;
+pub use settings::{LandmarkSettings, Settings};
 
 /// The stage crates, for what the facade does not cover.
 pub mod stages {
@@ -68,7 +68,9 @@ pub mod stages {
     pub use sampleid_features as features;
     pub use sampleid_genre as genre;
     pub use sampleid_index as index;
+    pub use sampleid_landmarks as landmarks;
     pub use sampleid_matching as matching;
+    pub use sampleid_peaks as peaks;
     pub use sampleid_rerank as rerank;
     pub use sampleid_search as search;
 }

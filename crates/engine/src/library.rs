@@ -16,7 +16,7 @@ use std::time::Instant;
 use sampleid_index::{IndexConfig, Song, Stats};
 
 use crate::error::{Error, Result};
-use crate::pipeline::{Engine, Progress, QueryInput, ReferenceRows, Source};
+use crate::pipeline::{Engine, Progress, QueryInput, ReferenceRows, Source, Stage};
 use crate::results::{Identification, IndexOutcome, IndexSummary, Passage, Passages};
 
 /// Extensions searched for inside directories (files named explicitly are
@@ -32,6 +32,8 @@ pub struct IdentifyOptions {
     pub rerank: bool,
     /// ANN candidates per query segment instead of `[query] top_k` (clamped to 1–1000).
     pub top_k: Option<usize>,
+    /// Which stages answer.
+    pub stage: Stage,
 }
 
 impl Default for IdentifyOptions {
@@ -39,6 +41,7 @@ impl Default for IdentifyOptions {
         Self {
             rerank: true,
             top_k: None,
+            stage: Stage::default(),
         }
     }
 }
@@ -230,7 +233,7 @@ impl Library {
     /// The songs a clip contains, best first, each located in the clip and
     /// the song (with time ratio and pitch shift when the alignment is clear).
     pub fn identify(&self, source: &Source, opts: &IdentifyOptions) -> Result<Identification> {
-        let input = self.engine()?.query_input(source)?;
+        let input = self.engine()?.query_input_for(source, opts.stage)?;
         self.identify_input(&input, opts)
     }
 
@@ -239,6 +242,26 @@ impl Library {
     pub fn identify_input(&self, input: &QueryInput, opts: &IdentifyOptions) -> Result<Identification> {
         let engine = self.engine()?;
         crate::pipeline::silent_unless(input.peak, &input.name, "identify")?;
+        if opts.stage.landmarks() {
+            let landmarks = input.landmarks.as_ref().ok_or_else(|| {
+                Error::Config(
+                    "the query was prepared without landmarks (Engine::query_input_for with this stage)".into(),
+                )
+            })?;
+            let matches = self.landmark_matches(engine, landmarks);
+            if !matches.is_empty() || opts.stage == Stage::Landmarks {
+                return Ok(Identification {
+                    query: input.name.clone(),
+                    duration_s: input.duration_s,
+                    matches,
+                });
+            }
+        }
+        if input.segments.is_empty() {
+            return Err(Error::Config(
+                "the query was prepared without neural segments (Engine::query_input_for with this stage)".into(),
+            ));
+        }
         let mut qcfg = engine.settings().query.clone();
         if let Some(k) = opts.top_k {
             qcfg.top_k = k.clamp(1, 1000);
@@ -252,6 +275,59 @@ impl Library {
             duration_s: input.duration_s,
             matches,
         })
+    }
+
+    /// The landmark stage: verified matches, best verification score first,
+    /// located in the query and the song with their time ratio and pitch shift.
+    fn landmark_matches(&self, engine: &Engine, q: &sampleid_landmarks::QueryLandmarks) -> Vec<sampleid_search::Match> {
+        let settings = &engine.settings().landmarks;
+        let rate = settings.query_peaks.frame_rate();
+        let lib = self.read();
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            for h in sampleid_landmarks::search::verify_all(lib.landmarks(), q, &settings.search) {
+                tracing::debug!(
+                    song = h.song,
+                    method = ?h.method,
+                    votes = h.votes,
+                    score = format!("{:.3}", h.score),
+                    matched = h.matched,
+                    mapped = h.mapped,
+                    s_t = format!("{:.4}", h.time_scale),
+                    s_f = format!("{:.4}", h.freq_scale),
+                    tau_s = format!("{:.2}", h.tau / rate),
+                    "landmark hypothesis"
+                );
+            }
+            tracing::debug!(
+                peaks = q.peaks.len(),
+                pairs = q.pairs.len(),
+                quads = q.quads.len(),
+                "query landmarks"
+            );
+        }
+        let found = sampleid_landmarks::search(lib.landmarks(), q, &settings.search);
+        found
+            .iter()
+            .filter_map(|m| {
+                let song = lib.song_by_key(m.song)?;
+                let reference_frame = m.reference_frame(m.query_first);
+                Some(sampleid_search::Match {
+                    reference: song.path.clone(),
+                    score: m.score,
+                    query_start: m.query_first / rate,
+                    reference_start: (reference_frame / rate).clamp(0.0, song.duration_s),
+                    time_ratio: Some(m.time_scale),
+                    pitch_shift: Some(12.0 * m.freq_scale.log2()),
+                    song_id: song.id,
+                    reference_duration: song.duration_s,
+                    stage: match m.method {
+                        sampleid_landmarks::Method::Pairs => "pairs",
+                        sampleid_landmarks::Method::Quads => "quads",
+                    },
+                    segments: m.matched,
+                })
+            })
+            .collect()
     }
 
     /// Audio matching: the passages of the library's songs that play the
@@ -328,13 +404,14 @@ impl Library {
         if let Some(s) = lib.find_hash(hash) {
             return Ok(skipped(name, s));
         }
-        let song = lib.add(
+        let song = lib.add_with_landmarks(
             name,
             hash,
             rows.duration_s,
             &rows.fingerprints,
             &rows.nodes,
             &rows.chroma,
+            &rows.landmarks,
         )?;
         drop(lib);
         self.ann_dirty.store(true, Ordering::SeqCst);

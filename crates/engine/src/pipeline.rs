@@ -9,7 +9,9 @@ use std::sync::Arc;
 use sampleid_audio::AudioStream;
 use sampleid_encoder::{Embedding, Encoder};
 use sampleid_features::{ChromaStream, SegmentStream, quantise_shares};
-use sampleid_index::Layout;
+use sampleid_index::{Layout, SongLandmarks};
+use sampleid_landmarks::{PairConfig, QuadConfig, QueryLandmarks};
+use sampleid_peaks::{Peak, PeakConfig, PeakPicker, Spectrogram};
 use sampleid_rerank::Reranker;
 
 use crate::error::{Error, Result};
@@ -141,6 +143,8 @@ pub struct ReferenceRows {
     pub nodes: Vec<u8>,
     /// Chroma shares, 12 bytes per 10 Hz frame (see `sampleid_index::CHROMA_BYTES`).
     pub chroma: Vec<u8>,
+    /// Peaks and quads (empty when `[landmarks] index` is off).
+    pub landmarks: SongLandmarks,
     /// Decoded duration (s).
     pub duration_s: f64,
     /// Largest |sample| (0 for digital silence).
@@ -157,10 +161,97 @@ pub struct QueryInput {
     /// Chroma shares per 10 Hz frame, as the index stores them (empty when
     /// the refinement that uses them is off).
     pub chroma: Vec<[u8; 12]>,
+    /// Peaks, pairs and quads (query side), when the landmark stage runs.
+    pub landmarks: Option<QueryLandmarks>,
     /// Decoded duration (s).
     pub duration_s: f64,
     /// Largest |sample| (0 for digital silence).
     pub peak: f32,
+}
+
+/// Which stages a query runs (`sampleid query --stage`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stage {
+    /// Spectral-peak landmarks with verification only: fast, and "no match"
+    /// for music that is not in the library.
+    Landmarks,
+    /// The neural path only (two-stage search and chroma refinement).
+    Neural,
+    /// The landmark answer when it verifies, the neural answer otherwise
+    /// (until the stages are fused into one calibrated score).
+    #[default]
+    All,
+}
+
+impl Stage {
+    /// Whether the landmark stage runs.
+    pub fn landmarks(self) -> bool {
+        matches!(self, Stage::Landmarks | Stage::All)
+    }
+
+    /// Whether the neural stage runs.
+    pub fn neural(self) -> bool {
+        matches!(self, Stage::Neural | Stage::All)
+    }
+}
+
+/// Peak extraction riding along a decode: one spectrogram, one or more
+/// peak pickers on it (a reference keeps dense peaks for pairs and
+/// verification and sparse ones for its quads; a query needs one set).
+struct PeakTap {
+    spec: Spectrogram,
+    pickers: Vec<(PeakPicker, Vec<Peak>)>,
+}
+
+impl PeakTap {
+    /// Pickers with each configuration; they must share the STFT settings.
+    fn new(cfgs: &[PeakConfig]) -> Result<Self> {
+        let err = |e: sampleid_peaks::PeakError| Error::Config(format!("[landmarks] {e}"));
+        let first = &cfgs[0];
+        first.validate().map_err(err)?;
+        let mut pickers = Vec::new();
+        for c in cfgs {
+            c.validate().map_err(err)?;
+            if c.n_fft() != first.n_fft() || c.hop() != first.hop() || c.bins() != first.bins() {
+                return Err(Error::Config(
+                    "[landmarks] peak pickers must share window, hop and range".into(),
+                ));
+            }
+            pickers.push((PeakPicker::new(c).map_err(err)?, Vec::new()));
+        }
+        Ok(Self {
+            spec: Spectrogram::new(first),
+            pickers,
+        })
+    }
+
+    fn push(&mut self, block: &[f32]) {
+        let pickers = &mut self.pickers;
+        self.spec.push(block, &mut |col| {
+            for (p, out) in pickers.iter_mut() {
+                p.push(col, &mut |k| out.push(k));
+            }
+        });
+    }
+
+    /// Each picker's peaks, in frame order (bins ascending within a frame).
+    fn finish(mut self) -> Vec<Vec<Peak>> {
+        let pickers = &mut self.pickers;
+        self.spec.finish(&mut |col| {
+            for (p, out) in pickers.iter_mut() {
+                p.push(col, &mut |k| out.push(k));
+            }
+        });
+        self.pickers
+            .into_iter()
+            .map(|(mut p, mut out)| {
+                p.finish(&mut |k| out.push(k));
+                out.sort_by_key(|k| (k.frame, k.bin));
+                out
+            })
+            .collect()
+    }
 }
 
 /// A clip's chroma, for audio matching and alignment.
@@ -268,10 +359,22 @@ impl Engine {
     /// peak |sample|.
     pub fn embed_stream(
         &self,
+        stream: AudioStream,
+        name: &str,
+        progress: Option<Progress>,
+        chroma: Option<&mut Vec<[u8; 12]>>,
+        each: &mut dyn FnMut(Vec<Embedding>) -> Result<()>,
+    ) -> Result<(f64, f32)> {
+        self.embed_stream_with(stream, name, progress, chroma, None, each)
+    }
+
+    fn embed_stream_with(
+        &self,
         mut stream: AudioStream,
         name: &str,
         progress: Option<Progress>,
         mut chroma: Option<&mut Vec<[u8; 12]>>,
+        mut peaks: Option<&mut PeakTap>,
         each: &mut dyn FnMut(Vec<Embedding>) -> Result<()>,
     ) -> Result<(f64, f32)> {
         let mut peak = 0.0f32;
@@ -298,6 +401,9 @@ impl Engine {
             if let (Some(p), Some(c)) = (pitch.as_mut(), chroma.as_deref_mut()) {
                 p.push(block, &mut |e| c.push(quantise_shares(e, silence)));
             }
+            if let Some(t) = peaks.as_deref_mut() {
+                t.push(block);
+            }
             seg.push(block, &mut |s| pending.push(s.data));
             if pending.len() >= BATCH {
                 flush(&mut pending)?;
@@ -320,13 +426,37 @@ impl Engine {
         let stream = source.open(&self.settings.audio)?;
         let (mut fps, mut nodes, mut chroma) = (Vec::new(), Vec::new(), Vec::new());
         let reranker = self.reranker()?;
-        let (d, peak) = self.embed_stream(stream, source.name(), progress, Some(&mut chroma), &mut |batch| {
-            for e in batch {
-                fps.extend_from_slice(&e.fingerprint);
-                nodes.extend(reranker.store(&e.nodes)?);
+        let mut tap = match self.settings.landmarks.index {
+            true => Some(PeakTap::new(&[
+                sampleid_landmarks::stored_peak_config(),
+                PeakConfig::reference(),
+            ])?),
+            false => None,
+        };
+        let (d, peak) = self.embed_stream_with(
+            stream,
+            source.name(),
+            progress,
+            Some(&mut chroma),
+            tap.as_mut(),
+            &mut |batch| {
+                for e in batch {
+                    fps.extend_from_slice(&e.fingerprint);
+                    nodes.extend(reranker.store(&e.nodes)?);
+                }
+                Ok(())
+            },
+        )?;
+        let landmarks = match tap {
+            Some(t) => {
+                let mut sets = t.finish();
+                let sparse = sets.pop().unwrap_or_default();
+                let peaks = sets.pop().unwrap_or_default();
+                let quads = sampleid_landmarks::quads(&sparse, &QuadConfig::reference());
+                SongLandmarks { peaks, quads }
             }
-            Ok(())
-        })?;
+            None => SongLandmarks::default(),
+        };
         silent_unless(peak, source.name(), "index")?;
         if fps.is_empty() {
             return Err(Error::Silent {
@@ -338,6 +468,7 @@ impl Engine {
             fingerprints: fps,
             nodes,
             chroma: chroma.concat(),
+            landmarks,
             duration_s: d,
             peak,
         })
@@ -346,27 +477,63 @@ impl Engine {
     /// The segments of a query, and its chroma when the refinement that uses
     /// it is on. A silent clip is [`Error::Silent`].
     pub fn query_input(&self, source: &Source) -> Result<QueryInput> {
-        let stream = source.open(&self.settings.audio)?;
+        self.query_input_for(source, Stage::All)
+    }
+
+    /// What `stage` needs of a query: landmarks, segments and chroma, or
+    /// only some (a landmark-only query is never encoded by the network).
+    pub fn query_input_for(&self, source: &Source, stage: Stage) -> Result<QueryInput> {
+        let lm = &self.settings.landmarks;
+        let mut tap = match stage.landmarks() {
+            true => Some(PeakTap::new(std::slice::from_ref(&lm.query_peaks))?),
+            false => None,
+        };
         let (mut out, mut chroma) = (Vec::new(), Vec::new());
-        let want_chroma = self.settings.refine.enabled;
-        let (d, peak) = self.embed_stream(
-            stream,
-            source.name(),
-            None,
-            want_chroma.then_some(&mut chroma),
-            &mut |batch| {
-                out.extend(batch.into_iter().map(|e| sampleid_search::QuerySegment {
-                    fingerprint: e.fingerprint,
-                    nodes: e.nodes,
-                }));
-                Ok(())
-            },
-        )?;
+        let (d, peak) = if stage.neural() {
+            let stream = source.open(&self.settings.audio)?;
+            let want_chroma = self.settings.refine.enabled;
+            self.embed_stream_with(
+                stream,
+                source.name(),
+                None,
+                want_chroma.then_some(&mut chroma),
+                tap.as_mut(),
+                &mut |batch| {
+                    out.extend(batch.into_iter().map(|e| sampleid_search::QuerySegment {
+                        fingerprint: e.fingerprint,
+                        nodes: e.nodes,
+                    }));
+                    Ok(())
+                },
+            )?
+        } else {
+            let mut stream = source.open(&self.settings.audio)?;
+            let mut peak = 0.0f32;
+            while let Some(block) = stream.next_block()? {
+                peak = block.iter().fold(peak, |m, x| m.max(x.abs()));
+                if let Some(t) = tap.as_mut() {
+                    t.push(block);
+                }
+            }
+            (stream.position_s(), peak)
+        };
         silent_unless(peak, source.name(), "identify")?;
+        let landmarks = tap.map(|t| {
+            let frames = (d * lm.query_peaks.frame_rate()).ceil() as u32 + 1;
+            QueryLandmarks::new(
+                t.finish().pop().unwrap_or_default(),
+                frames,
+                lm.query_peaks.bins() as u32,
+                &PairConfig::default(),
+                &lm.query_quads,
+                lm.search.query_fan_out,
+            )
+        });
         Ok(QueryInput {
             name: source.name().to_string(),
             segments: out,
             chroma,
+            landmarks,
             duration_s: d,
             peak,
         })

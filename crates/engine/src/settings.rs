@@ -7,7 +7,9 @@ use sampleid_audio::AudioConfig;
 use sampleid_features::{ChromaConfig, FrontendConfig};
 use sampleid_genre::GenreConfig;
 use sampleid_index::IndexConfig;
+use sampleid_landmarks::{QuadConfig, SearchConfig};
 use sampleid_matching::{AlignConfig, MatchConfig, RefineConfig};
+use sampleid_peaks::PeakConfig;
 use sampleid_search::QueryConfig;
 use serde::{Deserialize, Serialize};
 
@@ -35,8 +37,60 @@ pub struct Settings {
     pub align: AlignConfig,
     /// Genre / style classification (`sampleid genre`).
     pub genre: GenreConfig,
+    /// Spectral-peak landmarks: the query side's extraction and the search.
+    pub landmarks: LandmarkSettings,
 }
 
+/// The landmark stage (`[landmarks]`). The reference side (what a library
+/// stores) is fixed by the library's landmark version
+/// ([`sampleid_landmarks::STORED_VERSION`]); these are the query side's
+/// settings, which can change without re-indexing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LandmarkSettings {
+    /// Store landmarks when indexing (off: a library without them, as before).
+    pub index: bool,
+    /// Peak extraction of a query (denser than the reference's).
+    pub query_peaks: PeakConfig,
+    /// Quads of a query.
+    pub query_quads: QuadConfig,
+    /// Lookup, hypotheses and verification.
+    pub search: SearchConfig,
+}
+
+impl Default for LandmarkSettings {
+    fn default() -> Self {
+        Self {
+            index: true,
+            query_peaks: PeakConfig::query(),
+            query_quads: QuadConfig::query(),
+            search: SearchConfig::default(),
+        }
+    }
+}
+
+impl LandmarkSettings {
+    /// Checks each part.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        self.query_peaks.validate().map_err(|e| e.to_string())?;
+        self.query_quads.validate().map_err(|e| e.to_string())?;
+        self.search.validate().map_err(|e| e.to_string())?;
+        let reference = PeakConfig::reference();
+        if self.query_peaks.sample_rate != reference.sample_rate
+            || self.query_peaks.n_fft() != reference.n_fft()
+            || self.query_peaks.hop() != reference.hop()
+        {
+            return Err(format!(
+                "query_peaks must keep the reference's sample rate, window and hop ({} Hz, {} and {} samples): \
+                 peaks are compared frame by frame and bin by bin",
+                reference.sample_rate,
+                reference.n_fft(),
+                reference.hop()
+            ));
+        }
+        Ok(())
+    }
+}
 impl Settings {
     /// Parses TOML text with these sections (unknown keys are errors) and validates it.
     pub fn from_toml(text: &str) -> Result<Self> {
@@ -64,6 +118,13 @@ impl Settings {
         section("matching", self.matching.validate())?;
         section("align", self.align.validate())?;
         section("genre", self.genre.validate().map_err(|e| e.to_string()))?;
+        section("landmarks", self.landmarks.validate())?;
+        if self.landmarks.query_peaks.sample_rate != self.audio.sample_rate {
+            return Err(Error::Config(format!(
+                "[landmarks] query_peaks.sample_rate ({}) must equal audio.sample_rate ({})",
+                self.landmarks.query_peaks.sample_rate, self.audio.sample_rate
+            )));
+        }
         if self.frontend.sample_rate != self.audio.sample_rate || self.chroma.sample_rate != self.audio.sample_rate {
             return Err(Error::Config(format!(
                 "audio.sample_rate ({}) must equal frontend.sample_rate ({}) and chroma.sample_rate ({})",

@@ -11,6 +11,11 @@
 //!   silent frame is all zeros), about 0.43 MB per hour. Audio matching
 //!   (`sampleid match`) and the alignment that locates a sample, measures
 //!   its time ratio and pitch shift run on it without the audio files.
+//! - `peaks.lm` and `quads.lm`: append-only landmark rows
+//!   ([`sampleid_landmarks::codec`]): each song's spectral peaks (8 bytes
+//!   each, for verification; the pair hashes are derived from them when the
+//!   library opens) and its quads (20 bytes each), about 0.9 MB per hour.
+//!   Opening builds the in-memory [`LandmarkIndex`] over the live songs.
 //! - `ann.usearch` (HNSW) or `ivfpq.bin` (IVF-PQ), with `ann.json`: the ANN
 //!   index over the fingerprints, a cache that can always be rebuilt from
 //!   `fingerprints.f16`.
@@ -36,6 +41,10 @@ use serde::{Deserialize, Serialize};
 use ann::Ann;
 pub use ann::{AnnKind, IndexConfig};
 pub use ivfpq::IvfPqConfig;
+pub use sampleid_landmarks::LandmarkIndex;
+use sampleid_landmarks::codec::{self, PEAK_BYTES, QUAD_BYTES};
+use sampleid_landmarks::{PairConfig, Quad};
+use sampleid_peaks::Peak;
 use store::RowFile;
 
 /// Errors of the index stage.
@@ -101,6 +110,26 @@ pub struct Song {
     /// Its chroma frames (0 for songs indexed before chroma was stored).
     #[serde(skip)]
     pub chroma_frames: u64,
+    /// Its first peak in `peaks.lm`.
+    #[serde(skip)]
+    pub peaks_first: u64,
+    /// Its stored peaks (0 for songs indexed before landmarks were stored).
+    #[serde(skip)]
+    pub peaks: u64,
+    /// Its first quad in `quads.lm`.
+    #[serde(skip)]
+    pub quads_first: u64,
+    /// Its stored quads.
+    #[serde(skip)]
+    pub quads: u64,
+}
+
+/// A song's landmark rows: its peaks (reference extraction, frame order)
+/// and its quads.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SongLandmarks {
+    pub peaks: Vec<Peak>,
+    pub quads: Vec<Quad>,
 }
 
 /// Bytes of one stored chroma frame.
@@ -132,7 +161,11 @@ CREATE TABLE IF NOT EXISTS songs(
     first_row INTEGER NOT NULL,
     segments INTEGER NOT NULL,
     chroma_first INTEGER NOT NULL DEFAULT 0,
-    chroma_frames INTEGER NOT NULL DEFAULT 0
+    chroma_frames INTEGER NOT NULL DEFAULT 0,
+    peaks_first INTEGER NOT NULL DEFAULT 0,
+    peaks INTEGER NOT NULL DEFAULT 0,
+    quads_first INTEGER NOT NULL DEFAULT 0,
+    quads INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS songs_path ON songs(path);
 ";
@@ -155,6 +188,12 @@ pub struct Library {
     /// Chroma frames per second (meta `chroma_rate`), when recorded.
     chroma_rate: Option<f64>,
     chroma: RowFile,
+    /// Committed peaks and quads.
+    peak_rows: u64,
+    quad_rows: u64,
+    peak_file: RowFile,
+    quad_file: RowFile,
+    landmarks: LandmarkIndex,
     ann: Ann,
     /// Held while writing: other writers are refused.
     _lock: Option<File>,
@@ -222,6 +261,9 @@ impl Library {
                 put("index", serde_json::to_string(cfg).expect("serialisable")).map_err(sql)?;
                 put("rows", "0".into()).map_err(sql)?;
                 put("chroma_rows", "0".into()).map_err(sql)?;
+                put("peak_rows", "0".into()).map_err(sql)?;
+                put("quad_rows", "0".into()).map_err(sql)?;
+                put("landmarks", sampleid_landmarks::STORED_VERSION.into()).map_err(sql)?;
                 tx.commit().map_err(sql)?;
             }
             Some(text) => {
@@ -240,6 +282,36 @@ impl Library {
                  COMMIT;",
             )
             .map_err(sql)?;
+        }
+        if !has_column(&conn, "peaks_first").map_err(sql)? {
+            // A library from before landmarks were stored: its songs keep none.
+            conn.execute_batch(&format!(
+                "BEGIN;
+                 ALTER TABLE songs ADD COLUMN peaks_first INTEGER NOT NULL DEFAULT 0;
+                 ALTER TABLE songs ADD COLUMN peaks INTEGER NOT NULL DEFAULT 0;
+                 ALTER TABLE songs ADD COLUMN quads_first INTEGER NOT NULL DEFAULT 0;
+                 ALTER TABLE songs ADD COLUMN quads INTEGER NOT NULL DEFAULT 0;
+                 INSERT OR REPLACE INTO meta(key, value) VALUES ('peak_rows', '0');
+                 INSERT OR REPLACE INTO meta(key, value) VALUES ('quad_rows', '0');
+                 INSERT OR REPLACE INTO meta(key, value) VALUES ('landmarks', '{}');
+                 INSERT OR REPLACE INTO meta(key, value) VALUES ('schema', '3');
+                 COMMIT;",
+                sampleid_landmarks::STORED_VERSION
+            ))
+            .map_err(sql)?;
+        }
+        let stored: Option<String> = conn
+            .query_row("SELECT value FROM meta WHERE key='landmarks'", [], |r| r.get(0))
+            .optional()
+            .map_err(sql)?;
+        if let Some(v) = stored
+            && v != sampleid_landmarks::STORED_VERSION
+        {
+            return Err(IndexError::Mismatch {
+                what: "landmark rows",
+                theirs: v,
+                ours: sampleid_landmarks::STORED_VERSION.into(),
+            });
         }
         drop(conn);
         Self::open_inner(dir, Some(lock))
@@ -286,10 +358,27 @@ impl Library {
             Err(IndexError::Damaged(_)) => None,
             Err(e) => return Err(e),
         };
+        let count = |k: &str| -> Result<u64, IndexError> {
+            match meta(k) {
+                Ok(v) => v
+                    .parse()
+                    .map_err(|_| IndexError::Damaged(format!("meta {k} is not a number"))),
+                Err(IndexError::Damaged(_)) => Ok(0),
+                Err(e) => Err(e),
+            }
+        };
+        let (peak_rows, quad_rows) = (count("peak_rows")?, count("quad_rows")?);
+        let landmark_version = match meta("landmarks") {
+            Ok(v) => Some(v),
+            Err(IndexError::Damaged(_)) => None,
+            Err(e) => return Err(e),
+        };
         let writer = lock.is_some();
         let fingerprints = RowFile::open(&dir.join("fingerprints.f16"), layout.dim * 2, rows, writer)?;
         let nodes = RowFile::open(&dir.join("nodes.i8"), layout.node_bytes, rows, writer)?;
         let chroma = RowFile::open(&dir.join("chroma.u8"), CHROMA_BYTES, chroma_rows, writer)?;
+        let peak_file = RowFile::open(&dir.join("peaks.lm"), PEAK_BYTES, peak_rows, writer)?;
+        let quad_file = RowFile::open(&dir.join("quads.lm"), QUAD_BYTES, quad_rows, writer)?;
         let mut lib = Self {
             dir: dir.to_path_buf(),
             conn: std::sync::Mutex::new(conn),
@@ -302,10 +391,23 @@ impl Library {
             chroma_rows,
             chroma_rate,
             chroma,
+            peak_rows,
+            quad_rows,
+            peak_file,
+            quad_file,
+            landmarks: LandmarkIndex::new(PairConfig::default()),
             ann: Ann::Exact,
             _lock: lock,
         };
         lib.load_songs()?;
+        match landmark_version.as_deref() {
+            Some(sampleid_landmarks::STORED_VERSION) => lib.load_landmarks()?,
+            Some(v) => tracing::warn!(
+                stored = v,
+                "the library's landmark rows are of another version and are not searched; index into a new --db"
+            ),
+            None => {}
+        }
         lib.ann = Ann::open(&lib, &cfg, writer)?;
         Ok(lib)
     }
@@ -317,9 +419,15 @@ impl Library {
         } else {
             "0, 0"
         };
+        let landmark_cols = if has_column(&conn, "peaks_first").map_err(self.sql())? {
+            "peaks_first, peaks, quads_first, quads"
+        } else {
+            "0, 0, 0, 0"
+        };
         let mut stmt = conn
             .prepare(&format!(
-                "SELECT id, path, hash, duration_s, added, first_row, segments, {chroma_cols} FROM songs ORDER BY first_row"
+                "SELECT id, path, hash, duration_s, added, first_row, segments, {chroma_cols}, {landmark_cols} \
+                 FROM songs ORDER BY first_row"
             ))
             .map_err(self.sql())?;
         let songs = stmt
@@ -334,6 +442,10 @@ impl Library {
                     segments: r.get::<_, i64>(6)? as u64,
                     chroma_first: r.get::<_, i64>(7)? as u64,
                     chroma_frames: r.get::<_, i64>(8)? as u64,
+                    peaks_first: r.get::<_, i64>(9)? as u64,
+                    peaks: r.get::<_, i64>(10)? as u64,
+                    quads_first: r.get::<_, i64>(11)? as u64,
+                    quads: r.get::<_, i64>(12)? as u64,
                 })
             })
             .map_err(self.sql())?
@@ -352,6 +464,15 @@ impl Library {
                 self.chroma_rows
             )));
         }
+        if let Some(s) = songs
+            .iter()
+            .find(|s| s.peaks_first + s.peaks > self.peak_rows || s.quads_first + s.quads > self.quad_rows)
+        {
+            return Err(IndexError::Damaged(format!(
+                "song {} has landmark rows beyond the {} peaks and {} quads committed",
+                s.id, self.peak_rows, self.quad_rows
+            )));
+        }
         if let Some(s) = songs.iter().find(|s| s.first_row + s.segments > self.rows) {
             return Err(IndexError::Damaged(format!(
                 "song {} ends at row {} but only {} rows are committed",
@@ -362,6 +483,60 @@ impl Library {
         }
         self.songs = songs;
         Ok(())
+    }
+
+    /// Builds the landmark index over the live songs' stored rows.
+    fn load_landmarks(&mut self) -> Result<(), IndexError> {
+        let mut index = LandmarkIndex::new(PairConfig::default());
+        for s in &self.songs {
+            if s.peaks == 0 {
+                continue;
+            }
+            let (peaks, quads) = self.stored_landmarks(s)?;
+            index.insert(song_key(s.id)?, peaks, &quads);
+        }
+        self.landmarks = index;
+        Ok(())
+    }
+
+    fn stored_landmarks(&self, s: &Song) -> Result<(Vec<Peak>, Vec<Quad>), IndexError> {
+        let damaged = |e: sampleid_landmarks::LandmarkError| IndexError::Damaged(e.to_string());
+        let peaks = codec::decode_peaks(self.peak_file.rows(s.peaks_first, s.peaks)).map_err(damaged)?;
+        let quads = codec::decode_quads(self.quad_file.rows(s.quads_first, s.quads)).map_err(damaged)?;
+        Ok((peaks, quads))
+    }
+
+    /// The landmark index over the live songs (songs indexed before
+    /// landmarks were stored are not in it).
+    pub fn landmarks(&self) -> &LandmarkIndex {
+        &self.landmarks
+    }
+
+    /// The live song whose landmark key is `key` (see [`LandmarkIndex`]).
+    pub fn song_by_key(&self, key: u32) -> Option<&Song> {
+        self.songs.iter().find(|s| s.id == key as i64)
+    }
+
+    /// A song's stored landmark rows.
+    pub fn song_landmarks(&self, song: &Song) -> Result<SongLandmarks, IndexError> {
+        let (peaks, quads) = self.stored_landmarks(song)?;
+        Ok(SongLandmarks { peaks, quads })
+    }
+
+    /// The id the next song gets: ids are never reused, even after the
+    /// newest song is deleted (SQLite would reuse it), so that an id (and
+    /// the landmark postings keyed by it) always names one song.
+    fn next_song_id(&self) -> Result<i64, IndexError> {
+        let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
+        let max: Option<i64> = conn
+            .query_row("SELECT MAX(id) FROM songs", [], |r| r.get(0))
+            .map_err(self.sql())?;
+        let last: Option<String> = conn
+            .query_row("SELECT value FROM meta WHERE key='last_song_id'", [], |r| r.get(0))
+            .optional()
+            .map_err(self.sql())?;
+        let last = last.and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
+        Ok(max.unwrap_or(0).max(last) + 1)
     }
 
     /// The directory of the library.
@@ -458,9 +633,7 @@ impl Library {
             .collect()
     }
 
-    /// Adds a song: `fingerprints` is `n × dim` (unit vectors), `nodes` is
-    /// `n × node_bytes`, `chroma` is whole frames of [`CHROMA_BYTES`].
-    /// Durable when this returns.
+    /// Adds a song without landmarks (see [`Library::add_with_landmarks`]).
     pub fn add(
         &mut self,
         path: &str,
@@ -469,6 +642,33 @@ impl Library {
         fingerprints: &[f32],
         nodes: &[u8],
         chroma: &[u8],
+    ) -> Result<Song, IndexError> {
+        self.add_with_landmarks(
+            path,
+            hash,
+            duration_s,
+            fingerprints,
+            nodes,
+            chroma,
+            &SongLandmarks::default(),
+        )
+    }
+
+    /// Adds a song: `fingerprints` is `n × dim` (unit vectors), `nodes` is
+    /// `n × node_bytes`, `chroma` is whole frames of [`CHROMA_BYTES`],
+    /// `landmarks` its peaks and quads. Every row file is appended and synced
+    /// before the one SQLite transaction that records the song: durable
+    /// when this returns, and nothing of it when it fails.
+    #[allow(clippy::too_many_arguments)]
+    pub fn add_with_landmarks(
+        &mut self,
+        path: &str,
+        hash: &str,
+        duration_s: f64,
+        fingerprints: &[f32],
+        nodes: &[u8],
+        chroma: &[u8],
+        landmarks: &SongLandmarks,
     ) -> Result<Song, IndexError> {
         if self._lock.is_none() {
             return Err(IndexError::Input("the library is open for reading only".into()));
@@ -494,16 +694,25 @@ impl Library {
         }
         let first = self.rows;
         let (chroma_first, chroma_frames) = (self.chroma_rows, (chroma.len() / CHROMA_BYTES) as u64);
+        let (peaks_first, n_peaks) = (self.peak_rows, landmarks.peaks.len() as u64);
+        let (quads_first, n_quads) = (self.quad_rows, landmarks.quads.len() as u64);
+        let key = song_key(self.next_song_id()?)?;
         self.fingerprints.append(&store::f32_to_f16(fingerprints), first)?;
         self.nodes.append(nodes, first)?;
         self.chroma.append(chroma, chroma_first)?;
+        self.peak_file
+            .append(&codec::encode_peaks(&landmarks.peaks), peaks_first)?;
+        self.quad_file
+            .append(&codec::encode_quads(&landmarks.quads), quads_first)?;
         let added = now_rfc3339();
         let conn = self.conn.lock().unwrap_or_else(|e| e.into_inner());
         let tx = conn.unchecked_transaction().map_err(self.sql())?;
         tx.execute(
-            "INSERT INTO songs(path, hash, duration_s, added, first_row, segments, chroma_first, chroma_frames) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            "INSERT INTO songs(id, path, hash, duration_s, added, first_row, segments, chroma_first, chroma_frames, \
+             peaks_first, peaks, quads_first, quads) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
             params![
+                key as i64,
                 path,
                 hash,
                 duration_s,
@@ -511,11 +720,26 @@ impl Library {
                 first as i64,
                 n as i64,
                 chroma_first as i64,
-                chroma_frames as i64
+                chroma_frames as i64,
+                peaks_first as i64,
+                n_peaks as i64,
+                quads_first as i64,
+                n_quads as i64
             ],
         )
         .map_err(self.sql())?;
         let id = tx.last_insert_rowid();
+        for (k, v) in [
+            ("peak_rows", peaks_first + n_peaks),
+            ("quad_rows", quads_first + n_quads),
+            ("last_song_id", key as u64),
+        ] {
+            tx.execute(
+                "INSERT OR REPLACE INTO meta(key, value) VALUES (?1, ?2)",
+                params![k, v.to_string()],
+            )
+            .map_err(self.sql())?;
+        }
         tx.execute(
             "UPDATE meta SET value=?1 WHERE key='rows'",
             params![(first + n as u64).to_string()],
@@ -530,9 +754,16 @@ impl Library {
         drop(conn);
         self.rows = first + n as u64;
         self.chroma_rows = chroma_first + chroma_frames;
+        self.peak_rows = peaks_first + n_peaks;
+        self.quad_rows = quads_first + n_quads;
         self.fingerprints.remap(self.rows)?;
         self.nodes.remap(self.rows)?;
         self.chroma.remap(self.chroma_rows)?;
+        self.peak_file.remap(self.peak_rows)?;
+        self.quad_file.remap(self.quad_rows)?;
+        if n_peaks > 0 {
+            self.landmarks.insert(key, landmarks.peaks.clone(), &landmarks.quads);
+        }
         let song = Song {
             id,
             path: path.to_string(),
@@ -543,6 +774,10 @@ impl Library {
             segments: n as u64,
             chroma_first,
             chroma_frames,
+            peaks_first,
+            peaks: n_peaks,
+            quads_first,
+            quads: n_quads,
         };
         self.songs.push(song.clone());
         let mut ann = std::mem::replace(&mut self.ann, Ann::Exact);
@@ -567,6 +802,7 @@ impl Library {
             .execute("DELETE FROM songs WHERE id=?1", [id])
             .map_err(self.sql())?;
         let song = self.songs.remove(pos);
+        self.landmarks.remove(song_key(song.id)?);
         self.ann.remove(song.first_row, song.segments)?;
         Ok(true)
     }
@@ -609,6 +845,20 @@ impl Library {
             layout: self.layout.clone(),
         })
     }
+}
+
+/// A song's key in the landmark index: its id (ids are SQLite row ids, positive).
+fn song_key(id: i64) -> Result<u32, IndexError> {
+    u32::try_from(id).map_err(|_| IndexError::Damaged(format!("song id {id} does not fit the landmark index")))
+}
+
+/// Whether `songs` has a column.
+fn has_column(conn: &Connection, name: &str) -> Result<bool, rusqlite::Error> {
+    let mut stmt = conn.prepare("SELECT name FROM pragma_table_info('songs')")?;
+    let names = stmt
+        .query_map([], |r| r.get::<_, String>(0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(names.iter().any(|n| n == name))
 }
 
 /// Whether `songs` has the chroma columns (libraries made before they existed do not).

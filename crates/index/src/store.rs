@@ -98,6 +98,16 @@ impl RowFile {
         Ok(())
     }
 
+    /// `n` committed rows from `first`, as one slice.
+    pub(crate) fn rows(&self, first: u64, n: u64) -> &[u8] {
+        if n == 0 {
+            return &[];
+        }
+        let map = self.map.as_ref().expect("committed rows exist");
+        let at = first as usize * self.row_bytes;
+        &map[at..at + n as usize * self.row_bytes]
+    }
+
     /// Row `r` (committed).
     pub(crate) fn row(&self, r: u64) -> &[u8] {
         let map = self.map.as_ref().expect("a committed row exists");

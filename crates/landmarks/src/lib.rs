@@ -12,11 +12,32 @@
 //!   changes) leaves it unchanged. The reference side keeps the strongest
 //!   quads per second; the query side keeps more.
 
+pub mod codec;
+pub mod index;
 mod pairs;
 mod quads;
+pub mod search;
 
+pub use index::LandmarkIndex;
 pub use pairs::{PairConfig, PairHash, pairs};
 pub use quads::{Quad, QuadConfig, quad_hash, quads};
+pub use search::{LandmarkMatch, Method, QueryLandmarks, SearchConfig, search};
+
+/// Version of the stored landmark rows (peak and quad settings of the
+/// reference side and the row formats); a library records it, and rows of
+/// another version are not searched together.
+pub const STORED_VERSION: &str = "peaks-115x51-4ms/quads-151x75-225-425-b3-q9/v2";
+
+/// The peaks a library stores for each song (pairs and verification): the
+/// query side's denser extraction (115 × 51 filter, about 17 peaks/s), so
+/// that a clip of unmodified audio finds nearly every stored peak again.
+/// Quads are built from the sparser reference extraction
+/// ([`sampleid_peaks::PeakConfig::reference`], 151 × 75) as in the paper.
+/// Measured on bench-small (30 songs, 1.39 h): with the sparse peaks stored
+/// (8.8/s) a quiet passage had 12 peaks in 5 s, too few to verify.
+pub fn stored_peak_config() -> sampleid_peaks::PeakConfig {
+    sampleid_peaks::PeakConfig::query()
+}
 
 /// Errors of the landmark stage.
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +45,9 @@ pub enum LandmarkError {
     /// Settings that describe no landmark.
     #[error("invalid landmark configuration: {0}")]
     InvalidConfig(String),
+    /// Stored rows that do not decode.
+    #[error("landmark rows: {0}")]
+    Format(String),
 }
 
 #[cfg(test)]

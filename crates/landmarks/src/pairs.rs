@@ -18,6 +18,13 @@ pub struct PairConfig {
     pub max_df: u32,
     /// Targets per anchor: the nearest in time first (Wang's fan-out).
     pub fan_out: usize,
+    /// Frames per hash time unit: peak frames are divided by this before
+    /// the difference is taken (8 → 32 ms, audfprint's resolution is 23 ms).
+    /// Our 4 ms frames are too fine to hash exactly: noise and reverb move a
+    /// peak by a few frames.
+    pub time_step: u32,
+    /// Bins per hash frequency unit (2 → 15.6 Hz).
+    pub bin_step: u32,
 }
 
 impl Default for PairConfig {
@@ -27,6 +34,8 @@ impl Default for PairConfig {
             max_dt: 250,
             max_df: 127,
             fan_out: 5,
+            time_step: 8,
+            bin_step: 2,
         }
     }
 }
@@ -45,14 +54,21 @@ impl PairConfig {
                 "max_df must be at most 127 bins and fan_out at least 1".into(),
             ));
         }
+        if !(1..=64).contains(&self.time_step) || !(1..=16).contains(&self.bin_step) {
+            return Err(LandmarkError::InvalidConfig(
+                "time_step must be 1–64 frames and bin_step 1–16 bins".into(),
+            ));
+        }
         Ok(())
     }
 }
 
-/// A pair landmark: its hash and the anchor's frame.
+/// A pair landmark: its hash (in the quantised units of [`PairConfig`]) and
+/// the anchor's frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct PairHash {
-    /// bits 22–31: anchor bin (< 1024); 14–21: bin difference + 128; 0–13: frame difference.
+    /// bits 22–31: anchor bin (< 1024); 14–21: bin difference + 128; 0–13:
+    /// frame difference; bins and frames in hash units (`bin_step`, `time_step`).
     pub hash: u32,
     /// The anchor's frame.
     pub frame: u32,
@@ -71,12 +87,14 @@ impl PairHash {
     }
 }
 
-/// The pair landmarks of peaks in frame order; anchors above bin 1023 are skipped.
+/// The pair landmarks of peaks in frame order; anchors above hash bin 1023
+/// are skipped. Targets are chosen on the peaks' own frames and bins; the
+/// hash holds them in the quantised units.
 pub fn pairs(peaks: &[Peak], cfg: &PairConfig) -> Vec<PairHash> {
     let mut out = Vec::new();
     let mut start = 0;
     for (i, a) in peaks.iter().enumerate() {
-        if a.bin >= 1024 {
+        if a.bin / cfg.bin_step >= 1024 {
             continue;
         }
         // Targets lie in (a.frame + min_dt ..= a.frame + max_dt); peaks are in frame order.
@@ -93,8 +111,13 @@ pub fn pairs(peaks: &[Peak], cfg: &PairConfig) -> Vec<PairHash> {
             if df.unsigned_abs() > cfg.max_df {
                 continue;
             }
+            let (qb, qt) = (cfg.bin_step as i32, cfg.time_step);
             out.push(PairHash {
-                hash: PairHash::pack(a.bin, df, dt),
+                hash: PairHash::pack(
+                    a.bin / cfg.bin_step,
+                    b.bin as i32 / qb - a.bin as i32 / qb,
+                    b.frame / qt - a.frame / qt,
+                ),
                 frame: a.frame,
             });
             taken += 1;

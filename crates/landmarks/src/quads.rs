@@ -17,6 +17,11 @@ pub struct QuadConfig {
     pub window_end: u32,
     /// B candidates per root, the strongest in the window first.
     pub b_per_root: usize,
+    /// Peaks of the box (the strongest) whose pairs give C and D: 2 makes
+    /// one quad per (A, B) (the reference side); more make every pair of the
+    /// strongest few (the query side, where extra peaks of the denser query
+    /// extraction may outrank the reference's C and D).
+    pub cd_per_box: usize,
     /// Quads kept per second of audio, the strongest first (reference: 9);
     /// 0 keeps every quad (the query side).
     pub per_second: usize,
@@ -37,18 +42,22 @@ impl QuadConfig {
             window_start: 225,
             window_end: 425,
             b_per_root: 3,
+            cd_per_box: 2,
             per_second: 9,
             frame_rate: 250.0,
         }
     }
 
-    /// The query side: the window widened by the scale tolerance ε = 0.31
-    /// (225 / 1.31 → 172 frames, 425 / 0.69 → 616), every quad kept.
+    /// The query side: the window widened to cover time scales 0.69–1.46
+    /// (225 · 0.69 → 155 frames, 425 · 1.46 → 620; the paper's ε = 0.31 gives
+    /// 172–616, we cover the 0.7–1.45 tempo range users ask for), 20 B per
+    /// root and every pair of the 5 strongest box peaks, every quad kept.
     pub fn query() -> Self {
         Self {
-            window_start: 172,
-            window_end: 616,
-            b_per_root: 6,
+            window_start: 155,
+            window_end: 620,
+            b_per_root: 20,
+            cd_per_box: 5,
             per_second: 0,
             frame_rate: 250.0,
         }
@@ -60,6 +69,9 @@ impl QuadConfig {
             return Err(LandmarkError::InvalidConfig(
                 "need 0 < window_start ≤ window_end and b_per_root ≥ 1".into(),
             ));
+        }
+        if !(2..=16).contains(&self.cd_per_box) {
+            return Err(LandmarkError::InvalidConfig("cd_per_box must be 2–16".into()));
         }
         if !(self.frame_rate.is_finite() && self.frame_rate > 0.0) {
             return Err(LandmarkError::InvalidConfig("frame_rate must be positive".into()));
@@ -97,9 +109,9 @@ pub fn quad_hash(a: (f64, f64), b: (f64, f64), c: (f64, f64), d: (f64, f64)) -> 
 /// The quads of peaks in frame order, ordered by their root's frame.
 ///
 /// For each root A, the strongest peaks B in the grouping window with a
-/// higher bin than A; for each, C and D are the two strongest peaks inside
-/// the box A < x ≤ B (time), A < y ≤ B (frequency), B excluded, with
-/// C before D (time, then bin).
+/// higher bin than A; for each, C and D are pairs of the `cd_per_box`
+/// strongest peaks inside the box A < x ≤ B (time), A < y ≤ B (frequency),
+/// B excluded, with C before D (time, then bin).
 pub fn quads(peaks: &[Peak], cfg: &QuadConfig) -> Vec<Quad> {
     let mut out = Vec::new();
     let mut window: Vec<&Peak> = Vec::new();
@@ -122,17 +134,23 @@ pub fn quads(peaks: &[Peak], cfg: &QuadConfig) -> Vec<Quad> {
                 continue;
             }
             inside.sort_by(|x, y| y.magnitude.total_cmp(&x.magnitude).then(x.frame.cmp(&y.frame)));
-            let (mut c, mut d) = (inside[0], inside[1]);
-            if (d.frame, d.bin) < (c.frame, c.bin) {
-                std::mem::swap(&mut c, &mut d);
-            }
+            inside.truncate(cfg.cd_per_box);
             let at = |p: &Peak| (p.frame as f64, p.bin as f64);
-            out.push(Quad {
-                hash: quad_hash(at(a), at(b), at(c), at(d)),
-                a: (a.frame, a.bin),
-                b: (b.frame, b.bin),
-                strength: c.magnitude.min(d.magnitude),
-            });
+            for (j, &p) in inside.iter().enumerate() {
+                for &q in &inside[j + 1..] {
+                    let (c, d) = if (q.frame, q.bin) < (p.frame, p.bin) {
+                        (q, p)
+                    } else {
+                        (p, q)
+                    };
+                    out.push(Quad {
+                        hash: quad_hash(at(a), at(b), at(c), at(d)),
+                        a: (a.frame, a.bin),
+                        b: (b.frame, b.bin),
+                        strength: c.magnitude.min(d.magnitude),
+                    });
+                }
+            }
         }
     }
     if cfg.per_second > 0 {

@@ -42,8 +42,14 @@ fn pair_hashes_pack_and_unpack() {
 
 #[test]
 fn pairs_follow_the_target_zone_and_ignore_a_time_shift() {
-    let cfg = PairConfig::default();
+    // Exact units here (the default quantises frames by 8 and bins by 2).
+    let cfg = PairConfig {
+        time_step: 1,
+        bin_step: 1,
+        ..PairConfig::default()
+    };
     cfg.validate().unwrap();
+    PairConfig::default().validate().unwrap();
     let p = random_peaks(1, 10, 30);
     let got = pairs(&p, &cfg);
     assert!(!got.is_empty());
@@ -209,4 +215,62 @@ fn settings_are_checked() {
         .is_err()
     );
     QuadConfig::query().validate().unwrap();
+}
+
+/// A library of random "songs" and a query cut from one of them with extra
+/// (denser) peaks: both the pair and the quad path find it at the right place.
+#[test]
+fn search_finds_a_cut_with_extra_peaks_and_rejects_another_song() {
+    let mut index = LandmarkIndex::new(PairConfig::default());
+    let songs: Vec<Vec<Peak>> = (0..5).map(|s| random_peaks(100 + s, 60, 9)).collect();
+    for (s, p) in songs.iter().enumerate() {
+        index.insert(s as u32 + 1, p.clone(), &quads(p, &QuadConfig::reference()));
+    }
+    // 10 s of song 3 from 20 s on, plus 8 extra peaks per second.
+    let (start, len) = (20 * 250, 10 * 250);
+    let mut q: Vec<Peak> = songs[2]
+        .iter()
+        .filter(|p| (start..start + len).contains(&p.frame))
+        .map(|p| peak(p.frame - start, p.bin, p.magnitude))
+        .collect();
+    q.extend(
+        random_peaks(999, 10, 8)
+            .into_iter()
+            .map(|p| peak(p.frame, p.bin, p.magnitude * 0.5)),
+    );
+    q.sort_by_key(|p| (p.frame, p.bin));
+    let cfg = SearchConfig::default();
+    let query = QueryLandmarks::new(
+        q,
+        len,
+        513,
+        &PairConfig::default(),
+        &QuadConfig::query(),
+        cfg.query_fan_out,
+    );
+    let all = search::verify_all(&index, &query, &cfg);
+    assert!(
+        all.iter().any(|m| m.method == Method::Pairs && m.song == 3),
+        "no pair hypothesis: {all:?}"
+    );
+    assert!(
+        all.iter().any(|m| m.method == Method::Quads && m.song == 3),
+        "no quad hypothesis: {all:?}"
+    );
+    let found = search(&index, &query, &cfg);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].song, 3);
+    assert!((found[0].tau - start as f64).abs() <= 2.0, "{found:?}");
+    assert!(found[0].score > 0.9, "{found:?}");
+    // Another song's peaks alone: nothing verifies.
+    let other: Vec<Peak> = random_peaks(4242, 10, 17);
+    let query = QueryLandmarks::new(
+        other,
+        len,
+        513,
+        &PairConfig::default(),
+        &QuadConfig::query(),
+        cfg.query_fan_out,
+    );
+    assert!(search(&index, &query, &cfg).is_empty());
 }

@@ -130,6 +130,9 @@ pub struct Match {
     pub song_id: i64,
     /// The song's duration (s).
     pub reference_duration: f64,
+    /// Which stage found it: "neural", or the landmarks that proposed it
+    /// ("pairs", "quads"), whose score is the verification score.
+    pub stage: &'static str,
     /// Accepted candidate segments.
     #[serde(skip)]
     pub segments: usize,
@@ -359,6 +362,7 @@ fn to_match(lib: &Library, id: i64, evidence: &SongEvidence, cfg: &QueryConfig) 
         pitch_shift: None,
         song_id: id,
         reference_duration: song.duration_s,
+        stage: "neural",
         segments: evidence.segments,
     })
 }

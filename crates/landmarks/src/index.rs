@@ -1,0 +1,137 @@
+//! [`LandmarkIndex`]: the in-memory search structures over a library's
+//! landmarks, grown song by song (no rebuild when songs are added).
+//!
+//! - Pair hashes → postings (song, anchor frame), in a hash map.
+//! - Quads in a uniform 4-D grid of cell [`CELL`]: a range query of radius
+//!   r ≤ `CELL` probes at most 3⁴ cells (2⁴ for r ≤ `CELL` / 2), each a
+//!   posting list of quad numbers. A measured alternative would be a k-d
+//!   tree; the grid needs no rebalancing when songs are added, and the
+//!   reference quads fill only part of [0, 1]⁴, so the lists stay short.
+//! - Each song's peaks, frame-ordered, for verification.
+//!
+//! Deleting a song drops its peaks; its postings stay until the library is
+//! opened again and are skipped (their song is gone).
+
+use std::collections::HashMap;
+
+use sampleid_peaks::Peak;
+
+use crate::{PairConfig, Quad, pairs};
+
+/// Width of a grid cell in hash space (twice the default search radius).
+pub const CELL: f32 = 0.02;
+const CELLS: u32 = 51; // ⌈1 / CELL⌉ + 1: hash values lie in [0, 1].
+
+/// A pair posting: the song and the anchor's frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Posting {
+    pub song: u32,
+    pub frame: u32,
+}
+
+/// A stored quad and its song.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RefQuad {
+    pub song: u32,
+    pub quad: Quad,
+}
+
+/// Landmarks of the live songs of a library, ready to search.
+#[derive(Debug, Default)]
+pub struct LandmarkIndex {
+    pair_cfg: PairConfig,
+    pairs: HashMap<u32, Vec<Posting>>,
+    grid: HashMap<u32, Vec<u32>>,
+    quads: Vec<RefQuad>,
+    peaks: HashMap<u32, Vec<Peak>>,
+    n_pairs: usize,
+}
+
+fn cell(v: f32) -> u32 {
+    ((v / CELL).floor().max(0.0) as u32).min(CELLS - 1)
+}
+
+fn key(c: [u32; 4]) -> u32 {
+    c[0] + CELLS * (c[1] + CELLS * (c[2] + CELLS * c[3]))
+}
+
+impl LandmarkIndex {
+    /// An empty index whose pair hashes follow `pair_cfg` (the reference side).
+    pub fn new(pair_cfg: PairConfig) -> Self {
+        Self {
+            pair_cfg,
+            ..Self::default()
+        }
+    }
+
+    /// Adds a song's peaks (frame order) and quads.
+    pub fn insert(&mut self, song: u32, peaks: Vec<Peak>, quads: &[Quad]) {
+        for h in pairs(&peaks, &self.pair_cfg) {
+            self.pairs
+                .entry(h.hash)
+                .or_default()
+                .push(Posting { song, frame: h.frame });
+            self.n_pairs += 1;
+        }
+        for q in quads {
+            let n = self.quads.len() as u32;
+            self.quads.push(RefQuad { song, quad: *q });
+            self.grid.entry(key(q.hash.map(cell))).or_default().push(n);
+        }
+        self.peaks.insert(song, peaks);
+    }
+
+    /// Forgets a song: its peaks go, its postings are skipped from now on.
+    pub fn remove(&mut self, song: u32) {
+        self.peaks.remove(&song);
+    }
+
+    /// Whether `song` is live.
+    pub fn contains(&self, song: u32) -> bool {
+        self.peaks.contains_key(&song)
+    }
+
+    /// The stored peaks of a live song.
+    pub fn peaks(&self, song: u32) -> Option<&[Peak]> {
+        self.peaks.get(&song).map(|p| p.as_slice())
+    }
+
+    /// The postings of a pair hash (including those of deleted songs).
+    pub fn pair_postings(&self, hash: u32) -> &[Posting] {
+        self.pairs.get(&hash).map_or(&[], |v| v.as_slice())
+    }
+
+    /// Calls `on` with every stored quad whose hash lies within `radius` of
+    /// `hash` in every coordinate (live songs only).
+    pub fn quads_near(&self, hash: [f32; 4], radius: f32, on: &mut dyn FnMut(&RefQuad)) {
+        let lo = hash.map(|v| cell(v - radius));
+        let hi = hash.map(|v| cell(v + radius));
+        for c3 in lo[3]..=hi[3] {
+            for c2 in lo[2]..=hi[2] {
+                for c1 in lo[1]..=hi[1] {
+                    for c0 in lo[0]..=hi[0] {
+                        let Some(list) = self.grid.get(&key([c0, c1, c2, c3])) else {
+                            continue;
+                        };
+                        for &i in list {
+                            let r = &self.quads[i as usize];
+                            if (0..4).all(|k| (r.quad.hash[k] - hash[k]).abs() <= radius) && self.contains(r.song) {
+                                on(r);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// (live songs, stored peaks, pair postings, quads).
+    pub fn sizes(&self) -> (usize, usize, usize, usize) {
+        (
+            self.peaks.len(),
+            self.peaks.values().map(Vec::len).sum(),
+            self.n_pairs,
+            self.quads.len(),
+        )
+    }
+}

@@ -1,0 +1,617 @@
+//! Matching a query's landmarks against a [`LandmarkIndex`]: hypotheses from
+//! pair votes and quad hits, then verification with the stored peaks.
+//!
+//! 1. **Pairs**: every query pair hash looks up its postings; votes per
+//!    (song, reference frame − query frame) are counted in windows of a
+//!    few frames. A song's best window is a hypothesis with both scales 1.
+//! 2. **Quads**: a 4-D range query per query quad; each hit gives a time
+//!    scale s_t (B − A in time, query / reference), a frequency scale s_f
+//!    (B − A in bins) and the reference frame at the query's start
+//!    τ = A_ref − A_query / s_t (this form keeps τ's error small: it grows
+//!    with the query time, not the reference time). Hits outside the scale
+//!    tolerances or with an incoherent pitch (|A_query − s_f · A_ref| more
+//!    than 1.8 bins) are dropped. Per song, the densest window of τ with
+//!    scale-consistent hits (at least `min_quad_matches`) is a hypothesis.
+//! 3. **Verification** (what decides): the song's stored peaks over the
+//!    query's span are mapped into the query by (s_t, s_f, τ) and counted
+//!    where a query peak lies within a small box. The transform is then
+//!    refitted by least squares on the matched peak pairs and verified
+//!    again, which also makes the reported time ratio and pitch precise.
+//!    The score is the matched fraction of the mapped peaks.
+
+use serde::{Deserialize, Serialize};
+
+use sampleid_peaks::Peak;
+
+use crate::index::LandmarkIndex;
+use crate::{LandmarkError, PairConfig, PairHash, Quad, QuadConfig, pairs, quads};
+
+/// Settings of the landmark search (`[landmarks.search]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SearchConfig {
+    /// Range-search radius per hash coordinate (the paper's ε_L = 0.01).
+    pub radius: f32,
+    /// Time scales (query / reference durations) searched.
+    pub min_time_scale: f64,
+    pub max_time_scale: f64,
+    /// Frequency scales (query / reference frequencies) searched: 0.79–1.26
+    /// is ±4 semitones.
+    pub min_freq_scale: f64,
+    pub max_freq_scale: f64,
+    /// Fine pitch coherence (bins): |A_query − s_f · A_ref| at most this.
+    pub fine_pitch_bins: f64,
+    /// Quad hits a song needs for a hypothesis (the paper's t_s = 4).
+    pub min_quad_matches: usize,
+    /// Pair votes a song needs for a hypothesis.
+    pub min_pair_votes: usize,
+    /// Targets per anchor of the query's pairs: more than the reference's,
+    /// because the query's denser peaks put extra targets in between.
+    pub query_fan_out: usize,
+    /// Pair lookups also try each hash field ± this (in hash units): 1 makes
+    /// 27 lookups per query pair.
+    pub pair_jitter: u32,
+    /// Width (frames) of the offset window pair votes are counted in.
+    pub pair_window: u32,
+    /// Hypotheses verified per method (the songs with most votes).
+    pub candidates: usize,
+    /// Half-width (frames) and half-height (bins) of the verification box
+    /// (the paper's 18 frames × 12 bins box).
+    pub verify_frames: u32,
+    pub verify_bins: u32,
+    /// Verification score (matched / mapped peaks) a match needs.
+    pub min_score: f64,
+    /// Matched peaks a match needs (a few peaks prove nothing).
+    pub min_matched: usize,
+    /// Matches returned at most.
+    pub max_matches: usize,
+}
+
+impl Default for SearchConfig {
+    fn default() -> Self {
+        Self {
+            radius: 0.01,
+            min_time_scale: 0.69,
+            max_time_scale: 1.46,
+            min_freq_scale: 0.79,
+            max_freq_scale: 1.26,
+            fine_pitch_bins: 1.8,
+            min_quad_matches: 4,
+            min_pair_votes: 4,
+            query_fan_out: 12,
+            pair_jitter: 1,
+            pair_window: 12,
+            candidates: 8,
+            verify_frames: 9,
+            verify_bins: 6,
+            min_score: 0.3,
+            min_matched: 10,
+            max_matches: 10,
+        }
+    }
+}
+
+impl SearchConfig {
+    /// Checks the settings.
+    pub fn validate(&self) -> Result<(), LandmarkError> {
+        let bad = |m: &str| Err(LandmarkError::InvalidConfig(m.into()));
+        if !(self.radius > 0.0 && self.radius <= crate::index::CELL) {
+            return bad("radius must be in (0, 0.02]");
+        }
+        let range = |lo: f64, hi: f64| lo.is_finite() && hi.is_finite() && 0.0 < lo && lo <= 1.0 && 1.0 <= hi;
+        if !range(self.min_time_scale, self.max_time_scale) || !range(self.min_freq_scale, self.max_freq_scale) {
+            return bad("scale ranges must satisfy 0 < min ≤ 1 ≤ max");
+        }
+        if !(self.min_score.is_finite() && (0.0..=1.0).contains(&self.min_score)) {
+            return bad("min_score must be in [0, 1]");
+        }
+        if self.min_quad_matches == 0 || self.min_pair_votes == 0 || self.candidates == 0 || self.max_matches == 0 {
+            return bad("min_quad_matches, min_pair_votes, candidates and max_matches must be at least 1");
+        }
+        if self.pair_jitter > 3 {
+            return bad("pair_jitter must be at most 3");
+        }
+        if self.query_fan_out == 0 || self.verify_frames == 0 || self.verify_bins == 0 {
+            return bad("query_fan_out, verify_frames and verify_bins must be at least 1");
+        }
+        if !(self.fine_pitch_bins.is_finite() && self.fine_pitch_bins > 0.0) {
+            return bad("fine_pitch_bins must be positive");
+        }
+        Ok(())
+    }
+}
+
+/// What a query brings to the landmark search.
+#[derive(Debug, Clone)]
+pub struct QueryLandmarks {
+    /// Peaks (query extraction), frame order.
+    pub peaks: Vec<Peak>,
+    pub pairs: Vec<PairHash>,
+    pub quads: Vec<Quad>,
+    /// Frames of the query.
+    pub frames: u32,
+    /// Frequency bins of the peak stage.
+    pub bins: u32,
+}
+
+impl QueryLandmarks {
+    /// Pairs and quads of a query's peaks.
+    pub fn new(
+        peaks: Vec<Peak>,
+        frames: u32,
+        bins: u32,
+        pair_cfg: &PairConfig,
+        quad_cfg: &QuadConfig,
+        fan_out: usize,
+    ) -> Self {
+        let pair_cfg = PairConfig {
+            fan_out,
+            ..pair_cfg.clone()
+        };
+        Self {
+            pairs: pairs(&peaks, &pair_cfg),
+            quads: quads(&peaks, quad_cfg),
+            peaks,
+            frames,
+            bins,
+        }
+    }
+}
+
+/// Which landmarks proposed a match.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    Pairs,
+    Quads,
+}
+
+/// A verified match of a query with a song.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LandmarkMatch {
+    pub song: u32,
+    /// Matched / mapped reference peaks.
+    pub score: f64,
+    pub matched: usize,
+    pub mapped: usize,
+    /// Votes of the hypothesis (pair votes or quad hits).
+    pub votes: usize,
+    pub method: Method,
+    /// Query duration / reference duration.
+    pub time_scale: f64,
+    /// Query frequency / reference frequency.
+    pub freq_scale: f64,
+    /// Reference frame at query frame 0.
+    pub tau: f64,
+    /// First and last query frames with a matched peak.
+    pub query_first: f64,
+    pub query_last: f64,
+}
+
+impl LandmarkMatch {
+    /// Reference frame of a query frame.
+    pub fn reference_frame(&self, query_frame: f64) -> f64 {
+        self.tau + query_frame / self.time_scale
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Hypothesis {
+    song: u32,
+    time_scale: f64,
+    freq_scale: f64,
+    tau: f64,
+    votes: usize,
+    method: Method,
+}
+
+/// Searches `index` for the query; verified matches, best score first.
+pub fn search(index: &LandmarkIndex, q: &QueryLandmarks, cfg: &SearchConfig) -> Vec<LandmarkMatch> {
+    let mut hyps = pair_hypotheses(index, q, cfg);
+    hyps.extend(quad_hypotheses(index, q, cfg));
+    let query = QueryPeaks::new(q, cfg);
+    let mut out: Vec<LandmarkMatch> = Vec::new();
+    for h in hyps {
+        let Some(ref_peaks) = index.peaks(h.song) else { continue };
+        let Some(m) = verify_and_refine(ref_peaks, &query, &h, cfg) else {
+            continue;
+        };
+        if m.score < cfg.min_score || m.matched < cfg.min_matched {
+            continue;
+        }
+        match out.iter_mut().find(|o| o.song == m.song) {
+            Some(o) if o.score >= m.score => {}
+            Some(o) => *o = m,
+            None => out.push(m),
+        }
+    }
+    out.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.song.cmp(&b.song)));
+    out.truncate(cfg.max_matches);
+    out
+}
+
+/// Every hypothesis before verification (for diagnostics and tuning).
+pub fn verify_all(index: &LandmarkIndex, q: &QueryLandmarks, cfg: &SearchConfig) -> Vec<LandmarkMatch> {
+    let mut hyps = pair_hypotheses(index, q, cfg);
+    hyps.extend(quad_hypotheses(index, q, cfg));
+    let query = QueryPeaks::new(q, cfg);
+    hyps.iter()
+        .filter_map(|h| verify_and_refine(index.peaks(h.song)?, &query, h, cfg))
+        .collect()
+}
+
+fn pair_hypotheses(index: &LandmarkIndex, q: &QueryLandmarks, cfg: &SearchConfig) -> Vec<Hypothesis> {
+    // Peaks move by a bin or a frame under noise, reverb or a codec, and the
+    // hashes are exact: each query pair also looks up its neighbours (anchor
+    // bin, bin difference and frame difference ± `pair_jitter`).
+    let j = cfg.pair_jitter as i32;
+    let mut votes: Vec<(u32, i64)> = Vec::new();
+    for h in &q.pairs {
+        let (bin, df, dt) = PairHash::unpack(h.hash);
+        for db in -j..=j {
+            let Some(bin) = bin.checked_add_signed(db).filter(|b| *b < 1024) else {
+                continue;
+            };
+            for ddf in -j..=j {
+                let df = df + ddf;
+                if df.abs() > 127 {
+                    continue;
+                }
+                for ddt in -j..=j {
+                    let Some(dt) = dt.checked_add_signed(ddt).filter(|t| *t < 1 << 14) else {
+                        continue;
+                    };
+                    for p in index.pair_postings(PairHash::pack(bin, df, dt)) {
+                        votes.push((p.song, p.frame as i64 - h.frame as i64));
+                    }
+                }
+            }
+        }
+    }
+    votes.sort_unstable();
+    // Per song, the window of offsets (`pair_window` frames) with the most votes.
+    let mut best: Vec<(usize, u32, f64)> = Vec::new();
+    let mut start = 0;
+    while start < votes.len() {
+        let song = votes[start].0;
+        let end = start + votes[start..].iter().take_while(|v| v.0 == song).count();
+        if index.contains(song) {
+            let offs: Vec<i64> = votes[start..end].iter().map(|v| v.1).collect();
+            let (mut lo, mut top) = (0, (0usize, 0usize));
+            for hi in 0..offs.len() {
+                while offs[hi] - offs[lo] > cfg.pair_window as i64 {
+                    lo += 1;
+                }
+                if hi + 1 - lo > top.0 {
+                    top = (hi + 1 - lo, lo);
+                }
+            }
+            let window = &offs[top.1..top.1 + top.0];
+            best.push((top.0, song, window[window.len() / 2] as f64));
+        }
+        start = end;
+    }
+    best.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    best.into_iter()
+        .filter(|b| b.0 >= cfg.min_pair_votes)
+        .take(cfg.candidates)
+        .map(|(n, song, tau)| Hypothesis {
+            song,
+            time_scale: 1.0,
+            freq_scale: 1.0,
+            tau,
+            votes: n,
+            method: Method::Pairs,
+        })
+        .collect()
+}
+
+#[derive(Debug, Clone, Copy)]
+struct QuadHit {
+    song: u32,
+    s_t: f64,
+    s_f: f64,
+    tau: f64,
+    /// Query A (frame, bin) and reference A (frame, bin).
+    qa: (f64, f64),
+    ra: (f64, f64),
+}
+
+fn quad_hypotheses(index: &LandmarkIndex, q: &QueryLandmarks, cfg: &SearchConfig) -> Vec<Hypothesis> {
+    let mut hits: Vec<QuadHit> = Vec::new();
+    let mut counts = [0usize; 4];
+    for qq in &q.quads {
+        let (qdt, qdf) = ((qq.b.0 - qq.a.0) as f64, qq.b.1 as f64 - qq.a.1 as f64);
+        index.quads_near(qq.hash, cfg.radius, &mut |r| {
+            let rq = &r.quad;
+            let (rdt, rdf) = ((rq.b.0 - rq.a.0) as f64, rq.b.1 as f64 - rq.a.1 as f64);
+            if rdt <= 0.0 || rdf <= 0.0 {
+                return;
+            }
+            let (s_t, s_f) = (qdt / rdt, qdf / rdf);
+            counts[0] += 1;
+            if !(cfg.min_time_scale..=cfg.max_time_scale).contains(&s_t)
+                || !(cfg.min_freq_scale..=cfg.max_freq_scale).contains(&s_f)
+            {
+                return;
+            }
+            counts[1] += 1;
+            let (qa_bin, ra_bin) = (qq.a.1 as f64, rq.a.1 as f64);
+            // Coarse pitch coherence: A itself moved by a factor in range …
+            if ra_bin > 0.0 {
+                let r = qa_bin / ra_bin;
+                if !(cfg.min_freq_scale * 0.97..=cfg.max_freq_scale * 1.03).contains(&r) {
+                    return;
+                }
+            }
+            counts[2] += 1;
+            // … and by the factor its quad's B − A spacing says.
+            if (qa_bin - ra_bin * s_f).abs() > cfg.fine_pitch_bins {
+                return;
+            }
+            hits.push(QuadHit {
+                song: r.song,
+                s_t,
+                s_f,
+                tau: rq.a.0 as f64 - qq.a.0 as f64 / s_t,
+                qa: (qq.a.0 as f64, qa_bin),
+                ra: (rq.a.0 as f64, ra_bin),
+            });
+        });
+    }
+    if std::env::var_os("SAMPLEID_LM_DEBUG").is_some() {
+        eprintln!(
+            "quad hits: range {} scales {} coarse {} fine {}",
+            counts[0],
+            counts[1],
+            counts[2],
+            hits.len()
+        );
+    }
+    hits.sort_by(|a, b| a.song.cmp(&b.song).then(a.tau.total_cmp(&b.tau)));
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < hits.len() {
+        let song = hits[start].song;
+        let end = start + hits[start..].iter().take_while(|h| h.song == song).count();
+        if let Some(h) = sequence(&hits[start..end], cfg) {
+            out.push(h);
+        }
+        start = end;
+    }
+    out.sort_by(|a, b| b.votes.cmp(&a.votes).then(a.song.cmp(&b.song)));
+    out.truncate(cfg.candidates);
+    out
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Sequence estimation for one song's hits (sorted by τ): the densest
+/// window of τ, its scale-consistent hits, and the transform they fit.
+fn sequence(hits: &[QuadHit], cfg: &SearchConfig) -> Option<Hypothesis> {
+    const TAU_WINDOW: f64 = 40.0; // frames (0.16 s)
+    const SCALE_SPREAD: f64 = 0.04;
+    if hits.len() < cfg.min_quad_matches {
+        return None;
+    }
+    let (mut lo, mut top) = (0, (0usize, 0usize));
+    for hi in 0..hits.len() {
+        while hits[hi].tau - hits[lo].tau > TAU_WINDOW {
+            lo += 1;
+        }
+        if hi + 1 - lo > top.0 {
+            top = (hi + 1 - lo, lo);
+        }
+    }
+    let window = &hits[top.1..top.1 + top.0];
+    if window.len() < cfg.min_quad_matches {
+        return None;
+    }
+    let s_t = median(&mut window.iter().map(|h| h.s_t).collect::<Vec<_>>());
+    let s_f = median(&mut window.iter().map(|h| h.s_f).collect::<Vec<_>>());
+    let kept: Vec<&QuadHit> = window
+        .iter()
+        .filter(|h| (h.s_t / s_t - 1.0).abs() <= SCALE_SPREAD && (h.s_f / s_f - 1.0).abs() <= SCALE_SPREAD)
+        .collect();
+    if kept.len() < cfg.min_quad_matches {
+        return None;
+    }
+    let s_t = median(&mut kept.iter().map(|h| h.s_t).collect::<Vec<_>>());
+    let tau = median(&mut kept.iter().map(|h| h.tau).collect::<Vec<_>>());
+    // The frequency scale from the A bins themselves (through the origin:
+    // a pitch shift multiplies every frequency), steadier than B − A spacings.
+    let (sxy, sxx) = kept
+        .iter()
+        .fold((0.0, 0.0), |(xy, xx), h| (xy + h.ra.1 * h.qa.1, xx + h.ra.1 * h.ra.1));
+    let s_f = if sxx > 0.0 { sxy / sxx } else { s_f };
+    Some(Hypothesis {
+        song: hits[0].song,
+        time_scale: s_t,
+        freq_scale: s_f,
+        tau,
+        votes: kept.len(),
+        method: Method::Quads,
+    })
+}
+
+/// The query's peaks for verification: a dilated occupancy map (is there a
+/// query peak within the box?) and the peaks by frame (which one?).
+struct QueryPeaks<'a> {
+    peaks: &'a [Peak],
+    frames: u32,
+    bins: u32,
+    /// frames × bins bits.
+    near: Vec<u64>,
+    box_frames: u32,
+    box_bins: u32,
+}
+
+impl<'a> QueryPeaks<'a> {
+    fn new(q: &'a QueryLandmarks, cfg: &SearchConfig) -> Self {
+        let (frames, bins) = (q.frames.max(1), q.bins.max(1));
+        let mut near = vec![0u64; (frames as usize * bins as usize).div_ceil(64)];
+        for p in &q.peaks {
+            let f0 = p.frame.saturating_sub(cfg.verify_frames);
+            let f1 = (p.frame + cfg.verify_frames).min(frames - 1);
+            let b0 = p.bin.saturating_sub(cfg.verify_bins);
+            let b1 = (p.bin + cfg.verify_bins).min(bins - 1);
+            for f in f0..=f1 {
+                for b in b0..=b1 {
+                    let i = f as usize * bins as usize + b as usize;
+                    near[i / 64] |= 1 << (i % 64);
+                }
+            }
+        }
+        Self {
+            peaks: &q.peaks,
+            frames,
+            bins,
+            near,
+            box_frames: cfg.verify_frames,
+            box_bins: cfg.verify_bins,
+        }
+    }
+
+    fn is_near(&self, t: f64, f: f64) -> bool {
+        let (t, f) = (t.round(), f.round());
+        if t < 0.0 || f < 0.0 || t >= self.frames as f64 || f >= self.bins as f64 {
+            return false;
+        }
+        let i = t as usize * self.bins as usize + f as usize;
+        self.near[i / 64] & (1 << (i % 64)) != 0
+    }
+
+    /// The query peak nearest to (t, f) inside the box.
+    fn nearest(&self, t: f64, f: f64) -> Option<&Peak> {
+        let lo = self
+            .peaks
+            .partition_point(|p| (p.frame as f64) < t - self.box_frames as f64);
+        self.peaks[lo..]
+            .iter()
+            .take_while(|p| p.frame as f64 <= t + self.box_frames as f64)
+            .filter(|p| (p.bin as f64 - f).abs() <= self.box_bins as f64)
+            .min_by(|a, b| {
+                let d = |p: &Peak| {
+                    ((p.frame as f64 - t) / self.box_frames as f64).powi(2)
+                        + ((p.bin as f64 - f) / self.box_bins as f64).powi(2)
+                };
+                d(a).total_cmp(&d(b))
+            })
+    }
+}
+
+struct Verified {
+    matched: usize,
+    mapped: usize,
+    first: f64,
+    last: f64,
+    /// (reference frame, reference bin, query frame, query bin) of matched peaks.
+    pairs: Vec<(f64, f64, f64, f64)>,
+}
+
+fn verify(ref_peaks: &[Peak], query: &QueryPeaks, h: &Hypothesis, with_pairs: bool) -> Verified {
+    let span = query.frames as f64 / h.time_scale;
+    let lo = ref_peaks.partition_point(|p| (p.frame as f64) < h.tau);
+    let mut v = Verified {
+        matched: 0,
+        mapped: 0,
+        first: f64::INFINITY,
+        last: f64::NEG_INFINITY,
+        pairs: Vec::new(),
+    };
+    for p in ref_peaks[lo..].iter().take_while(|p| (p.frame as f64) < h.tau + span) {
+        let t = (p.frame as f64 - h.tau) * h.time_scale;
+        let f = p.bin as f64 * h.freq_scale;
+        if f >= query.bins as f64 || t < 0.0 || t >= query.frames as f64 {
+            continue;
+        }
+        v.mapped += 1;
+        if query.is_near(t, f) {
+            v.matched += 1;
+            v.first = v.first.min(t);
+            v.last = v.last.max(t);
+            if with_pairs && let Some(qp) = query.nearest(t, f) {
+                v.pairs
+                    .push((p.frame as f64, p.bin as f64, qp.frame as f64, qp.bin as f64));
+            }
+        }
+    }
+    v
+}
+
+/// Least-squares refit of the transform on matched peak pairs: query frame
+/// = s_t · (reference frame − τ), query bin = s_f · reference bin.
+fn refit(h: &Hypothesis, pairs: &[(f64, f64, f64, f64)], cfg: &SearchConfig) -> Option<Hypothesis> {
+    if pairs.len() < 4 {
+        return None;
+    }
+    let n = pairs.len() as f64;
+    let (mx, my) = pairs.iter().fold((0.0, 0.0), |(a, b), p| (a + p.0 / n, b + p.2 / n));
+    let (sxy, sxx) = pairs.iter().fold((0.0, 0.0), |(a, b), p| {
+        (a + (p.0 - mx) * (p.2 - my), b + (p.0 - mx).powi(2))
+    });
+    let (fxy, fxx) = pairs
+        .iter()
+        .fold((0.0, 0.0), |(a, b), p| (a + p.1 * p.3, b + p.1 * p.1));
+    if sxx <= 0.0 || fxx <= 0.0 {
+        return None;
+    }
+    let s_t = sxy / sxx;
+    let s_f = fxy / fxx;
+    let in_range = (cfg.min_time_scale..=cfg.max_time_scale).contains(&s_t)
+        && (cfg.min_freq_scale..=cfg.max_freq_scale).contains(&s_f)
+        // A refit may not wander far from what the landmarks said.
+        && (s_t / h.time_scale - 1.0).abs() <= 0.05
+        && (s_f / h.freq_scale - 1.0).abs() <= 0.05;
+    if !in_range {
+        return None;
+    }
+    // my = s_t · (mx − τ)
+    let tau = mx - my / s_t;
+    Some(Hypothesis {
+        time_scale: s_t,
+        freq_scale: s_f,
+        tau,
+        ..*h
+    })
+}
+
+fn verify_and_refine(
+    ref_peaks: &[Peak],
+    query: &QueryPeaks,
+    h: &Hypothesis,
+    cfg: &SearchConfig,
+) -> Option<LandmarkMatch> {
+    let mut best_h = *h;
+    let mut best = verify(ref_peaks, query, h, true);
+    if best.mapped == 0 {
+        return None;
+    }
+    for _ in 0..2 {
+        let Some(next) = refit(&best_h, &best.pairs, cfg) else {
+            break;
+        };
+        let v = verify(ref_peaks, query, &next, true);
+        if v.mapped == 0 || (v.matched as f64 / v.mapped as f64) < (best.matched as f64 / best.mapped as f64) {
+            break;
+        }
+        best_h = next;
+        best = v;
+    }
+    Some(LandmarkMatch {
+        song: best_h.song,
+        score: best.matched as f64 / best.mapped as f64,
+        matched: best.matched,
+        mapped: best.mapped,
+        votes: best_h.votes,
+        method: best_h.method,
+        time_scale: best_h.time_scale,
+        freq_scale: best_h.freq_scale,
+        tau: best_h.tau,
+        query_first: if best.matched > 0 { best.first } else { 0.0 },
+        query_last: if best.matched > 0 { best.last } else { 0.0 },
+    })
+}

@@ -17,7 +17,8 @@
 //!    where a query peak lies within a small box. The transform is then
 //!    refitted by least squares on the matched peak pairs and verified
 //!    again, which also makes the reported time ratio and pitch precise.
-//!    The score is the matched fraction of the mapped peaks.
+//!    The score is the matched share of the mapped peaks beyond what chance
+//!    gives with the query's peak density in each bin (Cohen's kappa).
 
 use serde::{Deserialize, Serialize};
 
@@ -170,7 +171,7 @@ pub enum Method {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LandmarkMatch {
     pub song: u32,
-    /// Matched / mapped reference peaks.
+    /// Matched share of the mapped reference peaks beyond chance (kappa).
     pub score: f64,
     pub matched: usize,
     pub mapped: usize,
@@ -445,6 +446,9 @@ struct QueryPeaks<'a> {
     bins: u32,
     /// frames × bins bits.
     near: Vec<u64>,
+    /// Per bin, the share of frames with a query peak within the box: the
+    /// chance that a peak mapped to that bin at a random time matches.
+    chance: Vec<f64>,
     box_frames: u32,
     box_bins: u32,
 }
@@ -465,11 +469,22 @@ impl<'a> QueryPeaks<'a> {
                 }
             }
         }
+        let mut chance = vec![0.0; bins as usize];
+        for f in 0..frames as usize {
+            for (b, c) in chance.iter_mut().enumerate() {
+                let i = f * bins as usize + b;
+                if near[i / 64] & (1 << (i % 64)) != 0 {
+                    *c += 1.0;
+                }
+            }
+        }
+        chance.iter_mut().for_each(|c| *c /= frames as f64);
         Self {
             peaks: &q.peaks,
             frames,
             bins,
             near,
+            chance,
             box_frames: cfg.verify_frames,
             box_bins: cfg.verify_bins,
         }
@@ -506,6 +521,8 @@ impl<'a> QueryPeaks<'a> {
 struct Verified {
     matched: usize,
     mapped: usize,
+    /// Matches expected by chance (sum of the mapped peaks' bin chances).
+    expected: f64,
     first: f64,
     last: f64,
     /// (reference frame, reference bin, query frame, query bin) of matched peaks.
@@ -518,6 +535,7 @@ fn verify(ref_peaks: &[Peak], query: &QueryPeaks, h: &Hypothesis, with_pairs: bo
     let mut v = Verified {
         matched: 0,
         mapped: 0,
+        expected: 0.0,
         first: f64::INFINITY,
         last: f64::NEG_INFINITY,
         pairs: Vec::new(),
@@ -529,6 +547,7 @@ fn verify(ref_peaks: &[Peak], query: &QueryPeaks, h: &Hypothesis, with_pairs: bo
             continue;
         }
         v.mapped += 1;
+        v.expected += query.chance[(f.round() as usize).min(query.bins as usize - 1)];
         if query.is_near(t, f) {
             v.matched += 1;
             v.first = v.first.min(t);
@@ -559,8 +578,13 @@ fn refit(h: &Hypothesis, pairs: &[(f64, f64, f64, f64)], cfg: &SearchConfig) -> 
     if sxx <= 0.0 || fxx <= 0.0 {
         return None;
     }
-    let s_t = sxy / sxx;
-    let s_f = fxy / fxx;
+    let (s_t, s_f) = match h.method {
+        // Pairs hash absolute frequencies and time differences: they only
+        // find unscaled audio, so only the offset is refitted (fitting
+        // scales to a handful of chance matches would overfit them).
+        Method::Pairs => (1.0, 1.0),
+        Method::Quads => (sxy / sxx, fxy / fxx),
+    };
     let in_range = (cfg.min_time_scale..=cfg.max_time_scale).contains(&s_t)
         && (cfg.min_freq_scale..=cfg.max_freq_scale).contains(&s_f)
         // A refit may not wander far from what the landmarks said.
@@ -579,6 +603,18 @@ fn refit(h: &Hypothesis, pairs: &[(f64, f64, f64, f64)], cfg: &SearchConfig) -> 
     })
 }
 
+/// The verification score: the matched share of the mapped peaks beyond
+/// chance, (matched − expected) / (mapped − expected), Cohen's kappa. Raw
+/// shares mislead: a dense query (music mixed over the sample, loud noise)
+/// puts a query peak near most places, and bass bins are crowded.
+fn kappa(v: &Verified) -> f64 {
+    let room = v.mapped as f64 - v.expected;
+    if room <= 0.0 {
+        return 0.0;
+    }
+    ((v.matched as f64 - v.expected) / room).max(0.0)
+}
+
 fn verify_and_refine(
     ref_peaks: &[Peak],
     query: &QueryPeaks,
@@ -595,7 +631,7 @@ fn verify_and_refine(
             break;
         };
         let v = verify(ref_peaks, query, &next, true);
-        if v.mapped == 0 || (v.matched as f64 / v.mapped as f64) < (best.matched as f64 / best.mapped as f64) {
+        if v.mapped == 0 || kappa(&v) < kappa(&best) {
             break;
         }
         best_h = next;
@@ -603,7 +639,7 @@ fn verify_and_refine(
     }
     Some(LandmarkMatch {
         song: best_h.song,
-        score: best.matched as f64 / best.mapped as f64,
+        score: kappa(&best),
         matched: best.matched,
         mapped: best.mapped,
         votes: best_h.votes,

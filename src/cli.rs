@@ -711,6 +711,44 @@ pub enum ProtocolArg {
     Both,
 }
 
+/// Which cells a benchmark holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SuiteArg {
+    /// The published protocols' cells (GraFPrint noise/reverb, NeuralSampleID mixes).
+    Paper,
+    /// The cells users meet: clean, telephone, MP3 32 kbit/s, noise and reverb
+    /// (10 s and 5 s), and fixed pitch/tempo/speed changes without background (10 s).
+    Users,
+    /// Both.
+    All,
+}
+
+/// The corpus split a benchmark is drawn from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SplitArg {
+    /// For reporting results.
+    Test,
+    /// For choosing thresholds (never choose them on test).
+    Validation,
+}
+
+/// How many tracks are kept as negatives: a number, or `all`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NegativesArg(pub Option<usize>);
+
+impl std::str::FromStr for NegativesArg {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s.eq_ignore_ascii_case("all") {
+            return Ok(Self(None));
+        }
+        s.parse()
+            .map(|n| Self(Some(n)))
+            .map_err(|_| format!("`{s}` is neither a number of tracks nor `all`"))
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct BenchMakeArgs {
     /// Corpus directory (built by `sampleid corpus fetch`).
@@ -721,16 +759,26 @@ pub struct BenchMakeArgs {
     pub out: PathBuf,
     #[arg(long, value_enum, default_value_t = ProtocolArg::Both)]
     pub protocol: ProtocolArg,
-    /// Library size (tracks of the test split that get indexed).
+    /// Which cells: the published protocols', the ones users meet, or both.
+    #[arg(long, value_enum, default_value_t = SuiteArg::All)]
+    pub suite: SuiteArg,
+    /// Corpus split the tracks come from: test, or validation to choose
+    /// thresholds on.
+    #[arg(long, value_enum, default_value_t = SplitArg::Test)]
+    pub split: SplitArg,
+    /// Library size (tracks of the split that get indexed).
     #[arg(long, default_value_t = 100)]
     pub references: usize,
-    /// Tracks that are never indexed; queries made from them measure false accepts.
-    #[arg(long, default_value_t = 25)]
-    pub negatives: usize,
+    /// Tracks that are never indexed; queries made from them measure false
+    /// accepts. `all`: every track of the split that is neither a reference
+    /// nor one of the 4 backgrounds.
+    #[arg(long, default_value = "25", value_name = "N|all")]
+    pub negatives: NegativesArg,
     /// Positive queries per condition and query length.
     #[arg(long, default_value_t = 4)]
     pub per_cell: usize,
-    /// Negative queries per condition and query length.
+    /// Negative queries per condition and query length (the users' audio-ID
+    /// cells take one from every negative track instead).
     #[arg(long, default_value_t = 1)]
     pub negatives_per_cell: usize,
     /// Seed: the same seed and corpus give the same benchmark.

@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use sampleid_engine::{IdentifyOptions, Library, Source};
 use serde::Serialize;
 
-use crate::cli::{BenchMakeArgs, BenchMatchingArgs, BenchRunArgs, ProtocolArg};
+use crate::cli::{BenchMakeArgs, BenchMatchingArgs, BenchRunArgs, ProtocolArg, SplitArg, SuiteArg};
 use crate::config::Config;
 
 /// `sampleid bench versions`.
@@ -49,8 +49,17 @@ pub fn make(args: &BenchMakeArgs, quiet: bool) -> Result<()> {
         ProtocolArg::SampleId => vec![sampleid_bench::Protocol::SampleId],
         ProtocolArg::Both => vec![sampleid_bench::Protocol::AudioId, sampleid_bench::Protocol::SampleId],
     };
+    opts.suite = match args.suite {
+        SuiteArg::Paper => sampleid_bench::Suite::Paper,
+        SuiteArg::Users => sampleid_bench::Suite::Users,
+        SuiteArg::All => sampleid_bench::Suite::All,
+    };
+    opts.split = match args.split {
+        SplitArg::Test => sampleid_corpus::Split::Test,
+        SplitArg::Validation => sampleid_corpus::Split::Validation,
+    };
     opts.references = args.references;
-    opts.negatives = args.negatives;
+    opts.negatives = args.negatives.0;
     opts.per_cell = args.per_cell;
     opts.negatives_per_cell = args.negatives_per_cell;
     opts.seed = args.seed;
@@ -70,13 +79,14 @@ pub fn make(args: &BenchMakeArgs, quiet: bool) -> Result<()> {
     bar.finish_and_clear();
     let count = |p| bench.queries.iter().filter(|q| q.protocol == p).count();
     println!(
-        "{}: {} references (refs/), {} negatives, {} queries ({} audio-id, {} sample-id)",
+        "{}: {} references (refs/), {} negatives, {} queries ({} audio-id, {} sample-id; {} negative)",
         args.out.display(),
         bench.references.len(),
         bench.negatives.len(),
         bench.queries.len(),
         count(sampleid_bench::Protocol::AudioId),
-        count(sampleid_bench::Protocol::SampleId)
+        count(sampleid_bench::Protocol::SampleId),
+        bench.queries.iter().filter(|q| q.negative).count()
     );
     println!(
         "index {}/refs, query {}/queries/*.wav, then: sampleid bench run --bench {} --results FILE.jsonl",

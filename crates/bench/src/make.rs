@@ -1,11 +1,17 @@
-//! `sampleid bench make`: a benchmark from the corpus's test split.
+//! `sampleid bench make`: a benchmark from the corpus's test split (or, to
+//! choose thresholds, from its validation split).
 //!
-//! Tracks of the test split are shuffled with the seed and divided into
+//! Tracks of the split are shuffled with the seed and divided into
 //! references (indexed), negatives (never indexed; their queries measure false
 //! accepts) and backgrounds (never indexed; the "new music" of sample-ID
-//! queries). Noise and impulse responses come from the test split too (with
+//! queries). Noise and impulse responses come from the same split (with
 //! synthetic ones added when the corpus has few), so nothing a model was
 //! trained on appears in a query.
+//!
+//! Two suites of cells: `paper` (GraFPrint's noise and reverb cells,
+//! NeuralSampleID's mixed pitch/tempo/speed cells) and `users` (what users
+//! meet: clean, telephone, MP3, noisy and reverberant 10 s and 5 s clips, and
+//! fixed pitch, tempo and speed changes of 10 s clips without background).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -20,6 +26,28 @@ use sampleid_transform::{Chain, Resources, Rng, Transform, TransformError, synth
 use crate::BenchError;
 use crate::spec::{Benchmark, Protocol, Query, Reference, Target};
 
+/// Which cells to build.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Suite {
+    /// The published protocols' cells (GraFPrint, NeuralSampleID).
+    Paper,
+    /// The cells users meet (see the module documentation).
+    Users,
+    /// Both.
+    #[default]
+    All,
+}
+
+impl Suite {
+    fn paper(self) -> bool {
+        matches!(self, Suite::Paper | Suite::All)
+    }
+
+    fn users(self) -> bool {
+        matches!(self, Suite::Users | Suite::All)
+    }
+}
+
 /// What to build.
 #[derive(Debug, Clone)]
 pub struct MakeOptions {
@@ -28,11 +56,20 @@ pub struct MakeOptions {
     /// Output directory.
     pub out: PathBuf,
     pub protocols: Vec<Protocol>,
+    /// Which cells.
+    pub suite: Suite,
+    /// The corpus split the tracks, noises and impulse responses come from:
+    /// test, or validation (to choose thresholds on).
+    pub split: Split,
     pub references: usize,
-    pub negatives: usize,
+    /// Negative tracks; `None`: every music track of the split that is neither
+    /// a reference nor one of the 4 backgrounds.
+    pub negatives: Option<usize>,
     /// Positive queries per (condition, length) cell.
     pub per_cell: usize,
-    /// Negative queries per (condition, length) cell.
+    /// Negative queries per (condition, length) cell of the paper suite and of
+    /// the users' sample-ID cells. The users' audio-ID cells take one negative
+    /// query from every negative track.
     pub negatives_per_cell: usize,
     pub seed: u64,
     pub snrs_db: Vec<f64>,
@@ -40,6 +77,14 @@ pub struct MakeOptions {
     pub sample_id_lengths_s: Vec<f64>,
     /// Target-to-background ratios of sample-ID mixes.
     pub tbrs_db: Vec<f64>,
+    /// Query lengths of the users' audio-ID cells.
+    pub user_audio_id_lengths_s: Vec<f64>,
+    /// SNRs of the users' noise cells.
+    pub user_snrs_db: Vec<f64>,
+    /// Bitrate of the users' MP3 cell (kbit/s).
+    pub user_mp3_kbps: u32,
+    /// Query length of the users' sample-ID cells.
+    pub user_sample_id_length_s: f64,
 }
 
 impl MakeOptions {
@@ -49,8 +94,10 @@ impl MakeOptions {
             corpus,
             out,
             protocols: vec![Protocol::AudioId, Protocol::SampleId],
+            suite: Suite::All,
+            split: Split::Test,
             references: 100,
-            negatives: 25,
+            negatives: Some(25),
             per_cell: 4,
             negatives_per_cell: 1,
             seed: 1,
@@ -58,40 +105,94 @@ impl MakeOptions {
             audio_id_lengths_s: vec![1.0, 2.0, 3.0, 5.0],
             sample_id_lengths_s: vec![5.0, 7.0, 10.0, 15.0, 20.0],
             tbrs_db: vec![5.0, 0.0, -5.0],
+            user_audio_id_lengths_s: vec![10.0, 5.0],
+            user_snrs_db: vec![20.0, 10.0, 0.0],
+            user_mp3_kbps: 32,
+            user_sample_id_length_s: 10.0,
         }
     }
 }
 
 const RATE: u32 = 16_000;
 
+/// Music tracks kept aside as the backgrounds of sample-ID mixes.
+const BACKGROUNDS: usize = 4;
+
+/// The users' sample-ID cells: condition, the transformation, and the
+/// resulting time ratio (query / reference duration) and pitch shift.
+pub fn user_sample_cells() -> Vec<(String, Transform, f64, f64)> {
+    let mut cells = Vec::new();
+    for st in [1.0, -1.0, 3.0, -3.0] {
+        cells.push((
+            format!("pitch {st:+.0} st"),
+            Transform::PitchShift { semitones: st },
+            1.0,
+            st,
+        ));
+    }
+    for rate in [0.7, 0.85, 1.15, 1.5] {
+        cells.push((
+            format!("tempo {rate}"),
+            Transform::TimeStretch { rate },
+            1.0 / rate,
+            0.0,
+        ));
+    }
+    for (pct, factor) in [(4, 1.04), (-4, 0.96), (10, 1.1), (-10, 0.9)] {
+        cells.push((
+            format!("speed {pct:+} %"),
+            Transform::Speed { factor },
+            1.0 / factor,
+            12.0 * factor.log2(),
+        ));
+    }
+    cells
+}
+
 /// Builds the benchmark; returns it (also written to `OUT/benchmark.json`).
 pub fn make(opts: &MakeOptions, progress: &(dyn Fn(usize, usize) + Sync)) -> Result<Benchmark, BenchError> {
     let entries = manifest::read(&opts.corpus.join("manifest.csv"))?;
-    let test = |k: Kind| -> Vec<&Entry> {
+    let of_split = |k: Kind| -> Vec<&Entry> {
         let mut v: Vec<&Entry> = entries
             .iter()
-            .filter(|e| e.kind == k && e.split == Split::Test)
+            .filter(|e| e.kind == k && e.split == opts.split)
             .collect();
         v.sort_by(|a, b| a.id.cmp(&b.id));
         v
     };
-    let mut music = test(Kind::Music);
+    let split_name = match opts.split {
+        Split::Train => "train",
+        Split::Validation => "validation",
+        Split::Test => "test",
+    };
+    let mut music = of_split(Kind::Music);
     let mut rng = Rng::new(opts.seed);
     rng.shuffle(&mut music);
-    let needed = opts.references + opts.negatives + 4;
+    let n_negatives = opts
+        .negatives
+        .unwrap_or_else(|| music.len().saturating_sub(opts.references + BACKGROUNDS));
+    let needed = opts.references + n_negatives + BACKGROUNDS;
     if music.len() < needed {
         return Err(BenchError::Corpus(format!(
-            "the test split has {} music tracks; {} references + {} negatives + 4 backgrounds need {needed} \
-             (lower --references/--negatives, or build the whole corpus)",
+            "the {split_name} split has {} music tracks; {} references + {n_negatives} negatives + {BACKGROUNDS} \
+             backgrounds need {needed} (lower --references/--negatives, or build the whole corpus)",
             music.len(),
             opts.references,
-            opts.negatives
+        )));
+    }
+    if n_negatives == 0 && opts.negatives_per_cell > 0 {
+        return Err(BenchError::Corpus(format!(
+            "the {split_name} split has {} music tracks: none is left for negative queries after {} references \
+             and {BACKGROUNDS} backgrounds (lower --references, or --negatives-per-cell 0)",
+            music.len(),
+            opts.references,
         )));
     }
     let (refs, rest) = music.split_at(opts.references);
-    let (negs, backgrounds) = rest.split_at(opts.negatives);
-    let noises: Vec<String> = test(Kind::Noise).iter().map(|e| e.path.clone()).collect();
-    let irs: Vec<String> = test(Kind::Ir).iter().map(|e| e.path.clone()).collect();
+    let (negs, rest) = rest.split_at(n_negatives);
+    let backgrounds = &rest[..BACKGROUNDS];
+    let noises: Vec<String> = of_split(Kind::Noise).iter().map(|e| e.path.clone()).collect();
+    let irs: Vec<String> = of_split(Kind::Ir).iter().map(|e| e.path.clone()).collect();
     // Stems of the references' stem sets (tracker modules), for stem-subset queries.
     let mut stems: HashMap<&str, Vec<&Entry>> = HashMap::new();
     for e in entries
@@ -105,6 +206,9 @@ pub fn make(opts: &MakeOptions, progress: &(dyn Fn(usize, usize) + Sync)) -> Res
     let references = link_all(&opts.corpus, &opts.out, "refs", refs)?;
     let negatives = link_all(&opts.corpus, &opts.out, "negatives", negs)?;
 
+    // The users' cells draw from their own stream: they are the same whether
+    // or not the paper's cells are made, and leave those as they were.
+    let users_rng = rng.fork(2);
     let mut plan = Planner {
         rng: rng.fork(1),
         refs,
@@ -115,12 +219,24 @@ pub fn make(opts: &MakeOptions, progress: &(dyn Fn(usize, usize) + Sync)) -> Res
         stems,
         queries: Vec::new(),
     };
-    for &p in &opts.protocols {
-        match p {
-            Protocol::AudioId => plan.audio_id(opts),
-            Protocol::SampleId => plan.sample_id(opts),
-            // Made from renders, not corpus excerpts: `versions::make_versions`.
-            Protocol::VersionId => {}
+    if opts.suite.paper() {
+        for &p in &opts.protocols {
+            match p {
+                Protocol::AudioId => plan.audio_id(opts),
+                Protocol::SampleId => plan.sample_id(opts),
+                // Made from renders, not corpus excerpts: `versions::make_versions`.
+                Protocol::VersionId => {}
+            }
+        }
+    }
+    if opts.suite.users() {
+        plan.rng = users_rng;
+        for &p in &opts.protocols {
+            match p {
+                Protocol::AudioId => plan.user_audio_id(opts),
+                Protocol::SampleId => plan.user_sample_id(opts),
+                Protocol::VersionId => {}
+            }
         }
     }
     let mut queries = plan.queries;
@@ -327,6 +443,176 @@ impl Planner<'_> {
         }
     }
 
+    /// A start in `src` and the chain that cuts enough source for the
+    /// transformed material to fill `len` seconds, applies `time` (whose
+    /// time ratio is `time_ratio`) and cuts the query.
+    fn transformed_excerpt(
+        &mut self,
+        src: &Entry,
+        time: Vec<Transform>,
+        time_ratio: f64,
+        len: f64,
+    ) -> (f64, Vec<Transform>) {
+        let src_len = ((len / time_ratio) * 1000.0).ceil() / 1000.0;
+        let start = self.start(src.duration_s, src_len);
+        let mut chain = vec![Transform::Crop {
+            start_s: start,
+            duration_s: src_len,
+        }];
+        chain.extend(time);
+        chain.push(Transform::Crop {
+            start_s: 0.0,
+            duration_s: len,
+        });
+        (start, chain)
+    }
+
+    /// The users' audio-ID cells: clean, telephone, MP3, noise and reverb,
+    /// at each of the users' lengths. Every negative track gives one
+    /// negative query per cell.
+    fn user_audio_id(&mut self, opts: &MakeOptions) {
+        #[derive(Clone, Copy)]
+        enum Kind {
+            Clean,
+            Telephone,
+            Mp3(u32),
+            Noise(f64),
+            Reverb,
+        }
+        let mut kinds = vec![
+            ("clean".to_string(), Kind::Clean),
+            ("telephone".to_string(), Kind::Telephone),
+            (
+                format!("mp3 {} kbit/s", opts.user_mp3_kbps),
+                Kind::Mp3(opts.user_mp3_kbps),
+            ),
+        ];
+        for &snr in &opts.user_snrs_db {
+            // Not "noise N dB": that is a paper cell, also at 5 s.
+            kinds.push((format!("noise {snr:.0} dB (users)"), Kind::Noise(snr)));
+        }
+        kinds.push(("reverb".to_string(), Kind::Reverb));
+        let mut turn = 0usize;
+        for (condition, kind) in kinds {
+            for &len in &opts.user_audio_id_lengths_s {
+                let sources: Vec<(&Entry, bool)> = (0..opts.per_cell)
+                    .map(|i| (self.refs[(turn + i) % self.refs.len()], false))
+                    .chain(self.negs.iter().map(|&n| (n, true)))
+                    .collect();
+                turn += opts.per_cell;
+                for (src, negative) in sources {
+                    let start = self.start(src.duration_s, len);
+                    let mut chain = vec![Transform::Crop {
+                        start_s: start,
+                        duration_s: len,
+                    }];
+                    match kind {
+                        Kind::Clean => {}
+                        Kind::Telephone => {
+                            chain.push(Transform::BandPass {
+                                low_hz: 300.0,
+                                high_hz: 3400.0,
+                            });
+                            chain.push(Transform::Downsample { rate_hz: 8000 });
+                        }
+                        Kind::Mp3(kbps) => chain.push(Transform::Mp3 { kbps }),
+                        Kind::Noise(snr_db) => {
+                            let source = self.noise();
+                            let source_start_s = (self.rng.uniform(0.0, 10.0) * 100.0).round() / 100.0;
+                            chain.push(Transform::Noise {
+                                snr_db,
+                                source,
+                                source_start_s,
+                            });
+                        }
+                        Kind::Reverb => {
+                            let ir = self.ir();
+                            chain.push(Transform::Reverb { ir });
+                        }
+                    }
+                    self.push_plain(
+                        Protocol::AudioId,
+                        src,
+                        &condition,
+                        len,
+                        negative,
+                        start,
+                        chain,
+                        1.0,
+                        0.0,
+                    );
+                }
+            }
+        }
+    }
+
+    /// The users' sample-ID cells: one fixed pitch, tempo or speed change of
+    /// a 10 s excerpt each, without background music.
+    fn user_sample_id(&mut self, opts: &MakeOptions) {
+        let len = opts.user_sample_id_length_s;
+        let mut turn = 0usize;
+        for (condition, transform, time_ratio, pitch) in user_sample_cells() {
+            for i in 0..opts.per_cell + opts.negatives_per_cell {
+                let negative = i >= opts.per_cell;
+                let pool = if negative { self.negs } else { self.refs };
+                let src = pool[turn % pool.len()];
+                turn += 1;
+                let (start, chain) = self.transformed_excerpt(src, vec![transform.clone()], time_ratio, len);
+                self.push_plain(
+                    Protocol::SampleId,
+                    src,
+                    &condition,
+                    len,
+                    negative,
+                    start,
+                    chain,
+                    time_ratio,
+                    pitch,
+                );
+            }
+        }
+    }
+
+    /// Adds a query cut from `src` alone (no stems, no second reference).
+    #[allow(clippy::too_many_arguments)]
+    fn push_plain(
+        &mut self,
+        protocol: Protocol,
+        src: &Entry,
+        condition: &str,
+        len: f64,
+        negative: bool,
+        start: f64,
+        chain: Vec<Transform>,
+        time_ratio: f64,
+        pitch_shift: f64,
+    ) {
+        let targets = if negative {
+            vec![]
+        } else {
+            vec![Target {
+                reference: src.id.clone(),
+                reference_start_s: start,
+                query_start_s: 0.0,
+                time_ratio,
+                pitch_shift,
+            }]
+        };
+        let id = self.next_id(protocol);
+        self.queries.push(Query {
+            path: format!("queries/{id}.wav"),
+            id,
+            protocol,
+            condition: condition.to_string(),
+            length_s: len,
+            negative,
+            targets,
+            source: src.id.clone(),
+            source_stems: vec![],
+            transforms: Chain(chain),
+        });
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn sample_query(
         &mut self,
@@ -360,18 +646,7 @@ impl Planner<'_> {
             time_ratio /= factor;
             pitch = 12.0 * factor.log2();
         }
-        // Cut enough source that the transformed material fills the query.
-        let src_len = ((len / time_ratio) * 1000.0).ceil() / 1000.0;
-        let start = self.start(src.duration_s, src_len);
-        let mut chain = vec![Transform::Crop {
-            start_s: start,
-            duration_s: src_len,
-        }];
-        chain.extend(time);
-        chain.push(Transform::Crop {
-            start_s: 0.0,
-            duration_s: len,
-        });
+        let (start, mut chain) = self.transformed_excerpt(src, time, time_ratio, len);
         // Half of the queries from references with stems use a subset of the stems.
         let mut source_stems = vec![];
         if !src.stem_set.is_empty()
@@ -637,6 +912,165 @@ pub(crate) fn write_outputs(out: &Path, bench: &Benchmark) -> Result<(), BenchEr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn entry(id: &str, duration_s: f64) -> Entry {
+        Entry {
+            id: id.into(),
+            kind: Kind::Music,
+            package: "p".into(),
+            path: format!("music/{id}.ogg"),
+            duration_s,
+            licence: "CC0".into(),
+            split: Split::Test,
+            group: id.into(),
+            stem_set: String::new(),
+            stem: String::new(),
+            style: String::new(),
+            origin: "file".into(),
+            sha256: String::new(),
+        }
+    }
+
+    /// The users' cells planned for 3 references and 5 negatives, 2 per cell.
+    fn user_plan() -> Vec<Query> {
+        let refs: Vec<Entry> = (0..3).map(|i| entry(&format!("r{i}"), 60.0)).collect();
+        let negs: Vec<Entry> = (0..5).map(|i| entry(&format!("n{i}"), 60.0)).collect();
+        let bgs: Vec<Entry> = (0..4).map(|i| entry(&format!("b{i}"), 60.0)).collect();
+        let (refs, negs, bgs): (Vec<&Entry>, Vec<&Entry>, Vec<&Entry>) =
+            (refs.iter().collect(), negs.iter().collect(), bgs.iter().collect());
+        let mut opts = MakeOptions::new("c".into(), "o".into());
+        opts.per_cell = 2;
+        opts.negatives_per_cell = 1;
+        let mut plan = Planner {
+            rng: Rng::new(7),
+            refs: &refs,
+            negs: &negs,
+            backgrounds: &bgs,
+            noises: vec![],
+            irs: vec![],
+            stems: HashMap::new(),
+            queries: Vec::new(),
+        };
+        plan.user_audio_id(&opts);
+        plan.user_sample_id(&opts);
+        plan.queries
+    }
+
+    #[test]
+    fn users_audio_id_cells_exist_with_every_negative_track() {
+        let queries = user_plan();
+        let conditions = [
+            "clean",
+            "telephone",
+            "mp3 32 kbit/s",
+            "noise 20 dB (users)",
+            "noise 10 dB (users)",
+            "noise 0 dB (users)",
+            "reverb",
+        ];
+        for c in conditions {
+            for len in [10.0, 5.0] {
+                let cell: Vec<&Query> = queries
+                    .iter()
+                    .filter(|q| q.protocol == Protocol::AudioId && q.condition == c && q.length_s == len)
+                    .collect();
+                let pos: Vec<&&Query> = cell.iter().filter(|q| !q.negative).collect();
+                let neg: Vec<&&Query> = cell.iter().filter(|q| q.negative).collect();
+                assert_eq!((pos.len(), neg.len()), (2, 5), "{c} {len}");
+                // Every negative track once per cell.
+                let mut sources: Vec<&str> = neg.iter().map(|q| q.source.as_str()).collect();
+                sources.sort();
+                assert_eq!(sources, ["n0", "n1", "n2", "n3", "n4"]);
+                for q in pos {
+                    let t = &q.targets[0];
+                    assert_eq!((t.time_ratio, t.pitch_shift, t.query_start_s), (1.0, 0.0, 0.0));
+                    assert_eq!(
+                        q.transforms.0[0],
+                        Transform::Crop {
+                            start_s: t.reference_start_s,
+                            duration_s: len
+                        }
+                    );
+                }
+                for q in &cell {
+                    let rest = &q.transforms.0[1..];
+                    let ok = match c {
+                        "clean" => rest.is_empty(),
+                        "telephone" => {
+                            rest == [
+                                Transform::BandPass {
+                                    low_hz: 300.0,
+                                    high_hz: 3400.0,
+                                },
+                                Transform::Downsample { rate_hz: 8000 },
+                            ]
+                        }
+                        "mp3 32 kbit/s" => rest == [Transform::Mp3 { kbps: 32 }],
+                        "reverb" => matches!(rest, [Transform::Reverb { .. }]),
+                        _ => {
+                            matches!(rest, [Transform::Noise { snr_db, .. }] if c.starts_with(&format!("noise {snr_db:.0} dB")))
+                        }
+                    };
+                    assert!(ok, "{c}: {:?}", q.transforms);
+                }
+            }
+        }
+        let n = queries.iter().filter(|q| q.protocol == Protocol::AudioId).count();
+        assert_eq!(n, conditions.len() * 2 * (2 + 5));
+    }
+
+    #[test]
+    fn users_sample_id_cells_have_exact_targets_and_no_background() {
+        let queries = user_plan();
+        let expect = [
+            ("pitch +1 st", 1.0, 1.0),
+            ("pitch -1 st", 1.0, -1.0),
+            ("pitch +3 st", 1.0, 3.0),
+            ("pitch -3 st", 1.0, -3.0),
+            ("tempo 0.7", 1.0 / 0.7, 0.0),
+            ("tempo 0.85", 1.0 / 0.85, 0.0),
+            ("tempo 1.15", 1.0 / 1.15, 0.0),
+            ("tempo 1.5", 1.0 / 1.5, 0.0),
+            ("speed +4 %", 1.0 / 1.04, 12.0 * 1.04f64.log2()),
+            ("speed -4 %", 1.0 / 0.96, 12.0 * 0.96f64.log2()),
+            ("speed +10 %", 1.0 / 1.1, 12.0 * 1.1f64.log2()),
+            ("speed -10 %", 1.0 / 0.9, 12.0 * 0.9f64.log2()),
+        ];
+        let sample: Vec<&Query> = queries.iter().filter(|q| q.protocol == Protocol::SampleId).collect();
+        assert_eq!(sample.len(), expect.len() * 3);
+        for (c, ratio, pitch) in expect {
+            let cell: Vec<&&Query> = sample.iter().filter(|q| q.condition == c).collect();
+            assert_eq!(cell.len(), 3, "{c}");
+            assert_eq!(cell.iter().filter(|q| q.negative).count(), 1, "{c}");
+            for q in cell {
+                assert_eq!(q.length_s, 10.0);
+                assert!(
+                    !q.transforms.0.iter().any(|t| matches!(t, Transform::Mix { .. })),
+                    "{c}: {:?}",
+                    q.transforms
+                );
+                // The chain's own time scale and pitch agree with the declared ones.
+                assert!((q.transforms.time_scale() - ratio).abs() < 1e-12, "{c}");
+                assert!((q.transforms.semitones() - pitch).abs() < 1e-12, "{c}");
+                let Transform::Crop { start_s, duration_s } = q.transforms.0[0] else {
+                    panic!("{c}: {:?}", q.transforms)
+                };
+                // Enough source is cut to fill the 10 s after the change.
+                assert!(duration_s * ratio >= 10.0 - 1e-9, "{c}");
+                assert_eq!(
+                    q.transforms.0.last(),
+                    Some(&Transform::Crop {
+                        start_s: 0.0,
+                        duration_s: 10.0
+                    })
+                );
+                if let Some(t) = q.targets.first() {
+                    assert_eq!((t.reference_start_s, t.query_start_s), (start_s, 0.0), "{c}");
+                    assert!((t.time_ratio - ratio).abs() < 1e-12 && (t.pitch_shift - pitch).abs() < 1e-12);
+                }
+            }
+        }
+    }
 
     #[test]
     fn queries_csv_has_one_row_per_query_with_its_first_target() {

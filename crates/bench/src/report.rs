@@ -110,8 +110,8 @@ pub fn markdown(summary: &Summary) -> String {
             md.push_str(&format!(
                 "All queries: {} positive, {} negative. top-1 {:.1} %, top-3 {:.1} %, top-10 {:.1} %, \
                  mAP (AP@20, paper) {:.1} %, mAP (standard) {:.1} %, segment exact {:.1} %, near {:.1} %, \
-                 located ±1 s {:.1} %, pitch shift reported {:.1} % and within ±0.5 st {:.1} %, \
-                 false accepts on negatives {:.1} %.\n\n",
+                 located ±1 s {:.1} %, pitch shift reported {:.1} %, within ±0.5 st {:.1} % and within \
+                 ±0.3 st {:.1} %, time ratio within ±2 % {:.1} %, false accepts on negatives {:.1} %.\n\n",
                 o.n,
                 o.n_negative,
                 o.top1,
@@ -124,6 +124,8 @@ pub fn markdown(summary: &Summary) -> String {
                 o.located_1s,
                 o.pitch_reported,
                 o.pitch_half_st,
+                o.pitch_fine,
+                o.ratio_ok,
                 o.false_accept
             ));
         }
@@ -132,7 +134,7 @@ pub fn markdown(summary: &Summary) -> String {
                 "| condition | length (s) | n | song top-1 | segment exact | segment near | neg. | false accept |\n|---|---|---|---|---|---|---|---|\n"
             }
             Protocol::SampleId | Protocol::VersionId => {
-                "| condition | length (s) | n | top-1 | top-3 | top-10 | mAP (AP@20) | mAP | located ±1 s | pitch ±0.5 st | neg. | false accept |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+                "| condition | length (s) | n | top-1 | top-3 | top-10 | mAP (AP@20) | mAP | located ±1 s | pitch ±0.5 st | pitch ±0.3 st | ratio ±2 % | neg. | false accept |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
             }
         });
         for c in cells {
@@ -142,7 +144,7 @@ pub fn markdown(summary: &Summary) -> String {
                     c.condition, c.length_s, c.n, c.top1, c.segment_exact, c.segment_near, c.n_negative, c.false_accept
                 ),
                 Protocol::SampleId | Protocol::VersionId => format!(
-                    "| {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {:.1} |\n",
+                    "| {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {:.1} |\n",
                     c.condition,
                     c.length_s,
                     c.n,
@@ -153,6 +155,8 @@ pub fn markdown(summary: &Summary) -> String {
                     c.map,
                     c.located_1s,
                     c.pitch_half_st,
+                    c.pitch_fine,
+                    c.ratio_ok,
                     c.n_negative,
                     c.false_accept
                 ),
@@ -162,7 +166,9 @@ pub fn markdown(summary: &Summary) -> String {
     md.push_str(
         "\nHit rates are song-level; ties between answers are broken against the system. AP@20 (paper) divides by \
          the relevant songs found in the top 20 (NeuralSampleID's definition); standard AP divides by all relevant \
-         songs. A negative query is made from audio that is not in the library: any answer to it is a false accept.\n",
+         songs. A negative query is made from audio that is not in the library: any answer to it is a false accept. \
+         Pitch and ratio columns count positive queries whose top-1 answer is right and reports a pitch shift \
+         (time ratio: query / reference duration) within the tolerance; an answer that reports none does not count.\n",
     );
     md
 }

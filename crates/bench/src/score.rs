@@ -92,6 +92,12 @@ pub struct Cell {
     /// Top-1 correct with a pitch shift within ±0.5 semitone of the truth.
     #[serde(default)]
     pub pitch_half_st: f64,
+    /// Top-1 correct with a time ratio within ±2 % of the truth.
+    #[serde(default)]
+    pub ratio_ok: f64,
+    /// Top-1 correct with a pitch shift within ±0.3 semitone of the truth.
+    #[serde(default)]
+    pub pitch_fine: f64,
     /// Negative queries that got any match.
     pub false_accept: f64,
 }
@@ -110,6 +116,8 @@ struct Acc {
     located: f64,
     pitch_reported: f64,
     pitch_ok: f64,
+    ratio_ok: f64,
+    pitch_fine: f64,
     fa: f64,
 }
 
@@ -127,6 +135,8 @@ impl Acc {
         self.located += o.located;
         self.pitch_reported += o.pitch_reported;
         self.pitch_ok += o.pitch_ok;
+        self.ratio_ok += o.ratio_ok;
+        self.pitch_fine += o.pitch_fine;
         self.fa += o.fa;
     }
 
@@ -148,6 +158,8 @@ impl Acc {
             located_1s: pct(self.located, self.n),
             pitch_reported: pct(self.pitch_reported, self.n),
             pitch_half_st: pct(self.pitch_ok, self.n),
+            ratio_ok: pct(self.ratio_ok, self.n),
+            pitch_fine: pct(self.pitch_fine, self.n),
             false_accept: pct(self.fa, self.n_neg),
         }
     }
@@ -163,6 +175,12 @@ pub struct Scores {
     /// Queries of the benchmark with no line in the results (scored as empty answers).
     pub missing: usize,
 }
+
+/// Largest relative error of a reported time ratio that counts as right.
+pub const RATIO_TOLERANCE: f64 = 0.02;
+/// Largest error of a reported pitch shift (semitones) that counts as right
+/// for [`Cell::pitch_fine`].
+pub const PITCH_FINE_ST: f64 = 0.3;
 
 /// Where the top match puts the query's target moment in the reference.
 fn reference_time_error(m: &Match, target_query_s: f64, target_ref_s: f64) -> f64 {
@@ -213,6 +231,19 @@ fn score_query(q: &Query, matches: &[Match], hop_s: f64) -> Acc {
             if let Some(p) = m.pitch_shift {
                 acc.pitch_reported = 1.0;
                 acc.pitch_ok = if (p - t.pitch_shift).abs() <= 0.5 { 1.0 } else { 0.0 };
+                // A small slack so that 0.3 st reported as 0.30000000001 still counts.
+                acc.pitch_fine = if (p - t.pitch_shift).abs() <= PITCH_FINE_ST + 1e-9 {
+                    1.0
+                } else {
+                    0.0
+                };
+            }
+            if let Some(r) = m.time_ratio.filter(|r| r.is_finite() && *r > 0.0) {
+                acc.ratio_ok = if (r / t.time_ratio - 1.0).abs() <= RATIO_TOLERANCE + 1e-9 {
+                    1.0
+                } else {
+                    0.0
+                };
             }
         }
     }
@@ -348,6 +379,49 @@ mod tests {
         r.time_ratio = Some(0.8);
         let s = score(&b, &HashMap::from([("q".to_string(), vec![r])]));
         assert_eq!(s.overall[0].segment_exact, 100.0);
+    }
+
+    #[test]
+    fn ratio_and_fine_pitch_count_correct_top1_answers_within_tolerance() {
+        let target = |id: &str, ratio: f64, pitch: f64| {
+            let mut q = query(id, false, &[("r", 10.0)]);
+            q.targets[0].time_ratio = ratio;
+            q.targets[0].pitch_shift = pitch;
+            q
+        };
+        let b = bench(vec![
+            target("q1", 1.0 / 1.15, 0.0),
+            target("q2", 1.0 / 1.04, 12.0 * 1.04f64.log2()),
+            target("q3", 1.0, 3.0),
+            target("q4", 1.0, -1.0),
+        ]);
+        let answer = |reference: &str, ratio: Option<f64>, pitch: Option<f64>| {
+            let mut a = m(reference, 1.0, 10.0);
+            a.time_ratio = ratio;
+            a.pitch_shift = pitch;
+            vec![a]
+        };
+        let results = HashMap::from([
+            // Ratio 1.5 % off, pitch exact: both right.
+            ("q1".to_string(), answer("r", Some(1.015 / 1.15), Some(0.0))),
+            // Ratio 3 % off, pitch 0.4 st off: both wrong (pitch still within ±0.5).
+            (
+                "q2".to_string(),
+                answer("r", Some(1.03 / 1.04), Some(12.0 * 1.04f64.log2() + 0.4)),
+            ),
+            // Nothing reported: neither counts.
+            ("q3".to_string(), answer("r", None, None)),
+            // Wrong reference: neither counts, however good the numbers.
+            ("q4".to_string(), answer("x", Some(1.0), Some(-1.0))),
+        ]);
+        let s = score(&b, &results);
+        let all = &s.overall[0];
+        assert_eq!(all.n, 4);
+        assert_eq!(all.top1, 75.0);
+        assert_eq!(all.ratio_ok, 25.0);
+        assert_eq!(all.pitch_fine, 25.0);
+        assert_eq!(all.pitch_half_st, 50.0);
+        assert_eq!(all.pitch_reported, 50.0);
     }
 
     #[test]

@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 
 use sampleid_audio::{AudioConfig, decode_file};
 use sampleid_bench::score::Match;
-use sampleid_bench::{MakeOptions, Protocol, make, score};
+use sampleid_bench::{MakeOptions, Protocol, Suite, make, score};
 use sampleid_corpus::{Entry, Kind, Split, manifest};
+use sampleid_transform::Transform;
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -52,8 +53,9 @@ fn tiny_corpus(dir: &Path) {
 
 fn options(corpus: &Path, out: &Path) -> MakeOptions {
     let mut o = MakeOptions::new(corpus.to_path_buf(), out.to_path_buf());
+    o.suite = Suite::Paper;
     o.references = 2;
-    o.negatives = 1;
+    o.negatives = Some(1);
     o.per_cell = 1;
     o.negatives_per_cell = 1;
     o.snrs_db = vec![10.0];
@@ -188,4 +190,156 @@ fn too_small_a_test_split_is_a_clear_error() {
     o.references = 100;
     let e = make(&o, &|_, _| {}).unwrap_err().to_string();
     assert!(e.contains("the test split has 7 music tracks"), "{e}");
+}
+
+#[test]
+fn too_small_a_validation_split_is_a_clear_error() {
+    let work = tempfile::tempdir().unwrap();
+    let corpus = work.path().join("corpus");
+    tiny_corpus(&corpus);
+    let mut o = options(&corpus, &work.path().join("bench"));
+    o.split = Split::Validation;
+    o.negatives = None;
+    let e = make(&o, &|_, _| {}).unwrap_err().to_string();
+    assert!(
+        e.contains("the validation split has 0 music tracks; 2 references + 0 negatives + 4 backgrounds need 6"),
+        "{e}"
+    );
+    // Enough for references and backgrounds, none left for negatives.
+    let mut o = options(&corpus, &work.path().join("bench"));
+    o.references = 3;
+    o.negatives = None;
+    let e = make(&o, &|_, _| {}).unwrap_err().to_string();
+    assert!(e.contains("none is left for negative queries"), "{e}");
+}
+
+#[test]
+fn validation_split_draws_only_validation_tracks() {
+    let work = tempfile::tempdir().unwrap();
+    let corpus = work.path().join("corpus");
+    tiny_corpus(&corpus);
+    // The same files again as a validation split, under other ids.
+    let mut entries = manifest::read(&corpus.join("manifest.csv")).unwrap();
+    let validation: Vec<Entry> = entries
+        .iter()
+        .map(|e| Entry {
+            id: e.id.replace("m-", "v-"),
+            split: Split::Validation,
+            ..e.clone()
+        })
+        .collect();
+    entries.extend(validation);
+    manifest::write(&corpus.join("manifest.csv"), &entries).unwrap();
+    let mut o = options(&corpus, &work.path().join("bench"));
+    o.split = Split::Validation;
+    o.negatives = None;
+    o.protocols = vec![Protocol::AudioId];
+    o.snrs_db = vec![];
+    o.user_audio_id_lengths_s = vec![5.0];
+    o.suite = Suite::All;
+    let bench = make(&o, &|_, _| {}).unwrap();
+    // 7 tracks: 2 references, 4 backgrounds, 1 negative.
+    assert_eq!((bench.references.len(), bench.negatives.len()), (2, 1));
+    for r in bench.references.iter().chain(&bench.negatives) {
+        assert!(r.id.starts_with("v-"), "{}", r.id);
+    }
+    assert!(!bench.queries.is_empty());
+    for q in &bench.queries {
+        assert!(q.source.starts_with("v-"), "{}: {}", q.id, q.source);
+    }
+}
+
+#[test]
+fn users_suite_ground_truth_is_right() {
+    let work = tempfile::tempdir().unwrap();
+    let corpus = work.path().join("corpus");
+    let out = work.path().join("bench");
+    tiny_corpus(&corpus);
+    let mut o = options(&corpus, &out);
+    o.suite = Suite::Users;
+    o.negatives = None;
+    o.per_cell = 2;
+    let bench = make(&o, &|_, _| {}).unwrap();
+    assert_eq!((bench.references.len(), bench.negatives.len()), (2, 1));
+    // audio-id: 7 conditions × 2 lengths × (2 + 1 negative, one per negative track);
+    // sample-id: 12 conditions × 1 length × (2 + 1 negative).
+    let n = |p| bench.queries.iter().filter(|q| q.protocol == p).count();
+    assert_eq!(n(Protocol::AudioId), 42);
+    assert_eq!(n(Protocol::SampleId), 36);
+    assert!(!bench.queries.iter().any(|q| q.condition.contains("TBR")));
+    let reference = |id: &str| {
+        let r = bench.references.iter().find(|r| r.id == id).unwrap();
+        decode_file(&out.join(&r.path), &AudioConfig::default())
+            .unwrap()
+            .samples
+    };
+    let mut checked = 0;
+    for q in &bench.queries {
+        let audio = decode_file(&out.join(&q.path), &AudioConfig::default())
+            .unwrap()
+            .samples;
+        assert_eq!(audio.len(), (q.length_s * 16_000.0).round() as usize, "{}", q.id);
+        let Some(t) = q.targets.first() else { continue };
+        let start = (t.reference_start_s * 16_000.0).round() as usize;
+        let r = reference(&t.reference);
+        let len = audio.len();
+        if r.len() < start + len + 4000 {
+            continue;
+        }
+        let mut synthetic = sampleid_transform::Synthetic { sample_rate: 16_000 };
+        // The reference excerpt at `at`, through `chain` when the query's filters
+        // shift phases (so that only the declared position is tested).
+        let excerpt = |at: usize, chain: &[Transform], res: &mut sampleid_transform::Synthetic| {
+            let mut x = r[at..at + len].to_vec();
+            for t in chain {
+                x = t.apply(&x, 16_000, res).unwrap();
+            }
+            x
+        };
+        let (material, expected, shifted, least) = match q.condition.as_str() {
+            "clean" | "mp3 32 kbit/s" => (
+                audio.clone(),
+                excerpt(start, &[], &mut synthetic),
+                excerpt(start + 4000, &[], &mut synthetic),
+                if q.condition == "clean" { 0.99 } else { 0.8 },
+            ),
+            "telephone" => {
+                let chain = &q.transforms.0[1..];
+                (
+                    audio.clone(),
+                    excerpt(start, chain, &mut synthetic),
+                    excerpt(start + 4000, chain, &mut synthetic),
+                    0.95,
+                )
+            }
+            c if c.starts_with("speed") => {
+                // Undo the speed change: the reference timeline again.
+                let Transform::Speed { factor } = q.transforms.0[1] else {
+                    panic!("{c}")
+                };
+                let back = Transform::Speed { factor: 1.0 / factor }
+                    .apply(&audio, 16_000, &mut synthetic)
+                    .unwrap();
+                (
+                    back[..back.len() - 8000].to_vec(),
+                    excerpt(start, &[], &mut synthetic),
+                    excerpt(start + 4000, &[], &mut synthetic),
+                    0.8,
+                )
+            }
+            _ => continue,
+        };
+        let c = corr(&material, &expected);
+        assert!(
+            c > least,
+            "{} ({}): correlation {c} with the declared excerpt",
+            q.id,
+            q.condition
+        );
+        let off = corr(&material, &shifted);
+        assert!(off < c, "{}: a 0.25 s shift must correlate less", q.id);
+        checked += 1;
+    }
+    eprintln!("{checked} queries checked");
+    assert!(checked >= 5, "only {checked} queries checked");
 }

@@ -1,13 +1,15 @@
 //! Audio transformations for training pairs and benchmark queries: gain, pitch
 //! shift, time stretch, speed change, offset, cropping, additive noise at an
-//! exact SNR, room reverb, band-pass/telephone, and mixing under other music
-//! at an exact target-to-background ratio. Deterministic for a given seed.
+//! exact SNR, room reverb, band-pass/telephone, a pass through a lower sample
+//! rate, MP3 encoding, and mixing under other music at an exact
+//! target-to-background ratio. Deterministic for a given seed.
 //!
 //! Every transformation is a [`Transform`] value (serialisable, so a benchmark
 //! records exactly what was done to each query) that also maps times: a
 //! moment `t` of the input is at [`Transform::map_time`]`(t)` in the output.
 //! All functions work on mono `f32` signals.
 
+pub mod codec;
 pub mod level;
 pub mod rng;
 pub mod room;
@@ -16,6 +18,7 @@ pub mod vocoder;
 
 use serde::{Deserialize, Serialize};
 
+pub use codec::{downsample, mp3};
 pub use level::{gain, mix_at_ratio, power, ratio_db};
 pub use rng::Rng;
 pub use room::{band_pass, reverb, synthetic_ir, telephone};
@@ -62,6 +65,10 @@ pub enum Transform {
     Reverb { ir: String },
     /// Band-pass filter (4th-order Butterworth edges).
     BandPass { low_hz: f64, high_hz: f64 },
+    /// Through a channel sampled at `rate_hz` and back (8000: a telephone line).
+    Downsample { rate_hz: u32 },
+    /// Encoded to a constant-bitrate MP3 of `kbps` kbit/s and decoded back.
+    Mp3 { kbps: u32 },
     /// Mixes the music `source` (looped, from `source_start_s`) under the
     /// signal at a target-to-background ratio of `tbr_db`.
     Mix {
@@ -188,6 +195,8 @@ impl Transform {
             }
             Transform::Reverb { ir } => reverb(x, &res.load(ir)?),
             Transform::BandPass { low_hz, high_hz } => band_pass(x, sample_rate, *low_hz, *high_hz),
+            Transform::Downsample { rate_hz } => downsample(x, sample_rate, *rate_hz),
+            Transform::Mp3 { kbps } => mp3(x, sample_rate, *kbps),
             Transform::Mix {
                 tbr_db,
                 source,

@@ -277,3 +277,100 @@ fn many_concurrent_searches_all_succeed() {
         }
     });
 }
+
+fn landmarks(seed: u32, n: u32) -> SongLandmarks {
+    let peaks: Vec<Peak> = (0..n)
+        .map(|i| Peak {
+            frame: i * 25 + seed,
+            bin: (i * 37 + seed * 11) % 500 + 5,
+            magnitude: 0.5,
+        })
+        .collect();
+    let quads = (0..n / 4)
+        .map(|i| Quad {
+            hash: [0.6, 0.2 + (i % 5) as f32 * 0.1, 0.8, 0.5],
+            a: (i * 100, 50 + seed),
+            b: (i * 100 + 300, 120 + seed),
+            strength: 0.25,
+        })
+        .collect();
+    SongLandmarks { peaks, quads }
+}
+
+#[test]
+fn landmark_rows_are_committed_with_their_song_and_cut_back_after_a_kill() {
+    let dir = tempfile::tempdir().unwrap();
+    let (f, n) = song(1, 4);
+    {
+        let mut lib = Library::open_writer(dir.path(), &layout(), &cfg(AnnKind::Exact)).unwrap();
+        lib.add_with_landmarks("a.wav", "ha", 10.0, &f, &n, &[], &landmarks(1, 40))
+            .unwrap();
+        lib.add_with_landmarks("b.wav", "hb", 10.0, &f, &n, &[], &landmarks(2, 80))
+            .unwrap();
+        assert_eq!(lib.landmarks().sizes().0, 2);
+    }
+    // A writer killed between appending a third song's rows and its commit.
+    use std::io::Write;
+    for (file, bytes) in [("peaks.lm", 8 * 7), ("quads.lm", 20 * 3)] {
+        let mut w = File::options().append(true).open(dir.path().join(file)).unwrap();
+        w.write_all(&vec![7u8; bytes]).unwrap();
+    }
+    {
+        let reader = Library::open(dir.path()).unwrap();
+        let b = reader.find_hash("hb").unwrap().clone();
+        let stored = reader.song_landmarks(&b).unwrap();
+        let want = landmarks(2, 80);
+        assert_eq!(stored.peaks.len(), 80);
+        assert_eq!(stored.quads.len(), 20);
+        assert_eq!(stored.peaks[3].frame, want.peaks[3].frame);
+        assert_eq!(stored.peaks[3].bin, want.peaks[3].bin);
+        assert!((stored.quads[2].hash[1] - want.quads[2].hash[1]).abs() < 1e-4);
+        assert_eq!(stored.quads[2].b, want.quads[2].b);
+        assert_eq!(reader.landmarks().sizes(), (2, 120, reader.landmarks().sizes().2, 30));
+    }
+    let mut lib = Library::open_writer(dir.path(), &layout(), &cfg(AnnKind::Exact)).unwrap();
+    assert_eq!(std::fs::metadata(dir.path().join("peaks.lm")).unwrap().len(), 120 * 8);
+    assert_eq!(std::fs::metadata(dir.path().join("quads.lm")).unwrap().len(), 30 * 20);
+    // Deleting the newest song never hands its id (and its postings) to the next one.
+    let b = lib.find_hash("hb").unwrap().id;
+    assert!(lib.delete(b).unwrap());
+    assert!(!lib.landmarks().contains(b as u32));
+    let c = lib
+        .add_with_landmarks("c.wav", "hc", 10.0, &f, &n, &[], &landmarks(3, 40))
+        .unwrap();
+    assert!(c.id > b, "ids are not reused: {} after {b}", c.id);
+    assert_eq!(lib.song_by_key(c.id as u32).map(|s| s.path.as_str()), Some("c.wav"));
+    drop(lib);
+    let lib = Library::open(dir.path()).unwrap();
+    assert_eq!(lib.landmarks().sizes().0, 2, "a and c");
+    assert!(lib.landmarks().peaks(c.id as u32).is_some());
+}
+
+#[test]
+fn libraries_from_before_landmarks_open_and_gain_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let (f, n) = song(1, 4);
+    {
+        let mut lib = Library::open_writer(dir.path(), &layout(), &cfg(AnnKind::Exact)).unwrap();
+        lib.add("a.wav", "ha", 5.0, &f, &n, &[]).unwrap();
+        let conn = lib.conn.lock().unwrap();
+        conn.execute_batch(
+            "ALTER TABLE songs DROP COLUMN peaks_first; ALTER TABLE songs DROP COLUMN peaks; \
+             ALTER TABLE songs DROP COLUMN quads_first; ALTER TABLE songs DROP COLUMN quads; \
+             DELETE FROM meta WHERE key IN ('peak_rows', 'quad_rows', 'landmarks');",
+        )
+        .unwrap();
+    }
+    std::fs::remove_file(dir.path().join("peaks.lm")).unwrap();
+    std::fs::remove_file(dir.path().join("quads.lm")).unwrap();
+    {
+        let lib = Library::open(dir.path()).unwrap();
+        assert_eq!(lib.songs()[0].peaks, 0);
+        assert_eq!(lib.landmarks().sizes().0, 0);
+    }
+    let mut lib = Library::open_writer(dir.path(), &layout(), &cfg(AnnKind::Exact)).unwrap();
+    lib.add_with_landmarks("b.wav", "hb", 5.0, &f, &n, &[], &landmarks(2, 40))
+        .unwrap();
+    assert_eq!(lib.landmarks().sizes().0, 1);
+    assert_eq!(lib.songs().len(), 2);
+}

@@ -876,6 +876,14 @@ pub struct BenchPeaksArgs {
     #[arg(long, default_value_t = 3)]
     pub repeat: usize,
 
+    /// Survival instead of speed: cut 10 s excerpts (one every 30 s), apply
+    /// this transformation (`pitch:+1` semitones, `tempo:0.85` rate,
+    /// `speed:1.04` factor) and report the share of each excerpt's reference
+    /// pairs and quads found again in the transformed excerpt, at the place
+    /// the transformation moved them to.
+    #[arg(long, value_name = "KIND:VALUE")]
+    pub survival: Option<String>,
+
     /// Print the results as one JSON object.
     #[arg(long)]
     pub json: bool,

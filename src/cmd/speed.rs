@@ -298,6 +298,12 @@ pub fn peaks(args: &crate::cli::BenchPeaksArgs, cfg: &Config) -> Result<()> {
     }
     let seconds: f64 = audio.iter().map(|a| a.len() as f64).sum::<f64>() / cfg.engine.audio.sample_rate as f64;
     anyhow::ensure!(seconds > 0.0, "the inputs hold no audio");
+    #[cfg(feature = "lab")]
+    if let Some(spec) = &args.survival {
+        return survival(&audio, spec, cfg, args.json);
+    }
+    #[cfg(not(feature = "lab"))]
+    anyhow::ensure!(args.survival.is_none(), "--survival needs the lab build (feature `lab`)");
     let mut results = Vec::new();
     for (side, pcfg, qcfg) in [
         ("reference", PeakConfig::reference(), QuadConfig::reference()),
@@ -344,6 +350,117 @@ pub fn peaks(args: &crate::cli::BenchPeaksArgs, cfg: &Config) -> Result<()> {
                 r.side, r.peaks_per_s, r.pairs_per_s, r.quads_per_s, r.realtime
             );
         }
+    }
+    Ok(())
+}
+
+/// `sampleid bench peaks --survival KIND:VALUE`: which reference landmarks
+/// a transformation leaves in place. A reference quad survives when a query
+/// quad of the transformed excerpt lies within the search radius and its
+/// root A is where the transformation puts the reference's A (±10 frames,
+/// ±3 bins: the benchmark's phase vocoder smears by up to 32 ms); a pair
+/// survives when a query pair has its hash (with the search's jitter
+/// lookups) at the moved anchor (±10 frames). `[landmarks.search]` of
+/// `--config` applies (radius, jitter, query fan-out).
+#[cfg(feature = "lab")]
+fn survival(audio: &[Vec<f32>], spec: &str, cfg: &Config, json: bool) -> Result<()> {
+    use sampleid_landmarks::{LandmarkIndex, PairConfig, PairHash, QuadConfig, pairs, quads};
+    use sampleid_peaks::PeakConfig;
+    use sampleid_transform::{Synthetic, Transform};
+    let (kind, value) = spec
+        .split_once(':')
+        .with_context(|| format!("--survival {spec}: expected KIND:VALUE"))?;
+    let v: f64 = value.parse().with_context(|| format!("--survival {spec}: bad value"))?;
+    let (transform, s_t, s_f) = match kind {
+        "pitch" => (Transform::PitchShift { semitones: v }, 1.0, 2f64.powf(v / 12.0)),
+        "tempo" => (Transform::TimeStretch { rate: v }, 1.0 / v, 1.0),
+        "speed" => (Transform::Speed { factor: v }, 1.0 / v, v),
+        _ => anyhow::bail!("--survival {spec}: KIND is pitch, tempo or speed"),
+    };
+    let rate = cfg.engine.audio.sample_rate;
+    let search = cfg.engine.landmarks.search.clone();
+    let stored = sampleid_landmarks::stored_peak_config();
+    let (mut pairs_total, mut pairs_kept, mut quads_total, mut quads_kept, mut excerpts) = (0, 0, 0, 0, 0);
+    for a in audio {
+        let len = 10 * rate as usize;
+        let mut start = 0;
+        while start + len <= a.len() {
+            let x = &a[start..start + len];
+            start += 30 * rate as usize;
+            let y = transform.apply(x, rate, &mut Synthetic { sample_rate: rate })?;
+            let dense = sampleid_peaks::peaks(x, &stored)?;
+            let sparse = sampleid_peaks::peaks(x, &PeakConfig::reference())?;
+            let ref_quads = quads(&sparse, &QuadConfig::reference());
+            let q_peaks = sampleid_peaks::peaks(&y, &PeakConfig::query())?;
+            if dense.is_empty() || q_peaks.is_empty() {
+                continue;
+            }
+            excerpts += 1;
+            let mut index = LandmarkIndex::new(PairConfig::default());
+            index.insert(1, dense.clone(), &ref_quads);
+            // Pairs: every reference pair, looked up among the query's pairs.
+            let q_pairs = pairs(
+                &q_peaks,
+                &PairConfig {
+                    fan_out: search.query_fan_out,
+                    ..PairConfig::default()
+                },
+            );
+            let mut found = std::collections::HashSet::new();
+            let j = search.pair_jitter as i32;
+            for h in &q_pairs {
+                let (bin, df, dt) = PairHash::unpack(h.hash);
+                for db in -j..=j {
+                    for ddf in -j..=j {
+                        for ddt in -j..=j {
+                            let (Some(b), Some(t)) = (bin.checked_add_signed(db), dt.checked_add_signed(ddt)) else {
+                                continue;
+                            };
+                            if b >= 1024 || (df + ddf).abs() > 127 || t >= 1 << 14 {
+                                continue;
+                            }
+                            for p in index.pair_postings(PairHash::pack(b, df + ddf, t)) {
+                                if (h.frame as f64 - p.frame as f64 * s_t).abs() <= 10.0 {
+                                    found.insert((p.frame, PairHash::pack(b, df + ddf, t)));
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            let ref_pairs = pairs(&dense, &PairConfig::default());
+            pairs_total += ref_pairs.len();
+            pairs_kept += ref_pairs.iter().filter(|h| found.contains(&(h.frame, h.hash))).count();
+            // Quads: every reference quad, looked for among the query's.
+            let q_quads = quads(&q_peaks, &QuadConfig::query());
+            let mut kept = std::collections::HashSet::new();
+            for q in &q_quads {
+                index.quads_near(q.hash, search.radius, &mut |r| {
+                    let ok = (q.a.0 as f64 - r.quad.a.0 as f64 * s_t).abs() <= 10.0
+                        && (q.a.1 as f64 - r.quad.a.1 as f64 * s_f).abs() <= 3.0;
+                    if ok {
+                        kept.insert((r.quad.a, r.quad.b, r.quad.hash.map(f32::to_bits)));
+                    }
+                });
+            }
+            quads_total += ref_quads.len();
+            quads_kept += kept.len();
+        }
+    }
+    let share = |k: usize, n: usize| if n > 0 { 100.0 * k as f64 / n as f64 } else { 0.0 };
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"transform": spec, "excerpts": excerpts,
+                "pairs": {"reference": pairs_total, "survived_pct": share(pairs_kept, pairs_total)},
+                "quads": {"reference": quads_total, "survived_pct": share(quads_kept, quads_total)}})
+        );
+    } else {
+        println!(
+            "{spec}: {excerpts} excerpts of 10 s; pairs survived {:.1} % of {pairs_total}, quads {:.1} % of {quads_total}",
+            share(pairs_kept, pairs_total),
+            share(quads_kept, quads_total)
+        );
     }
     Ok(())
 }

@@ -96,8 +96,8 @@ impl SearchConfig {
     /// Checks the settings.
     pub fn validate(&self) -> Result<(), LandmarkError> {
         let bad = |m: &str| Err(LandmarkError::InvalidConfig(m.into()));
-        if !(self.radius > 0.0 && self.radius <= crate::index::CELL) {
-            return bad("radius must be in (0, 0.02]");
+        if !(self.radius > 0.0 && self.radius <= 0.05) {
+            return bad("radius must be in (0, 0.05]");
         }
         let range = |lo: f64, hi: f64| lo.is_finite() && hi.is_finite() && 0.0 < lo && lo <= 1.0 && 1.0 <= hi;
         if !range(self.min_time_scale, self.max_time_scale) || !range(self.min_freq_scale, self.max_freq_scale) {

@@ -737,7 +737,8 @@ impl Resources for CorpusResources<'_> {
 /// Applies a query's chain; when a stretch it needs is silent (a quiet
 /// passage of a noise file, a silent intro), repairs the query and tries
 /// again: a silent background becomes seeded pink noise, a silent excerpt
-/// moves 7 s later (its target start too). Returns the audio and, when
+/// moves 7 s later (its target start too; past the end, back to the start,
+/// until the whole source has been tried). Returns the audio and, when
 /// repaired, the query as it was finally made.
 fn apply_with_repairs(
     q: &Query,
@@ -745,8 +746,20 @@ fn apply_with_repairs(
     res: &mut CorpusResources,
 ) -> Result<(Vec<f32>, Option<Query>), BenchError> {
     let mut query = q.clone();
-    for attempt in 0..8u64 {
-        match query.transforms.apply(audio, RATE, res) {
+    let duration = audio.len() as f64 / RATE as f64;
+    let tries = 8u64.max((duration / 7.0).ceil() as u64 + 2);
+    for attempt in 0..tries {
+        let applied = query.transforms.apply(audio, RATE, res).and_then(|y| {
+            // Chains without noise or mixing have no level check of their own:
+            // a query of silence (or of the rounding dust of a reverb of it) is
+            // a silent target too. (Below −120 dBFS.)
+            if sampleid_transform::power(&y) < 1e-12 {
+                Err(TransformError::Silent("target"))
+            } else {
+                Ok(y)
+            }
+        });
+        match applied {
             Ok(y) => return Ok((y, (attempt > 0).then_some(query))),
             Err(TransformError::Silent("background")) => {
                 for t in query.transforms.0.iter_mut() {
@@ -760,7 +773,6 @@ fn apply_with_repairs(
                 query.targets.retain(|t| !t.reference.is_empty());
             }
             Err(TransformError::Silent("target")) => {
-                let duration = audio.len() as f64 / RATE as f64;
                 if let Some(Transform::Crop { start_s, duration_s }) = query.transforms.0.first_mut() {
                     let next = *start_s + 7.0;
                     *start_s = if next + *duration_s <= duration { next } else { 0.0 };
@@ -780,7 +792,7 @@ fn apply_with_repairs(
     }
     Err(BenchError::Query {
         id: q.id.clone(),
-        reason: "its source stays silent wherever it is cut".into(),
+        reason: format!("its source {} stays silent wherever it is cut", q.source),
     })
 }
 
@@ -954,6 +966,55 @@ mod tests {
         plan.user_audio_id(&opts);
         plan.user_sample_id(&opts);
         plan.queries
+    }
+
+    #[test]
+    fn a_silent_excerpt_moves_until_it_finds_music_even_without_noise() {
+        // 20 s of a tone, then 60 s of digital silence (a long fade-out, as
+        // some game tracks end); a clean 5 s query cut at 30 s.
+        let audio: Vec<f32> = (0..80 * RATE as usize)
+            .map(|i| {
+                if i < 20 * RATE as usize {
+                    (i as f32 * 0.05).sin() * 0.5
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let q = Query {
+            id: "a00001".into(),
+            path: "queries/a00001.wav".into(),
+            protocol: Protocol::AudioId,
+            condition: "clean".into(),
+            length_s: 5.0,
+            negative: false,
+            targets: vec![Target {
+                reference: "r".into(),
+                reference_start_s: 30.0,
+                query_start_s: 0.0,
+                time_ratio: 1.0,
+                pitch_shift: 0.0,
+            }],
+            source: "r".into(),
+            source_stems: vec![],
+            transforms: Chain(vec![Transform::Crop {
+                start_s: 30.0,
+                duration_s: 5.0,
+            }]),
+        };
+        let cache = Mutex::new(HashMap::new());
+        let mut res = CorpusResources {
+            corpus: Path::new("."),
+            cache: &cache,
+        };
+        let (y, fixed) = apply_with_repairs(&q, &audio, &mut res).unwrap();
+        let fixed = fixed.expect("repaired");
+        // 30 → 37 → … → 72 → (past the end) 0.
+        assert_eq!(fixed.targets[0].reference_start_s, 0.0);
+        assert!(sampleid_transform::power(&y) > 0.01);
+        // A source silent everywhere is an error naming it.
+        let e = apply_with_repairs(&q, &vec![0.0; audio.len()], &mut res).unwrap_err();
+        assert!(e.to_string().contains("its source r stays silent"), "{e}");
     }
 
     #[test]

@@ -125,15 +125,13 @@ mod tests {
             .collect()
     }
 
-    /// The lag (−max..=max) at which `y` best matches `x`, by normalised correlation.
+    /// The lag (−max..=max) at which `y` best matches `x`, by correlation
+    /// (`max` below 2000).
     fn lag(x: &[f32], y: &[f32], max: i64) -> i64 {
         let corr = |l: i64| -> f64 {
-            let mut s = 0.0;
-            for i in 2000..x.len() - 2000 {
-                let j = i as i64 + l;
-                s += x[i] as f64 * y[j as usize] as f64;
-            }
-            s
+            let inner = &x[2000..x.len() - 2000];
+            let shifted = &y[(2000 + l) as usize..];
+            inner.iter().zip(shifted).map(|(a, b)| *a as f64 * *b as f64).sum()
         };
         (-max..=max).max_by(|&a, &b| corr(a).total_cmp(&corr(b))).unwrap()
     }

@@ -391,7 +391,7 @@ fn survival(audio: &[Vec<f32>], spec: &str, cfg: &Config, json: bool) -> Result<
             let dense = sampleid_peaks::peaks(x, &stored)?;
             let sparse = sampleid_peaks::peaks(x, &PeakConfig::reference())?;
             let ref_quads = quads(&sparse, &QuadConfig::reference());
-            let q_peaks = sampleid_peaks::peaks(&y, &PeakConfig::query())?;
+            let q_peaks = sampleid_peaks::peaks(&y, &cfg.engine.landmarks.query_peaks)?;
             if dense.is_empty() || q_peaks.is_empty() {
                 continue;
             }
@@ -432,7 +432,7 @@ fn survival(audio: &[Vec<f32>], spec: &str, cfg: &Config, json: bool) -> Result<
             pairs_total += ref_pairs.len();
             pairs_kept += ref_pairs.iter().filter(|h| found.contains(&(h.frame, h.hash))).count();
             // Quads: every reference quad, looked for among the query's.
-            let q_quads = quads(&q_peaks, &QuadConfig::query());
+            let q_quads = quads(&q_peaks, &cfg.engine.landmarks.query_quads);
             let mut kept = std::collections::HashSet::new();
             for q in &q_quads {
                 index.quads_near(q.hash, search.radius, &mut |r| {

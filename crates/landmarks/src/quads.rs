@@ -29,9 +29,12 @@ pub struct QuadConfig {
     pub frame_rate: f64,
 }
 
+/// The query side: the only side a configuration file sets (`[landmarks]
+/// query_*`; a library's stored side is fixed by its landmark version), so
+/// that a partial table keeps the query side's other values.
 impl Default for QuadConfig {
     fn default() -> Self {
-        Self::reference()
+        Self::query()
     }
 }
 

@@ -60,9 +60,12 @@ pub struct PeakConfig {
     pub floor_db: f32,
 }
 
+/// The query side: the only side a configuration file sets (`[landmarks]
+/// query_*`; a library's stored side is fixed by its landmark version), so
+/// that a partial table keeps the query side's other values.
 impl Default for PeakConfig {
     fn default() -> Self {
-        Self::reference()
+        Self::query()
     }
 }
 

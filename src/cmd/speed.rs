@@ -303,7 +303,10 @@ pub fn peaks(args: &crate::cli::BenchPeaksArgs, cfg: &Config) -> Result<()> {
         return survival(&audio, spec, cfg, args.json);
     }
     #[cfg(not(feature = "lab"))]
-    anyhow::ensure!(args.survival.is_none(), "--survival needs the lab build (feature `lab`)");
+    anyhow::ensure!(
+        args.survival.is_none(),
+        "--survival needs the lab build (feature `lab`)"
+    );
     let mut results = Vec::new();
     for (side, pcfg, qcfg) in [
         ("reference", PeakConfig::reference(), QuadConfig::reference()),

@@ -153,3 +153,71 @@ fn libraries_and_settings_are_checked() {
     assert!(matches!(e, Error::Config(_)), "{e}");
     assert!(e.to_string().contains("[audio]"), "{e}");
 }
+
+/// The landmark stage on real music: an excerpt sped up (pitch and tempo
+/// together, as a turntable) and one time-stretched (tempo alone) are found
+/// with their factors and place; a song that is not in the library gets no
+/// answer.
+#[test]
+fn landmarks_find_speed_and_tempo_changes_with_their_factors_and_reject_unknown_music() {
+    use sampleid_engine::Stage;
+    use sampleid_transform::{Synthetic, Transform};
+    let tmp = tempfile::tempdir().unwrap();
+    let engine = engine();
+    let lib = Library::open_writer(&tmp.path().join("lib"), &engine).unwrap();
+    let all = songs();
+    for s in &all[..3] {
+        lib.add(&Source::file(s), None).unwrap();
+    }
+    let opts = IdentifyOptions {
+        stage: Stage::Landmarks,
+        ..IdentifyOptions::default()
+    };
+    let decode = |p: &Path| {
+        sampleid_engine::stages::audio::decode_file(p, &Settings::default().audio)
+            .unwrap()
+            .samples
+    };
+    let rate = 16_000;
+    let source = decode(&all[1]);
+    // 10 s from 5 s on.
+    let excerpt = &source[5 * rate..15 * rate];
+    for (name, t, time_ratio, pitch) in [
+        (
+            "speed",
+            Transform::Speed { factor: 1.06 },
+            1.0 / 1.06,
+            12.0 * 1.06f64.log2(),
+        ),
+        ("tempo", Transform::TimeStretch { rate: 0.9 }, 1.0 / 0.9, 0.0),
+    ] {
+        let y = t
+            .apply(
+                excerpt,
+                rate as u32,
+                &mut Synthetic {
+                    sample_rate: rate as u32,
+                },
+            )
+            .unwrap();
+        let clip = tmp.path().join(format!("{name}.wav"));
+        write_wav(&clip, rate as u32, &y);
+        let answer = lib.identify(&Source::file(&clip), &opts).unwrap();
+        let top = answer.matches.first().unwrap_or_else(|| panic!("{name}: no match"));
+        assert_eq!(top.reference, all[1].display().to_string(), "{name}: {answer:?}");
+        assert_eq!(top.stage, "quads", "{name}: {answer:?}");
+        let r = top.time_ratio.unwrap();
+        assert!(
+            (r / time_ratio - 1.0).abs() < 0.02,
+            "{name}: time ratio {r} vs {time_ratio}"
+        );
+        let p = top.pitch_shift.unwrap();
+        assert!((p - pitch).abs() < 0.3, "{name}: pitch {p} vs {pitch}");
+        // Where query time 0 is in the song: 5 s.
+        let at = top.reference_start - top.query_start / r;
+        assert!((at - 5.0).abs() < 0.3, "{name}: located at {at} s: {top:?}");
+    }
+    // The fourth song is not in the library.
+    let unknown = lib.identify(&Source::file(&all[3]), &opts).unwrap();
+    assert!(unknown.matches.is_empty(), "{unknown:?}");
+}

@@ -94,6 +94,17 @@ fn a_killed_index_keeps_what_it_reported_and_continues() {
     want.sort();
     assert_eq!(all, want);
 
+    // The landmark rows came through the kill too: a clip of the first song
+    // reported before it is found by the landmark stage alone.
+    let o = sampleid(&["query", "--db", s(&db), "--json", "--stage", "landmarks", &reported[0]]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let answer = &json_lines(&o)[0];
+    assert_eq!(answer["matches"][0]["reference"], reported[0].as_str(), "{answer}");
+    assert!(
+        ["pairs", "quads"].contains(&answer["matches"][0]["stage"].as_str().unwrap()),
+        "{answer}"
+    );
+
     // The same content under another name is not indexed twice.
     let copy = tmp.path().join("copy.ogg");
     std::fs::copy(&files[1], &copy).unwrap();

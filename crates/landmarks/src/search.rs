@@ -326,7 +326,6 @@ struct QuadHit {
 
 fn quad_hypotheses(index: &LandmarkIndex, q: &QueryLandmarks, cfg: &SearchConfig) -> Vec<Hypothesis> {
     let mut hits: Vec<QuadHit> = Vec::new();
-    let mut counts = [0usize; 4];
     for qq in &q.quads {
         let (qdt, qdf) = ((qq.b.0 - qq.a.0) as f64, qq.b.1 as f64 - qq.a.1 as f64);
         index.quads_near(qq.hash, cfg.radius, &mut |r| {
@@ -336,13 +335,11 @@ fn quad_hypotheses(index: &LandmarkIndex, q: &QueryLandmarks, cfg: &SearchConfig
                 return;
             }
             let (s_t, s_f) = (qdt / rdt, qdf / rdf);
-            counts[0] += 1;
             if !(cfg.min_time_scale..=cfg.max_time_scale).contains(&s_t)
                 || !(cfg.min_freq_scale..=cfg.max_freq_scale).contains(&s_f)
             {
                 return;
             }
-            counts[1] += 1;
             let (qa_bin, ra_bin) = (qq.a.1 as f64, rq.a.1 as f64);
             // Coarse pitch coherence: A itself moved by a factor in range …
             if ra_bin > 0.0 {
@@ -351,7 +348,6 @@ fn quad_hypotheses(index: &LandmarkIndex, q: &QueryLandmarks, cfg: &SearchConfig
                     return;
                 }
             }
-            counts[2] += 1;
             // … and by the factor its quad's B − A spacing says.
             if (qa_bin - ra_bin * s_f).abs() > cfg.fine_pitch_bins {
                 return;
@@ -365,15 +361,6 @@ fn quad_hypotheses(index: &LandmarkIndex, q: &QueryLandmarks, cfg: &SearchConfig
                 ra: (rq.a.0 as f64, ra_bin),
             });
         });
-    }
-    if std::env::var_os("SAMPLEID_LM_DEBUG").is_some() {
-        eprintln!(
-            "quad hits: range {} scales {} coarse {} fine {}",
-            counts[0],
-            counts[1],
-            counts[2],
-            hits.len()
-        );
     }
     hits.sort_by(|a, b| a.song.cmp(&b.song).then(a.tau.total_cmp(&b.tau)));
     let mut out = Vec::new();

@@ -608,6 +608,12 @@ pub enum BenchCommand {
     /// per second of audio, and how fast (× realtime, one thread), for the
     /// reference and the query settings.
     Peaks(BenchPeaksArgs),
+    /// The landmark stage at scale, without the neural indexing: the peaks
+    /// and quads of FILE... (and, to reach --hours, copies of them scaled in
+    /// time and frequency, which are other peak sets of the same density)
+    /// in one in-memory landmark index; then the search time of each query
+    /// clip (median of runs), the index's sizes and the peak memory.
+    Landmarks(BenchLandmarksArgs),
     #[cfg(feature = "lab")]
     /// Build a benchmark from the corpus's test split: references (to index),
     /// negatives (never indexed) and query clips with exact ground truth.
@@ -885,6 +891,25 @@ pub struct BenchPeaksArgs {
     pub survival: Option<String>,
 
     /// Print the results as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchLandmarksArgs {
+    /// Reference audio files (decoded and their landmarks extracted first).
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Query clips to search (their landmarks are extracted before timing).
+    #[arg(long, required = true, num_args = 1..)]
+    pub queries: Vec<PathBuf>,
+    /// Hours of reference landmarks to reach with scaled copies.
+    #[arg(long, default_value_t = 100.0)]
+    pub hours: f64,
+    /// Timed runs over the queries; the median per query is reported.
+    #[arg(long, default_value_t = 3)]
+    pub repeat: usize,
+    /// Print the result as one JSON object.
     #[arg(long)]
     pub json: bool,
 }

@@ -78,6 +78,7 @@ fn run(cli: &Cli) -> anyhow::Result<usize> {
             cmd::speed::encoder(args, &cfg, cli.model.as_deref()).map(|()| 0)
         }
         Command::Bench(BenchCommand::Peaks(args)) => cmd::speed::peaks(args, &cfg).map(|()| 0),
+        Command::Bench(BenchCommand::Landmarks(args)) => cmd::speed::landmarks(args, &cfg).map(|()| 0),
         Command::Bench(BenchCommand::Serve(args)) => cmd::load::run(args, cli.quiet).map(|()| 0),
         #[cfg(feature = "lab")]
         Command::Bench(BenchCommand::Versions(args)) => cmd::bench::versions(args, cli.quiet).map(|()| 0),

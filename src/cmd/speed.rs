@@ -467,3 +467,118 @@ fn survival(audio: &[Vec<f32>], spec: &str, cfg: &Config, json: bool) -> Result<
     }
     Ok(())
 }
+
+/// `sampleid bench landmarks`: the landmark search against a large
+/// in-memory index, built from real peaks without the neural indexing.
+pub fn landmarks(args: &crate::cli::BenchLandmarksArgs, cfg: &Config) -> Result<()> {
+    use sampleid_landmarks::{LandmarkIndex, PairConfig, QuadConfig, QueryLandmarks, quads, search};
+    use sampleid_peaks::{Peak, PeakConfig};
+    let lm = &cfg.engine.landmarks;
+    let stored = sampleid_landmarks::stored_peak_config();
+    let rate = stored.frame_rate();
+    // Real peak sets: (dense, sparse, seconds).
+    let bar = crate::progress::files_bar(args.files.len() as u64, false);
+    let mut sets = Vec::new();
+    for f in &args.files {
+        bar.inc(1);
+        let audio = match sampleid_audio::decode_file(f, &cfg.engine.audio) {
+            Ok(d) => d.samples,
+            Err(e) => {
+                bar.suspend(|| eprintln!("skipped {}: {e}", f.display()));
+                continue;
+            }
+        };
+        let dense = sampleid_peaks::peaks(&audio, &stored)?;
+        let sparse = sampleid_peaks::peaks(&audio, &PeakConfig::reference())?;
+        sets.push((dense, sparse, audio.len() as f64 / cfg.engine.audio.sample_rate as f64));
+    }
+    bar.finish_and_clear();
+    anyhow::ensure!(!sets.is_empty(), "no reference could be decoded");
+    let real_s: f64 = sets.iter().map(|s| s.2).sum();
+    // Copies scaled in time and frequency until --hours: factor pairs cycle
+    // through ±3–12 %, so no copy repeats another's geometry.
+    let scale = |p: &[Peak], st: f64, sf: f64| -> Vec<Peak> {
+        p.iter()
+            .map(|k| Peak {
+                frame: (k.frame as f64 * st).round() as u32,
+                bin: (k.bin as f64 * sf).round() as u32,
+                magnitude: k.magnitude,
+            })
+            .filter(|k| k.bin < 513)
+            .collect()
+    };
+    let t0 = Instant::now();
+    let mut index = LandmarkIndex::new(PairConfig::default());
+    let (mut seconds, mut song, mut copy) = (0.0, 0u32, 0usize);
+    let factors = [1.0, 1.03, 0.97, 1.06, 0.94, 1.09, 0.91, 1.12, 0.89, 1.05, 0.95];
+    'fill: loop {
+        for (dense, sparse, s) in &sets {
+            let (st, sf) = (factors[copy % factors.len()], factors[(copy * 7 + 3) % factors.len()]);
+            let (st, sf) = if copy == 0 { (1.0, 1.0) } else { (st, sf) };
+            let d = scale(dense, st, sf);
+            let q = quads(&scale(sparse, st, sf), &QuadConfig::reference());
+            song += 1;
+            index.insert(song, d, &q);
+            seconds += s * st;
+            if seconds >= args.hours * 3600.0 {
+                break 'fill;
+            }
+        }
+        copy += 1;
+    }
+    let build_s = t0.elapsed().as_secs_f64();
+    let (songs, peaks, pairs, n_quads) = index.sizes();
+    // Queries.
+    let mut queries = Vec::new();
+    for f in &args.queries {
+        let audio = sampleid_audio::decode_file(f, &cfg.engine.audio)
+            .with_context(|| f.display().to_string())?
+            .samples;
+        let p = sampleid_peaks::peaks(&audio, &lm.query_peaks)?;
+        let frames = (audio.len() as f64 / cfg.engine.audio.sample_rate as f64 * rate).ceil() as u32 + 1;
+        queries.push(QueryLandmarks::new(
+            p,
+            frames,
+            lm.query_peaks.bins() as u32,
+            &PairConfig::default(),
+            &lm.query_quads,
+            lm.search.query_fan_out,
+        ));
+    }
+    let mut per_query: Vec<Vec<f64>> = vec![Vec::new(); queries.len()];
+    let mut found = 0;
+    for _ in 0..args.repeat.max(1) {
+        found = 0;
+        for (i, q) in queries.iter().enumerate() {
+            let t = Instant::now();
+            let m = std::hint::black_box(search(&index, q, &lm.search));
+            per_query[i].push(t.elapsed().as_secs_f64());
+            found += usize::from(!m.is_empty());
+        }
+    }
+    let medians: Vec<f64> = per_query.iter().map(|v| crate::stats::median(v)).collect();
+    let median_ms = crate::stats::median(&medians) * 1000.0;
+    let p90_ms = crate::stats::percentile(&medians, 0.9) * 1000.0;
+    let out = serde_json::json!({
+        "hours": seconds / 3600.0, "real_hours": real_s / 3600.0, "songs": songs,
+        "peaks": peaks, "pairs": pairs, "quads": n_quads, "build_s": build_s,
+        "queries": queries.len(), "answered": found,
+        "search_median_ms": median_ms, "search_p90_ms": p90_ms,
+        "peak_rss_mib": peak_rss_mib(),
+    });
+    if args.json {
+        println!("{out}");
+    } else {
+        println!(
+            "{:.1} h of landmarks ({:.1} h real, the rest scaled copies): {songs} songs, {peaks} peaks, {pairs} pairs, {n_quads} quads, built in {build_s:.1} s",
+            seconds / 3600.0,
+            real_s / 3600.0
+        );
+        println!(
+            "{} queries ({found} answered): search median {median_ms:.1} ms, p90 {p90_ms:.1} ms per query; peak RSS {:.0} MiB",
+            queries.len(),
+            peak_rss_mib().unwrap_or(f64::NAN)
+        );
+    }
+    Ok(())
+}

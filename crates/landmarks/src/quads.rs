@@ -51,14 +51,15 @@ impl QuadConfig {
         }
     }
 
-    /// The query side: the window widened to cover time scales 0.69–1.46
-    /// (225 · 0.69 → 155 frames, 425 · 1.46 → 620; the paper's ε = 0.31 gives
-    /// 172–616, we cover the 0.7–1.45 tempo range users ask for), 20 B per
-    /// root and every pair of the 5 strongest box peaks, every quad kept.
+    /// The query side: the window widened to the time scales searched,
+    /// 0.65–1.55 (225 · 0.65 → 145 frames, 425 · 1.55 → 660; the paper's
+    /// ε = 0.31 gives 172–616; we cover the tempo 0.7–1.5 users ask for),
+    /// 20 B per root and every pair of the 5 strongest box peaks, every quad
+    /// kept.
     pub fn query() -> Self {
         Self {
-            window_start: 155,
-            window_end: 620,
+            window_start: 145,
+            window_end: 660,
             b_per_root: 20,
             cd_per_box: 5,
             per_second: 0,

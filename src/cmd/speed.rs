@@ -471,7 +471,8 @@ fn survival(audio: &[Vec<f32>], spec: &str, cfg: &Config, json: bool) -> Result<
 /// `sampleid bench landmarks`: the landmark search against a large
 /// in-memory index, built from real peaks without the neural indexing.
 pub fn landmarks(args: &crate::cli::BenchLandmarksArgs, cfg: &Config) -> Result<()> {
-    use sampleid_landmarks::{LandmarkIndex, PairConfig, QuadConfig, QueryLandmarks, quads, search};
+    use sampleid_landmarks::search::search_timed;
+    use sampleid_landmarks::{LandmarkIndex, PairConfig, QuadConfig, QueryLandmarks, quads};
     use sampleid_peaks::{Peak, PeakConfig};
     let lm = &cfg.engine.landmarks;
     let stored = sampleid_landmarks::stored_peak_config();
@@ -546,16 +547,21 @@ pub fn landmarks(args: &crate::cli::BenchLandmarksArgs, cfg: &Config) -> Result<
         ));
     }
     let mut per_query: Vec<Vec<f64>> = vec![Vec::new(); queries.len()];
+    let mut parts = [Vec::new(), Vec::new(), Vec::new()];
     let mut found = 0;
     for _ in 0..args.repeat.max(1) {
         found = 0;
         for (i, q) in queries.iter().enumerate() {
             let t = Instant::now();
-            let m = std::hint::black_box(search(&index, q, &lm.search));
+            let (m, times) = std::hint::black_box(search_timed(&index, q, &lm.search));
             per_query[i].push(t.elapsed().as_secs_f64());
+            parts[0].push(times.pairs);
+            parts[1].push(times.quads);
+            parts[2].push(times.verify);
             found += usize::from(!m.is_empty());
         }
     }
+    let part_ms = parts.map(|p| crate::stats::median(&p) * 1000.0);
     let medians: Vec<f64> = per_query.iter().map(|v| crate::stats::median(v)).collect();
     let median_ms = crate::stats::median(&medians) * 1000.0;
     let p90_ms = crate::stats::percentile(&medians, 0.9) * 1000.0;
@@ -564,6 +570,7 @@ pub fn landmarks(args: &crate::cli::BenchLandmarksArgs, cfg: &Config) -> Result<
         "peaks": peaks, "pairs": pairs, "quads": n_quads, "build_s": build_s,
         "queries": queries.len(), "answered": found,
         "search_median_ms": median_ms, "search_p90_ms": p90_ms,
+        "pairs_median_ms": part_ms[0], "quads_median_ms": part_ms[1], "verify_median_ms": part_ms[2],
         "peak_rss_mib": peak_rss_mib(),
     });
     if args.json {
@@ -575,8 +582,12 @@ pub fn landmarks(args: &crate::cli::BenchLandmarksArgs, cfg: &Config) -> Result<
             real_s / 3600.0
         );
         println!(
-            "{} queries ({found} answered): search median {median_ms:.1} ms, p90 {p90_ms:.1} ms per query; peak RSS {:.0} MiB",
+            "{} queries ({found} answered): search median {median_ms:.1} ms, p90 {p90_ms:.1} ms per query \
+             (medians of the parts: pairs {:.1} ms, quads {:.1} ms, verification {:.1} ms); peak RSS {:.0} MiB",
             queries.len(),
+            part_ms[0],
+            part_ms[1],
+            part_ms[2],
             peak_rss_mib().unwrap_or(f64::NAN)
         );
     }

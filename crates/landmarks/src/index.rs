@@ -44,10 +44,23 @@ pub struct RefQuad {
 pub struct LandmarkIndex {
     pair_cfg: PairConfig,
     pairs: HashMap<u32, Vec<Posting>>,
-    grid: HashMap<u32, Vec<u32>>,
+    /// Cell → its quads' hashes (quantised to 1/65535, inline so that a
+    /// range query scans memory in order) and numbers.
+    grid: HashMap<u32, Vec<GridEntry>>,
     quads: Vec<RefQuad>,
     peaks: HashMap<u32, Vec<Peak>>,
     n_pairs: usize,
+}
+
+/// A quad in a grid cell: its hash quantised to u16 and its number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct GridEntry {
+    hash: [u16; 4],
+    quad: u32,
+}
+
+fn quantise(v: f32) -> u16 {
+    (v.clamp(0.0, 1.0) * 65535.0).round() as u16
 }
 
 fn cell(v: f32) -> u32 {
@@ -79,7 +92,10 @@ impl LandmarkIndex {
         for q in quads {
             let n = self.quads.len() as u32;
             self.quads.push(RefQuad { song, quad: *q });
-            self.grid.entry(key(q.hash.map(cell))).or_default().push(n);
+            self.grid.entry(key(q.hash.map(cell))).or_default().push(GridEntry {
+                hash: q.hash.map(quantise),
+                quad: n,
+            });
         }
         self.peaks.insert(song, peaks);
     }
@@ -109,6 +125,8 @@ impl LandmarkIndex {
     pub fn quads_near(&self, hash: [f32; 4], radius: f32, on: &mut dyn FnMut(&RefQuad)) {
         let lo = hash.map(|v| cell(v - radius));
         let hi = hash.map(|v| cell(v + radius));
+        let qlo = hash.map(|v| quantise(v - radius));
+        let qhi = hash.map(|v| quantise(v + radius));
         for c3 in lo[3]..=hi[3] {
             for c2 in lo[2]..=hi[2] {
                 for c1 in lo[1]..=hi[1] {
@@ -116,10 +134,13 @@ impl LandmarkIndex {
                         let Some(list) = self.grid.get(&key([c0, c1, c2, c3])) else {
                             continue;
                         };
-                        for &i in list {
-                            let r = &self.quads[i as usize];
-                            if (0..4).all(|k| (r.quad.hash[k] - hash[k]).abs() <= radius) && self.contains(r.song) {
-                                on(r);
+                        for e in list {
+                            let inside = (0..4).all(|k| qlo[k] <= e.hash[k] && e.hash[k] <= qhi[k]);
+                            if inside {
+                                let r = &self.quads[e.quad as usize];
+                                if self.contains(r.song) {
+                                    on(r);
+                                }
                             }
                         }
                     }

@@ -909,6 +909,10 @@ pub struct BenchLandmarksArgs {
     /// Timed runs over the queries; the median per query is reported.
     #[arg(long, default_value_t = 3)]
     pub repeat: usize,
+    /// Keep the references' extracted peaks in this file (written when
+    /// missing, read when present) so that a second run skips decoding.
+    #[arg(long)]
+    pub cache: Option<PathBuf>,
     /// Print the result as one JSON object.
     #[arg(long)]
     pub json: bool,

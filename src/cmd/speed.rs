@@ -438,7 +438,7 @@ fn survival(audio: &[Vec<f32>], spec: &str, cfg: &Config, json: bool) -> Result<
             let q_quads = quads(&q_peaks, &cfg.engine.landmarks.query_quads);
             let mut kept = std::collections::HashSet::new();
             for q in &q_quads {
-                index.quads_near(q.hash, search.radius, &mut |r| {
+                index.quads_near(q.hash, search.radius, (0.0, 1024.0), &mut |r| {
                     let ok = (q.a.0 as f64 - r.quad.a.0 as f64 * s_t).abs() <= 10.0
                         && (q.a.1 as f64 - r.quad.a.1 as f64 * s_f).abs() <= 3.0;
                     if ok {
@@ -478,9 +478,13 @@ pub fn landmarks(args: &crate::cli::BenchLandmarksArgs, cfg: &Config) -> Result<
     let stored = sampleid_landmarks::stored_peak_config();
     let rate = stored.frame_rate();
     // Real peak sets: (dense, sparse, seconds).
-    let bar = crate::progress::files_bar(args.files.len() as u64, false);
     let mut sets = Vec::new();
-    for f in &args.files {
+    if let Some(c) = args.cache.as_ref().filter(|c| c.exists()) {
+        sets = read_peak_cache(c).with_context(|| format!("cannot read the cache {}", c.display()))?;
+    }
+    let cached = !sets.is_empty();
+    let bar = crate::progress::files_bar(if cached { 0 } else { args.files.len() as u64 }, false);
+    for f in args.files.iter().filter(|_| !cached) {
         bar.inc(1);
         let audio = match sampleid_audio::decode_file(f, &cfg.engine.audio) {
             Ok(d) => d.samples,
@@ -495,6 +499,9 @@ pub fn landmarks(args: &crate::cli::BenchLandmarksArgs, cfg: &Config) -> Result<
     }
     bar.finish_and_clear();
     anyhow::ensure!(!sets.is_empty(), "no reference could be decoded");
+    if let Some(c) = args.cache.as_ref().filter(|c| !c.exists()) {
+        write_peak_cache(c, &sets).with_context(|| format!("cannot write the cache {}", c.display()))?;
+    }
     let real_s: f64 = sets.iter().map(|s| s.2).sum();
     // Copies scaled in time and frequency until --hours: factor pairs cycle
     // through ±3–12 %, so no copy repeats another's geometry.
@@ -592,4 +599,46 @@ pub fn landmarks(args: &crate::cli::BenchLandmarksArgs, cfg: &Config) -> Result<
         );
     }
     Ok(())
+}
+
+/// The peak cache of `bench landmarks`: per set, seconds (f64), then the
+/// dense and the sparse peaks, each as a count (u64) and codec rows.
+fn write_peak_cache(path: &Path, sets: &[(Vec<sampleid_peaks::Peak>, Vec<sampleid_peaks::Peak>, f64)]) -> Result<()> {
+    use sampleid_landmarks::codec::encode_peaks;
+    let mut out = Vec::new();
+    for (dense, sparse, s) in sets {
+        out.extend_from_slice(&s.to_le_bytes());
+        for p in [dense, sparse] {
+            out.extend_from_slice(&(p.len() as u64).to_le_bytes());
+            out.extend(encode_peaks(p));
+        }
+    }
+    sampleid_fsio::atomic_write(path, &out)?;
+    Ok(())
+}
+
+type PeakSets = Vec<(Vec<sampleid_peaks::Peak>, Vec<sampleid_peaks::Peak>, f64)>;
+
+fn read_peak_cache(path: &Path) -> Result<PeakSets> {
+    use sampleid_landmarks::codec::{PEAK_BYTES, decode_peaks};
+    let b = std::fs::read(path)?;
+    let mut at = 0;
+    let take = |at: &mut usize, n: usize| -> Result<&[u8]> {
+        anyhow::ensure!(*at + n <= b.len(), "truncated");
+        *at += n;
+        Ok(&b[*at - n..*at])
+    };
+    let mut sets = Vec::new();
+    while at < b.len() {
+        let s = f64::from_le_bytes(take(&mut at, 8)?.try_into()?);
+        let mut two = Vec::new();
+        for _ in 0..2 {
+            let n = u64::from_le_bytes(take(&mut at, 8)?.try_into()?) as usize;
+            two.push(decode_peaks(take(&mut at, n * PEAK_BYTES)?)?);
+        }
+        let sparse = two.pop().unwrap_or_default();
+        let dense = two.pop().unwrap_or_default();
+        sets.push((dense, sparse, s));
+    }
+    Ok(sets)
 }

@@ -67,8 +67,20 @@ fn cell(v: f32) -> u32 {
     ((v / CELL).floor().max(0.0) as u32).min(CELLS - 1)
 }
 
-fn key(c: [u32; 4]) -> u32 {
-    c[0] + CELLS * (c[1] + CELLS * (c[2] + CELLS * c[3]))
+/// Width of the fifth grid axis, ln(A's bin): a pitch change moves A by at
+/// most the frequency-scale range (ln(1.26 / 0.79) ≈ 0.47), so a query
+/// probes 2–3 of these cells instead of every root frequency. Measured at
+/// 100 h (`sampleid bench landmarks`): the quad search without it took
+/// 400–430 ms per 10 s query.
+const LOG_BIN_CELL: f64 = 0.25;
+const LOG_BIN_CELLS: u32 = 26; // ln(1023) / 0.25 < 28; bins above share the last cell
+
+fn log_bin_cell(bin: f64) -> u32 {
+    ((bin.max(1.0).ln() / LOG_BIN_CELL).floor() as u32).min(LOG_BIN_CELLS - 1)
+}
+
+fn key(c: [u32; 4], a: u32) -> u32 {
+    c[0] + CELLS * (c[1] + CELLS * (c[2] + CELLS * (c[3] + CELLS * a)))
 }
 
 impl LandmarkIndex {
@@ -92,10 +104,13 @@ impl LandmarkIndex {
         for q in quads {
             let n = self.quads.len() as u32;
             self.quads.push(RefQuad { song, quad: *q });
-            self.grid.entry(key(q.hash.map(cell))).or_default().push(GridEntry {
-                hash: q.hash.map(quantise),
-                quad: n,
-            });
+            self.grid
+                .entry(key(q.hash.map(cell), log_bin_cell(q.a.1 as f64)))
+                .or_default()
+                .push(GridEntry {
+                    hash: q.hash.map(quantise),
+                    quad: n,
+                });
         }
         self.peaks.insert(song, peaks);
     }
@@ -121,25 +136,29 @@ impl LandmarkIndex {
     }
 
     /// Calls `on` with every stored quad whose hash lies within `radius` of
-    /// `hash` in every coordinate (live songs only).
-    pub fn quads_near(&self, hash: [f32; 4], radius: f32, on: &mut dyn FnMut(&RefQuad)) {
+    /// `hash` in every coordinate (live songs only) and whose root A's bin
+    /// may lie in `a_bins` (a superset may be returned: the bin range is
+    /// probed by whole cells).
+    pub fn quads_near(&self, hash: [f32; 4], radius: f32, a_bins: (f64, f64), on: &mut dyn FnMut(&RefQuad)) {
         let lo = hash.map(|v| cell(v - radius));
         let hi = hash.map(|v| cell(v + radius));
         let qlo = hash.map(|v| quantise(v - radius));
         let qhi = hash.map(|v| quantise(v + radius));
-        for c3 in lo[3]..=hi[3] {
-            for c2 in lo[2]..=hi[2] {
-                for c1 in lo[1]..=hi[1] {
-                    for c0 in lo[0]..=hi[0] {
-                        let Some(list) = self.grid.get(&key([c0, c1, c2, c3])) else {
-                            continue;
-                        };
-                        for e in list {
-                            let inside = (0..4).all(|k| qlo[k] <= e.hash[k] && e.hash[k] <= qhi[k]);
-                            if inside {
-                                let r = &self.quads[e.quad as usize];
-                                if self.contains(r.song) {
-                                    on(r);
+        for ca in log_bin_cell(a_bins.0)..=log_bin_cell(a_bins.1) {
+            for c3 in lo[3]..=hi[3] {
+                for c2 in lo[2]..=hi[2] {
+                    for c1 in lo[1]..=hi[1] {
+                        for c0 in lo[0]..=hi[0] {
+                            let Some(list) = self.grid.get(&key([c0, c1, c2, c3], ca)) else {
+                                continue;
+                            };
+                            for e in list {
+                                let inside = (0..4).all(|k| qlo[k] <= e.hash[k] && e.hash[k] <= qhi[k]);
+                                if inside {
+                                    let r = &self.quads[e.quad as usize];
+                                    if self.contains(r.song) {
+                                        on(r);
+                                    }
                                 }
                             }
                         }

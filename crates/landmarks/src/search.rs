@@ -271,7 +271,11 @@ pub struct SearchTimes {
 }
 
 /// [`search`], timing its parts.
-pub fn search_timed(index: &LandmarkIndex, q: &QueryLandmarks, cfg: &SearchConfig) -> (Vec<LandmarkMatch>, SearchTimes) {
+pub fn search_timed(
+    index: &LandmarkIndex,
+    q: &QueryLandmarks,
+    cfg: &SearchConfig,
+) -> (Vec<LandmarkMatch>, SearchTimes) {
     let t = std::time::Instant::now();
     let mut hyps = pair_hypotheses(index, q, cfg);
     let pairs = t.elapsed().as_secs_f64();
@@ -373,7 +377,12 @@ fn quad_hypotheses(index: &LandmarkIndex, q: &QueryLandmarks, cfg: &SearchConfig
     let mut hits: Vec<QuadHit> = Vec::new();
     for qq in &q.quads {
         let (qdt, qdf) = ((qq.b.0 - qq.a.0) as f64, qq.b.1 as f64 - qq.a.1 as f64);
-        index.quads_near(qq.hash, cfg.radius, &mut |r| {
+        // The reference's A bin that the coarse pitch coherence below allows.
+        let a_bins = (
+            qq.a.1 as f64 / (cfg.max_freq_scale * 1.03),
+            qq.a.1 as f64 / (cfg.min_freq_scale * 0.97),
+        );
+        index.quads_near(qq.hash, cfg.radius, a_bins, &mut |r| {
             let rq = &r.quad;
             let (rdt, rdf) = ((rq.b.0 - rq.a.0) as f64, rq.b.1 as f64 - rq.a.1 as f64);
             if rdt <= 0.0 || rdf <= 0.0 {

@@ -555,6 +555,7 @@ pub fn landmarks(args: &crate::cli::BenchLandmarksArgs, cfg: &Config) -> Result<
     }
     let mut per_query: Vec<Vec<f64>> = vec![Vec::new(); queries.len()];
     let mut parts = [Vec::new(), Vec::new(), Vec::new()];
+    let mut hits = Vec::new();
     let mut found = 0;
     for _ in 0..args.repeat.max(1) {
         found = 0;
@@ -565,6 +566,7 @@ pub fn landmarks(args: &crate::cli::BenchLandmarksArgs, cfg: &Config) -> Result<
             parts[0].push(times.pairs);
             parts[1].push(times.quads);
             parts[2].push(times.verify);
+            hits.push(times.quad_hits as f64);
             found += usize::from(!m.is_empty());
         }
     }
@@ -577,6 +579,7 @@ pub fn landmarks(args: &crate::cli::BenchLandmarksArgs, cfg: &Config) -> Result<
         "peaks": peaks, "pairs": pairs, "quads": n_quads, "build_s": build_s,
         "queries": queries.len(), "answered": found,
         "search_median_ms": median_ms, "search_p90_ms": p90_ms,
+        "quad_hits_median": crate::stats::median(&hits),
         "pairs_median_ms": part_ms[0], "quads_median_ms": part_ms[1], "verify_median_ms": part_ms[2],
         "peak_rss_mib": peak_rss_mib(),
     });
@@ -590,10 +593,11 @@ pub fn landmarks(args: &crate::cli::BenchLandmarksArgs, cfg: &Config) -> Result<
         );
         println!(
             "{} queries ({found} answered): search median {median_ms:.1} ms, p90 {p90_ms:.1} ms per query \
-             (medians of the parts: pairs {:.1} ms, quads {:.1} ms, verification {:.1} ms); peak RSS {:.0} MiB",
+             (medians of the parts: pairs {:.1} ms, quads {:.1} ms with {:.0} hits, verification {:.1} ms); peak RSS {:.0} MiB",
             queries.len(),
             part_ms[0],
             part_ms[1],
+            crate::stats::median(&hits),
             part_ms[2],
             peak_rss_mib().unwrap_or(f64::NAN)
         );

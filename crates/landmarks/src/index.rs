@@ -44,19 +44,40 @@ pub struct RefQuad {
 pub struct LandmarkIndex {
     pair_cfg: PairConfig,
     pairs: HashMap<u32, Vec<Posting>>,
-    /// Cell → its quads' hashes (quantised to 1/65535, inline so that a
-    /// range query scans memory in order) and numbers.
+    /// Cell → its quads, whole and inline (hash quantised to 1/65535), so
+    /// that a range query scans memory in order.
     grid: HashMap<u32, Vec<GridEntry>>,
-    quads: Vec<RefQuad>,
+    n_quads: usize,
     peaks: HashMap<u32, Vec<Peak>>,
+    /// Live songs by key (keys are small: library song ids).
+    live: Vec<bool>,
     n_pairs: usize,
 }
 
-/// A quad in a grid cell: its hash quantised to u16 and its number.
+/// A quad in a grid cell: its hash quantised to u16, its song and its A
+/// and B (28 bytes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct GridEntry {
     hash: [u16; 4],
-    quad: u32,
+    song: u32,
+    a_frame: u32,
+    a_bin: u16,
+    b_bin: u16,
+    b_dt: u16,
+}
+
+impl GridEntry {
+    fn quad(&self) -> RefQuad {
+        RefQuad {
+            song: self.song,
+            quad: Quad {
+                hash: self.hash.map(|h| h as f32 / 65535.0),
+                a: (self.a_frame, self.a_bin as u32),
+                b: (self.a_frame + self.b_dt as u32, self.b_bin as u32),
+                strength: 0.0,
+            },
+        }
+    }
 }
 
 fn quantise(v: f32) -> u16 {
@@ -102,27 +123,37 @@ impl LandmarkIndex {
             self.n_pairs += 1;
         }
         for q in quads {
-            let n = self.quads.len() as u32;
-            self.quads.push(RefQuad { song, quad: *q });
+            self.n_quads += 1;
             self.grid
                 .entry(key(q.hash.map(cell), log_bin_cell(q.a.1 as f64)))
                 .or_default()
                 .push(GridEntry {
                     hash: q.hash.map(quantise),
-                    quad: n,
+                    song,
+                    a_frame: q.a.0,
+                    a_bin: q.a.1.min(u16::MAX as u32) as u16,
+                    b_bin: q.b.1.min(u16::MAX as u32) as u16,
+                    b_dt: q.b.0.saturating_sub(q.a.0).min(u16::MAX as u32) as u16,
                 });
         }
         self.peaks.insert(song, peaks);
+        if self.live.len() <= song as usize {
+            self.live.resize(song as usize + 1, false);
+        }
+        self.live[song as usize] = true;
     }
 
     /// Forgets a song: its peaks go, its postings are skipped from now on.
     pub fn remove(&mut self, song: u32) {
         self.peaks.remove(&song);
+        if let Some(l) = self.live.get_mut(song as usize) {
+            *l = false;
+        }
     }
 
     /// Whether `song` is live.
     pub fn contains(&self, song: u32) -> bool {
-        self.peaks.contains_key(&song)
+        self.live.get(song as usize).copied().unwrap_or(false)
     }
 
     /// The stored peaks of a live song.
@@ -154,11 +185,8 @@ impl LandmarkIndex {
                             };
                             for e in list {
                                 let inside = (0..4).all(|k| qlo[k] <= e.hash[k] && e.hash[k] <= qhi[k]);
-                                if inside {
-                                    let r = &self.quads[e.quad as usize];
-                                    if self.contains(r.song) {
-                                        on(r);
-                                    }
+                                if inside && self.contains(e.song) {
+                                    on(&e.quad());
                                 }
                             }
                         }
@@ -174,7 +202,7 @@ impl LandmarkIndex {
             self.peaks.len(),
             self.peaks.values().map(Vec::len).sum(),
             self.n_pairs,
-            self.quads.len(),
+            self.n_quads,
         )
     }
 }

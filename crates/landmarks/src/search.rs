@@ -268,6 +268,8 @@ pub struct SearchTimes {
     pub quads: f64,
     /// Verification and refits (s).
     pub verify: f64,
+    /// Quad hits that passed the scale and pitch filters.
+    pub quad_hits: usize,
 }
 
 /// [`search`], timing its parts.
@@ -279,11 +281,20 @@ pub fn search_timed(
     let t = std::time::Instant::now();
     let mut hyps = pair_hypotheses(index, q, cfg);
     let pairs = t.elapsed().as_secs_f64();
-    hyps.extend(quad_hypotheses(index, q, cfg));
+    let (quad_hyps, quad_hits) = quad_hypotheses_counted(index, q, cfg);
+    hyps.extend(quad_hyps);
     let quads = t.elapsed().as_secs_f64() - pairs;
     let out = verify_hypotheses(index, q, hyps, cfg);
     let verify = t.elapsed().as_secs_f64() - pairs - quads;
-    (out, SearchTimes { pairs, quads, verify })
+    (
+        out,
+        SearchTimes {
+            pairs,
+            quads,
+            verify,
+            quad_hits,
+        },
+    )
 }
 
 /// Every hypothesis before verification (for diagnostics and tuning).
@@ -374,6 +385,10 @@ struct QuadHit {
 }
 
 fn quad_hypotheses(index: &LandmarkIndex, q: &QueryLandmarks, cfg: &SearchConfig) -> Vec<Hypothesis> {
+    quad_hypotheses_counted(index, q, cfg).0
+}
+
+fn quad_hypotheses_counted(index: &LandmarkIndex, q: &QueryLandmarks, cfg: &SearchConfig) -> (Vec<Hypothesis>, usize) {
     let mut hits: Vec<QuadHit> = Vec::new();
     for qq in &q.quads {
         let (qdt, qdf) = ((qq.b.0 - qq.a.0) as f64, qq.b.1 as f64 - qq.a.1 as f64);
@@ -429,7 +444,7 @@ fn quad_hypotheses(index: &LandmarkIndex, q: &QueryLandmarks, cfg: &SearchConfig
     }
     out.sort_by(|a, b| b.votes.cmp(&a.votes).then(a.song.cmp(&b.song)));
     out.truncate(cfg.candidates);
-    out
+    (out, hits.len())
 }
 
 fn median(v: &mut [f64]) -> f64 {

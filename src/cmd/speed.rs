@@ -479,8 +479,9 @@ pub fn landmarks(args: &crate::cli::BenchLandmarksArgs, cfg: &Config) -> Result<
     let rate = stored.frame_rate();
     // Real peak sets: (dense, sparse, seconds).
     let mut sets = Vec::new();
+    let files_key = cache_key(&args.files);
     if let Some(c) = args.cache.as_ref().filter(|c| c.exists()) {
-        sets = read_peak_cache(c).with_context(|| format!("cannot read the cache {}", c.display()))?;
+        sets = read_peak_cache(c, files_key).with_context(|| format!("cannot use the cache {}", c.display()))?;
     }
     let cached = !sets.is_empty();
     let bar = crate::progress::files_bar(if cached { 0 } else { args.files.len() as u64 }, false);
@@ -500,7 +501,7 @@ pub fn landmarks(args: &crate::cli::BenchLandmarksArgs, cfg: &Config) -> Result<
     bar.finish_and_clear();
     anyhow::ensure!(!sets.is_empty(), "no reference could be decoded");
     if let Some(c) = args.cache.as_ref().filter(|c| !c.exists()) {
-        write_peak_cache(c, &sets).with_context(|| format!("cannot write the cache {}", c.display()))?;
+        write_peak_cache(c, files_key, &sets).with_context(|| format!("cannot write the cache {}", c.display()))?;
     }
     let real_s: f64 = sets.iter().map(|s| s.2).sum();
     // Copies scaled in time and frequency until --hours: factor pairs cycle
@@ -605,11 +606,28 @@ pub fn landmarks(args: &crate::cli::BenchLandmarksArgs, cfg: &Config) -> Result<
     Ok(())
 }
 
-/// The peak cache of `bench landmarks`: per set, seconds (f64), then the
-/// dense and the sparse peaks, each as a count (u64) and codec rows.
-fn write_peak_cache(path: &Path, sets: &[(Vec<sampleid_peaks::Peak>, Vec<sampleid_peaks::Peak>, f64)]) -> Result<()> {
+/// A key of the reference file list (FNV-1a over the paths), so that a
+/// cache made from other files is refused.
+fn cache_key(files: &[PathBuf]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for f in files {
+        for b in f.to_string_lossy().bytes().chain([0]) {
+            h = (h ^ b as u64).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+    h
+}
+
+/// The peak cache of `bench landmarks`: the file list's key (u64), then per
+/// set, seconds (f64), the dense and the sparse peaks, each as a count (u64)
+/// and codec rows.
+fn write_peak_cache(
+    path: &Path,
+    key: u64,
+    sets: &[(Vec<sampleid_peaks::Peak>, Vec<sampleid_peaks::Peak>, f64)],
+) -> Result<()> {
     use sampleid_landmarks::codec::encode_peaks;
-    let mut out = Vec::new();
+    let mut out = key.to_le_bytes().to_vec();
     for (dense, sparse, s) in sets {
         out.extend_from_slice(&s.to_le_bytes());
         for p in [dense, sparse] {
@@ -623,7 +641,7 @@ fn write_peak_cache(path: &Path, sets: &[(Vec<sampleid_peaks::Peak>, Vec<samplei
 
 type PeakSets = Vec<(Vec<sampleid_peaks::Peak>, Vec<sampleid_peaks::Peak>, f64)>;
 
-fn read_peak_cache(path: &Path) -> Result<PeakSets> {
+fn read_peak_cache(path: &Path, key: u64) -> Result<PeakSets> {
     use sampleid_landmarks::codec::{PEAK_BYTES, decode_peaks};
     let b = std::fs::read(path)?;
     let mut at = 0;
@@ -632,6 +650,11 @@ fn read_peak_cache(path: &Path) -> Result<PeakSets> {
         *at += n;
         Ok(&b[*at - n..*at])
     };
+    let stored = u64::from_le_bytes(take(&mut at, 8)?.try_into()?);
+    anyhow::ensure!(
+        stored == key,
+        "it was made from other reference files; delete it or pass the same files"
+    );
     let mut sets = Vec::new();
     while at < b.len() {
         let s = f64::from_le_bytes(take(&mut at, 8)?.try_into()?);

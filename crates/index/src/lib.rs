@@ -863,11 +863,7 @@ fn has_column(conn: &Connection, name: &str) -> Result<bool, rusqlite::Error> {
 
 /// Whether `songs` has the chroma columns (libraries made before they existed do not).
 fn has_chroma_columns(conn: &Connection) -> Result<bool, rusqlite::Error> {
-    let mut stmt = conn.prepare("SELECT name FROM pragma_table_info('songs')")?;
-    let names = stmt
-        .query_map([], |r| r.get::<_, String>(0))?
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(names.iter().any(|n| n == "chroma_first"))
+    has_column(conn, "chroma_first")
 }
 
 fn check_layout(theirs: &Layout, ours: &Layout) -> Result<(), IndexError> {

@@ -3,7 +3,7 @@
 //!
 //! - Pair hashes → postings (song, anchor frame), in a hash map.
 //! - Quads in a uniform 4-D grid of cell [`CELL`]: a range query of radius
-//!   r ≤ `CELL` probes at most 3⁴ cells (2⁴ for r ≤ `CELL` / 2), each a
+//!   r ≤ `CELL` / 2 probes at most 2⁴ cells per ln(A bin) cell, each a
 //!   posting list of quad numbers (larger radii probe more cells). A measured alternative would be a k-d
 //!   tree; the grid needs no rebalancing when songs are added, and the
 //!   reference quads fill only part of [0, 1]⁴, so the lists stay short.
@@ -18,12 +18,14 @@ use sampleid_peaks::Peak;
 
 use crate::{PairConfig, Quad, pairs};
 
-/// Width of a grid cell in hash space: the default search radius, so that a
-/// range query probes at most 3⁴ cells. With 0.02 cells a radius of 0.03
-/// probed up to 4⁴ = 256 and the range search took about half of a 10 s
-/// query's time at 1.39 h.
-pub const CELL: f32 = 0.03;
-const CELLS: u32 = 35; // ⌈1 / CELL⌉ + 1: hash values lie in [0, 1].
+/// Width of a grid cell in hash space: twice the default search radius, so
+/// that a range query probes at most 2⁴ cells per root-frequency cell.
+/// Measured with `sampleid bench landmarks` (10 s queries, identical
+/// answers): with 0.03 cells (3⁴ probes) the quad search took 25 ms at 1 h
+/// and 213 ms at 100 h; with 0.06, 4.4 ms and 117 ms: hash-map probes cost
+/// more than scanning the extra entries of larger cells.
+pub const CELL: f32 = 0.06;
+const CELLS: u32 = 18; // ⌈1 / CELL⌉ + 1: hash values lie in [0, 1].
 
 /// A pair posting: the song and the anchor's frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -200,6 +200,12 @@ fn the_api_identifies_uploads_and_guards_the_library() {
     let (st, before) = post(&q, None, "audio/wav", &clip);
     assert_eq!(st, 200, "{before}");
     assert!(!before.to_string().contains("nebula"), "{before}");
+    // The landmark stage alone says "no match" for music not in the library.
+    let (st, none) = post(&srv.url("/v1/query?stage=landmarks"), None, "audio/wav", &clip);
+    assert_eq!(st, 200, "{none}");
+    assert_eq!(none["matches"].as_array().map(Vec::len), Some(0), "{none}");
+    let (st, e) = post(&srv.url("/v1/query?stage=fast"), None, "audio/wav", &clip);
+    assert_eq!(st, 400, "{e}");
 
     // Writes need the token; the client's name is a label, never a path.
     let nebula = std::fs::read(fixture("nebula-20s.ogg")).unwrap();
@@ -231,6 +237,12 @@ fn the_api_identifies_uploads_and_guards_the_library() {
         assert!((at - 4.0).abs() <= 1.0, "{top}");
         assert!((top["pitch_shift"].as_f64().unwrap() - 1.0).abs() <= 0.5, "{top}");
     }
+    // The landmark stage finds it too, with its factors.
+    let (st, a) = post(&srv.url("/v1/query?stage=landmarks"), None, "audio/wav", &clip);
+    assert_eq!(st, 200, "{a}");
+    assert_eq!(a["matches"][0]["reference"], "nebula-20s.ogg", "{a}");
+    assert_eq!(a["matches"][0]["stage"], "quads", "{a}");
+    assert!((a["matches"][0]["time_ratio"].as_f64().unwrap() - 1.0).abs() < 0.02, "{a}");
     // Audio matching on the stored chroma agrees.
     let (st, m) = post(&srv.url("/v1/match"), None, "audio/wav", &clip);
     assert_eq!(st, 200, "{m}");

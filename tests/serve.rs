@@ -242,7 +242,10 @@ fn the_api_identifies_uploads_and_guards_the_library() {
     assert_eq!(st, 200, "{a}");
     assert_eq!(a["matches"][0]["reference"], "nebula-20s.ogg", "{a}");
     assert_eq!(a["matches"][0]["stage"], "quads", "{a}");
-    assert!((a["matches"][0]["time_ratio"].as_f64().unwrap() - 1.0).abs() < 0.02, "{a}");
+    assert!(
+        (a["matches"][0]["time_ratio"].as_f64().unwrap() - 1.0).abs() < 0.02,
+        "{a}"
+    );
     // Audio matching on the stored chroma agrees.
     let (st, m) = post(&srv.url("/v1/match"), None, "audio/wav", &clip);
     assert_eq!(st, 200, "{m}");

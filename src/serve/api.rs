@@ -408,7 +408,15 @@ async fn add_song(
         drain(req, &st).await;
         return Err(e);
     }
-    let Query(p) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let p = match params {
+        Ok(Query(p)) => p,
+        Err(e) => {
+            // Read the body first: a client still sending it would see the
+            // connection closed instead of this answer.
+            drain(req, &st).await;
+            return Err(ApiError::bad_request(e.body_text()));
+        }
+    };
     let up = read_audio(req, p.name.as_deref(), "upload").await?;
     let outcome = blocking(&st, move |st| st.lib.add(&up.source(st.serve.max_song_s), None)).await?;
     let (status, id) = match &outcome {
@@ -444,7 +452,15 @@ async fn query(
     params: Result<Query<QueryParams>, axum::extract::rejection::QueryRejection>,
     req: Request,
 ) -> Result<axum::Json<Value>, ApiError> {
-    let Query(p) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let p = match params {
+        Ok(Query(p)) => p,
+        Err(e) => {
+            // Read the body first: a client still sending it would see the
+            // connection closed instead of this answer.
+            drain(req, &st).await;
+            return Err(ApiError::bad_request(e.body_text()));
+        }
+    };
     let up = read_audio(req, p.name.as_deref(), "clip").await?;
     let opts = IdentifyOptions {
         rerank: p.rerank.unwrap_or(true),
@@ -460,7 +476,15 @@ async fn match_audio(
     params: Result<Query<NameParam>, axum::extract::rejection::QueryRejection>,
     req: Request,
 ) -> Result<axum::Json<Value>, ApiError> {
-    let Query(p) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let p = match params {
+        Ok(Query(p)) => p,
+        Err(e) => {
+            // Read the body first: a client still sending it would see the
+            // connection closed instead of this answer.
+            drain(req, &st).await;
+            return Err(ApiError::bad_request(e.body_text()));
+        }
+    };
     let up = read_audio(req, p.name.as_deref(), "clip").await?;
     let passages = blocking(&st, move |st| st.lib.passages(&up.source(st.serve.max_query_s))).await?;
     Ok(axum::Json(json!(passages)))
@@ -480,7 +504,15 @@ async fn genre(
             "this library has no genre classifier; train one with `sampleid genre train --labels LABELS.csv --db DIR` and restart the server",
         ));
     }
-    let Query(p) = params.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let p = match params {
+        Ok(Query(p)) => p,
+        Err(e) => {
+            // Read the body first: a client still sending it would see the
+            // connection closed instead of this answer.
+            drain(req, &st).await;
+            return Err(ApiError::bad_request(e.body_text()));
+        }
+    };
     let up = read_audio(req, p.name.as_deref(), "clip").await?;
     let p = blocking(&st, move |st| {
         let Some(classifier) = &st.genre else {

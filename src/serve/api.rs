@@ -230,7 +230,11 @@ fn format_hint(name: &str, content_type: Option<&str>) -> Option<String> {
 
 /// Reads the audio of a request: the body itself, or the first file field
 /// (or a field named `file` / `audio`) of a `multipart/form-data` body.
-async fn read_audio(req: Request, name: Option<&str>, default_name: &str) -> Result<Upload, ApiError> {
+async fn read_audio(req: Request, st: &AppState, name: Option<&str>, default_name: &str) -> Result<Upload, ApiError> {
+    if declared_too_large(&req, st) {
+        drain(req, st).await;
+        return Err(body_error(StatusCode::PAYLOAD_TOO_LARGE, String::new()));
+    }
     let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -274,12 +278,31 @@ async fn read_audio(req: Request, name: Option<&str>, default_name: &str) -> Res
     Ok(Upload { bytes, name, ext })
 }
 
-/// Reads and drops a request's body (within the size limit) before an early
-/// error answer: a client still sending would otherwise see the connection
-/// reset instead of the answer.
+/// Reads and drops a request's body before an early error answer, frame by
+/// frame (nothing is kept), up to four times the size limit: a client still
+/// sending would otherwise see the connection reset instead of the answer.
+/// A larger body is cut off there.
 async fn drain(req: Request, st: &AppState) {
-    let limit = (st.serve.max_body_mb * 1e6) as usize;
-    let _ = axum::body::to_bytes(req.into_body(), limit).await;
+    use http_body_util::BodyExt;
+    let cap = (st.serve.max_body_mb * 4e6) as usize;
+    let mut body = req.into_body();
+    let mut seen = 0usize;
+    while let Some(Ok(frame)) = body.frame().await {
+        seen += frame.data_ref().map_or(0, |d| d.len());
+        if seen > cap {
+            break;
+        }
+    }
+}
+
+/// The declared length of a request's body, when it is over the size limit.
+fn declared_too_large(req: &Request, st: &AppState) -> bool {
+    let limit = (st.serve.max_body_mb * 1e6) as u64;
+    req.headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_some_and(|n| n > limit)
 }
 
 /// Runs CPU-heavy work on a blocking thread once a worker slot is free.
@@ -417,7 +440,7 @@ async fn add_song(
             return Err(ApiError::bad_request(e.body_text()));
         }
     };
-    let up = read_audio(req, p.name.as_deref(), "upload").await?;
+    let up = read_audio(req, &st, p.name.as_deref(), "upload").await?;
     let outcome = blocking(&st, move |st| st.lib.add(&up.source(st.serve.max_song_s), None)).await?;
     let (status, id) = match &outcome {
         IndexOutcome::Indexed { id, path, .. } => {
@@ -461,7 +484,7 @@ async fn query(
             return Err(ApiError::bad_request(e.body_text()));
         }
     };
-    let up = read_audio(req, p.name.as_deref(), "clip").await?;
+    let up = read_audio(req, &st, p.name.as_deref(), "clip").await?;
     let opts = IdentifyOptions {
         rerank: p.rerank.unwrap_or(true),
         top_k: p.top_k,
@@ -485,7 +508,7 @@ async fn match_audio(
             return Err(ApiError::bad_request(e.body_text()));
         }
     };
-    let up = read_audio(req, p.name.as_deref(), "clip").await?;
+    let up = read_audio(req, &st, p.name.as_deref(), "clip").await?;
     let passages = blocking(&st, move |st| st.lib.passages(&up.source(st.serve.max_query_s))).await?;
     Ok(axum::Json(json!(passages)))
 }
@@ -513,7 +536,7 @@ async fn genre(
             return Err(ApiError::bad_request(e.body_text()));
         }
     };
-    let up = read_audio(req, p.name.as_deref(), "clip").await?;
+    let up = read_audio(req, &st, p.name.as_deref(), "clip").await?;
     let p = blocking(&st, move |st| {
         let Some(classifier) = &st.genre else {
             return Err(Error::NotFound("no classifier".into()));

@@ -295,7 +295,24 @@ async fn drain(req: Request, st: &AppState) {
     }
 }
 
-/// The declared length of a request's body, when it is over the size limit.
+/// A handler's query parameters with its request; a bad parameter is a 400,
+/// given once the body has been read (a client still sending it would see
+/// the connection closed instead of the answer).
+async fn query_params<T>(
+    params: Result<Query<T>, axum::extract::rejection::QueryRejection>,
+    req: Request,
+    st: &AppState,
+) -> Result<(T, Request), ApiError> {
+    match params {
+        Ok(Query(p)) => Ok((p, req)),
+        Err(e) => {
+            drain(req, st).await;
+            Err(ApiError::bad_request(e.body_text()))
+        }
+    }
+}
+
+/// Whether a request's declared body length is over the size limit.
 fn declared_too_large(req: &Request, st: &AppState) -> bool {
     let limit = (st.serve.max_body_mb * 1e6) as u64;
     req.headers()
@@ -431,15 +448,7 @@ async fn add_song(
         drain(req, &st).await;
         return Err(e);
     }
-    let p = match params {
-        Ok(Query(p)) => p,
-        Err(e) => {
-            // Read the body first: a client still sending it would see the
-            // connection closed instead of this answer.
-            drain(req, &st).await;
-            return Err(ApiError::bad_request(e.body_text()));
-        }
-    };
+    let (p, req) = query_params(params, req, &st).await?;
     let up = read_audio(req, &st, p.name.as_deref(), "upload").await?;
     let outcome = blocking(&st, move |st| st.lib.add(&up.source(st.serve.max_song_s), None)).await?;
     let (status, id) = match &outcome {
@@ -475,15 +484,7 @@ async fn query(
     params: Result<Query<QueryParams>, axum::extract::rejection::QueryRejection>,
     req: Request,
 ) -> Result<axum::Json<Value>, ApiError> {
-    let p = match params {
-        Ok(Query(p)) => p,
-        Err(e) => {
-            // Read the body first: a client still sending it would see the
-            // connection closed instead of this answer.
-            drain(req, &st).await;
-            return Err(ApiError::bad_request(e.body_text()));
-        }
-    };
+    let (p, req) = query_params(params, req, &st).await?;
     let up = read_audio(req, &st, p.name.as_deref(), "clip").await?;
     let opts = IdentifyOptions {
         rerank: p.rerank.unwrap_or(true),
@@ -499,15 +500,7 @@ async fn match_audio(
     params: Result<Query<NameParam>, axum::extract::rejection::QueryRejection>,
     req: Request,
 ) -> Result<axum::Json<Value>, ApiError> {
-    let p = match params {
-        Ok(Query(p)) => p,
-        Err(e) => {
-            // Read the body first: a client still sending it would see the
-            // connection closed instead of this answer.
-            drain(req, &st).await;
-            return Err(ApiError::bad_request(e.body_text()));
-        }
-    };
+    let (p, req) = query_params(params, req, &st).await?;
     let up = read_audio(req, &st, p.name.as_deref(), "clip").await?;
     let passages = blocking(&st, move |st| st.lib.passages(&up.source(st.serve.max_query_s))).await?;
     Ok(axum::Json(json!(passages)))
@@ -527,15 +520,7 @@ async fn genre(
             "this library has no genre classifier; train one with `sampleid genre train --labels LABELS.csv --db DIR` and restart the server",
         ));
     }
-    let p = match params {
-        Ok(Query(p)) => p,
-        Err(e) => {
-            // Read the body first: a client still sending it would see the
-            // connection closed instead of this answer.
-            drain(req, &st).await;
-            return Err(ApiError::bad_request(e.body_text()));
-        }
-    };
+    let (p, req) = query_params(params, req, &st).await?;
     let up = read_audio(req, &st, p.name.as_deref(), "clip").await?;
     let p = blocking(&st, move |st| {
         let Some(classifier) = &st.genre else {

@@ -384,30 +384,17 @@ impl Planner<'_> {
                             source: noise,
                             source_start_s: noise_start,
                         });
-                        let targets = if negative {
-                            vec![]
-                        } else {
-                            vec![Target {
-                                reference: src.id.clone(),
-                                reference_start_s: start,
-                                query_start_s: 0.0,
-                                time_ratio: 1.0,
-                                pitch_shift: 0.0,
-                            }]
-                        };
-                        let id = self.next_id(Protocol::AudioId);
-                        self.queries.push(Query {
-                            path: format!("queries/{id}.wav"),
-                            id,
-                            protocol: Protocol::AudioId,
-                            condition: condition.clone(),
-                            length_s: len,
+                        self.push_plain(
+                            Protocol::AudioId,
+                            src,
+                            &condition,
+                            len,
                             negative,
-                            targets,
-                            source: src.id.clone(),
-                            source_stems: vec![],
-                            transforms: Chain(chain),
-                        });
+                            start,
+                            chain,
+                            1.0,
+                            0.0,
+                        );
                     }
                 }
             }

@@ -190,10 +190,25 @@ pub struct QueryArgs {
     #[arg(long)]
     pub top_k: Option<usize>,
     /// Stages that answer: `landmarks` (spectral-peak landmarks with
-    /// verification; "no match" for unknown music), `neural`, or `all` (the
-    /// landmark answer when it verifies, the neural answer otherwise).
+    /// verification), `neural`, or `all` (every stage's evidence fused into
+    /// one calibrated confidence; the network runs only when the landmarks
+    /// are not decisive).
     #[arg(long, value_enum, default_value_t = StageArg::All)]
     pub stage: StageArg,
+    /// Report songs from this calibrated confidence up (0–1; default
+    /// `[query] min_confidence`, 0.5). 0 lists every candidate.
+    #[arg(long, value_parser = confidence_arg)]
+    pub min_confidence: Option<f64>,
+}
+
+/// A confidence in [0, 1].
+pub fn confidence_arg(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|_| format!("{s:?} is not a number"))?;
+    if (0.0..=1.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("a confidence lies in [0, 1] (got {v})"))
+    }
 }
 
 /// `--stage` of query-like commands.
@@ -399,6 +414,32 @@ pub enum TrainCommand {
     Encoder(TrainEncoderArgs),
     /// Train the cross-attention re-ranker on node matrices of the encoder in use.
     Reranker(TrainRerankerArgs),
+    /// Fit the calibrator of the fused confidence on sampleid's answers to
+    /// validation benchmarks (`bench run --min-confidence 0` with
+    /// `[query] early_stop` above 1, so that every stage's evidence is listed).
+    Calibrator(TrainCalibratorArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TrainCalibratorArgs {
+    /// A benchmark and sampleid's answers to it, as BENCH_DIR=ANSWERS.jsonl
+    /// (repeat for several; validation split only).
+    #[arg(long = "on", value_name = "BENCH=ANSWERS", required = true)]
+    pub on: Vec<String>,
+    /// Where the calibrator goes; its card (`.md`) and reliability diagram
+    /// (`-reliability.png`) are written beside it.
+    #[arg(long, default_value = "models/calibrator.json")]
+    pub out: PathBuf,
+    /// L2 penalty on the standardised weights.
+    #[arg(long, default_value_t = 1.0)]
+    pub l2: f64,
+    /// Weight of unknown clips' candidates: the confidence is calibrated for
+    /// a stream with this many times the benchmarks' share of unknown clips.
+    /// 2 (measured on the validation benchmarks, see
+    /// docs/identification.md): at 0.5, 1 of 404 unknown clips accepted,
+    /// against 6 of 404 with 1.
+    #[arg(long, default_value_t = 2.0)]
+    pub unknown_weight: f64,
 }
 
 #[derive(Debug, Args)]
@@ -816,6 +857,14 @@ pub struct BenchRunArgs {
     /// Stages that answer (as `sampleid query --stage`).
     #[arg(long, value_enum, default_value_t = StageArg::All)]
     pub stage: StageArg,
+    /// sampleid's answers: report songs from this confidence up (as `sampleid
+    /// query --min-confidence`; 0 keeps every candidate, for calibration).
+    #[arg(long, value_parser = confidence_arg)]
+    pub min_confidence: Option<f64>,
+    /// Score only the answers whose score is at least this (any system's:
+    /// e.g. a run at --min-confidence 0 scored at 0.5).
+    #[arg(long)]
+    pub min_score: Option<f64>,
     /// Name of the system in the report (default: the results file's name).
     #[arg(long)]
     pub system: Option<String>,

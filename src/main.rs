@@ -102,6 +102,10 @@ fn run(cli: &Cli) -> anyhow::Result<usize> {
         Command::Train(TrainCommand::Reranker(args)) => {
             cmd::train::reranker(args, cli.model.as_deref(), cli.quiet).map(|()| 0)
         }
+        #[cfg(feature = "lab")]
+        Command::Train(TrainCommand::Calibrator(args)) => {
+            cmd::train::calibrator(args, cli.model.as_deref()).map(|()| 0)
+        }
     }
 }
 

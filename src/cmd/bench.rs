@@ -3,7 +3,7 @@
 //! `--results`, sampleid's own through the engine), `bench versions` and
 //! `bench matching`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
@@ -125,7 +125,12 @@ pub fn run(args: &BenchRunArgs, cfg: &Config, model_path: Option<&Path>, quiet: 
             (path, system)
         }
     };
-    let results = sampleid_bench::read_results(&results_path)?;
+    let mut results = sampleid_bench::read_results(&results_path)?;
+    if let Some(t) = args.min_score {
+        for v in results.values_mut() {
+            v.retain(|m| m.score >= t);
+        }
+    }
     let system = args.system.clone().unwrap_or(default_system);
     let scores = sampleid_bench::score(&bench, &results);
     let summary = sampleid_bench::report::Summary {
@@ -138,7 +143,8 @@ pub fn run(args: &BenchRunArgs, cfg: &Config, model_path: Option<&Path>, quiet: 
         .out
         .clone()
         .unwrap_or_else(|| args.bench.join(format!("report-{system}")));
-    let files = sampleid_bench::report::write(&out, &summary)?;
+    let mut files = sampleid_bench::report::write(&out, &summary)?;
+    files.extend(write_reliability(&bench, &results_path, &out, &system)?);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
@@ -148,6 +154,93 @@ pub fn run(args: &BenchRunArgs, cfg: &Config, model_path: Option<&Path>, quiet: 
         }
     }
     Ok(())
+}
+
+/// A listed candidate of a results file with its evidence and whether it is right.
+pub(crate) struct Candidate {
+    pub evidence: sampleid_engine::stages::search::Evidence,
+    pub confidence: Option<f64>,
+    pub duration_s: f64,
+    pub right: bool,
+    /// From a negative query (unknown music).
+    pub unknown: bool,
+}
+
+/// Every candidate listed in `results` (sampleid's `query --json` lines)
+/// for the queries of `bench`, labelled with the benchmark's truth.
+pub(crate) fn labelled_candidates(bench: &sampleid_bench::Benchmark, results: &Path) -> Result<Vec<Candidate>> {
+    #[derive(serde::Deserialize)]
+    struct Line {
+        query: String,
+        #[serde(default)]
+        duration_s: f64,
+        matches: Vec<M>,
+    }
+    #[derive(serde::Deserialize)]
+    struct M {
+        reference: String,
+        #[serde(default)]
+        confidence: Option<f64>,
+        #[serde(default)]
+        evidence: sampleid_engine::stages::search::Evidence,
+    }
+    let by_id: std::collections::HashMap<&str, &sampleid_bench::Query> =
+        bench.queries.iter().map(|q| (q.id.as_str(), q)).collect();
+    let text = std::fs::read_to_string(results).with_context(|| format!("cannot read {}", results.display()))?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let l: Line = serde_json::from_str(line).with_context(|| format!("{} line {}", results.display(), i + 1))?;
+        let Some(q) = by_id.get(sampleid_bench::query_id(&l.query).as_str()) else {
+            continue;
+        };
+        let duration_s = if l.duration_s > 0.0 { l.duration_s } else { q.length_s };
+        out.extend(l.matches.into_iter().map(|m| Candidate {
+            right: sampleid_bench::is_right(q, &m.reference),
+            unknown: q.negative,
+            evidence: m.evidence,
+            confidence: m.confidence,
+            duration_s,
+        }));
+    }
+    Ok(out)
+}
+
+/// The reliability of the confidences in `results` (every listed candidate
+/// that has one): `reliability.json` and `reliability.png` in `out`.
+fn write_reliability(
+    bench: &sampleid_bench::Benchmark,
+    results: &Path,
+    out: &Path,
+    system: &str,
+) -> Result<Vec<PathBuf>> {
+    let predicted: Vec<(f64, bool)> = labelled_candidates(bench, results)?
+        .into_iter()
+        .filter_map(|c| Some((c.confidence?, c.right)))
+        .collect();
+    if predicted.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (bins, ece) = sampleid_engine::fusion::reliability(&predicted, 10);
+    let json = serde_json::json!({
+        "candidates": predicted.len(),
+        "ece": ece,
+        "bins": bins.iter().map(|(p, o, n)| serde_json::json!({"predicted": p, "observed": o, "count": n})).collect::<Vec<_>>(),
+    });
+    let p = out.join("reliability.json");
+    sampleid_fsio::atomic_write(&p, serde_json::to_string_pretty(&json)?.as_bytes())
+        .with_context(|| format!("cannot write {}", p.display()))?;
+    let png = out.join("reliability.png");
+    sampleid_report::reliability_chart(
+        &png,
+        &format!("{system}: {} candidates, ECE {:.3}", predicted.len(), ece),
+        &bins,
+    )?;
+    eprintln!(
+        "confidence reliability over {} listed candidates: ECE {:.3}",
+        predicted.len(),
+        ece
+    );
+    Ok(vec![p, png])
 }
 
 /// sampleid's own answers to a benchmark: refs/ indexed into a library,
@@ -200,6 +293,7 @@ fn answer(
         rerank: !args.no_rerank,
         top_k: None,
         stage: args.stage.into(),
+        min_confidence: args.min_confidence,
     };
     let bar = crate::progress::files_bar(bench.queries.len() as u64, quiet);
     let mut file =

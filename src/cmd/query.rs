@@ -17,12 +17,14 @@ pub fn human(id: &Identification) -> String {
     for (i, m) in id.matches.iter().enumerate() {
         let ratio = m.time_ratio.map(|r| format!(", time ratio {r:.2}")).unwrap_or_default();
         let pitch = m.pitch_shift.map(|p| format!(", pitch {p:+.1} st")).unwrap_or_default();
+        let (how, stages) = match m.confidence {
+            Some(c) => (format!("confidence {:.0} %", 100.0 * c), m.stages.join(" + ")),
+            None => (format!("score {:.2}", m.score), m.stage.to_string()),
+        };
         out.push_str(&format!(
-            "\n  {}. {}  score {:.2} ({})  query {:.1} s ↔ reference {:.1} s{ratio}{pitch}",
+            "\n  {}. {}  {how} ({stages})  query {:.1} s ↔ reference {:.1} s{ratio}{pitch}",
             i + 1,
             m.reference,
-            m.score,
-            m.stage,
             m.query_start,
             m.reference_start
         ));
@@ -37,6 +39,7 @@ pub fn run(args: &QueryArgs, cfg: &Config, model: Option<&Path>) -> Result<usize
         rerank: !args.no_rerank,
         top_k: args.top_k,
         stage: args.stage.into(),
+        min_confidence: args.min_confidence,
     };
     let mut failed = 0;
     for file in &args.files {

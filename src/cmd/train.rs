@@ -134,3 +134,129 @@ pub fn reranker(args: &TrainRerankerArgs, model_path: Option<&std::path::Path>, 
     );
     Ok(())
 }
+
+/// `sampleid train calibrator`: the three logistic models of the fused
+/// confidence, fitted on labelled candidates of validation benchmarks.
+pub fn calibrator(args: &crate::cli::TrainCalibratorArgs, model_path: Option<&std::path::Path>) -> Result<()> {
+    use sampleid_engine::fusion::{Calibrator, Logistic, Model, feature_names, features, reliability};
+
+    anyhow::ensure!(
+        args.unknown_weight.is_finite() && args.unknown_weight > 0.0,
+        "--unknown-weight must be positive"
+    );
+    let mut candidates = Vec::new();
+    let mut sources = Vec::new();
+    for pair in &args.on {
+        let (bench_dir, answers) = pair
+            .split_once('=')
+            .with_context(|| format!("--on {pair:?}: expected BENCH_DIR=ANSWERS.jsonl"))?;
+        let bench = sampleid_bench::Benchmark::load(std::path::Path::new(bench_dir))?;
+        let c = crate::cmd::bench::labelled_candidates(&bench, std::path::Path::new(answers))?;
+        anyhow::ensure!(
+            !c.is_empty(),
+            "{answers} lists no candidate of {bench_dir}'s queries: run `bench run --min-confidence 0`"
+        );
+        sources.push(format!(
+            "{bench_dir} ({} queries, {} negatives): {answers}",
+            bench.queries.len(),
+            bench.queries.iter().filter(|q| q.negative).count()
+        ));
+        candidates.extend(c);
+    }
+    let encoder = sampleid_engine::models::load_encoder(&sampleid_engine::ModelSource::from_option(model_path))?;
+    let fit = |model: Model| -> Result<(Logistic, usize, usize)> {
+        let rows: Vec<_> = candidates
+            .iter()
+            .filter(|c| match model {
+                Model::Landmarks => c.evidence.landmarks.is_some(),
+                Model::Neural => c.evidence.neural.is_some(),
+                Model::Fused => true,
+            })
+            .collect();
+        let x: Vec<Vec<f64>> = rows
+            .iter()
+            .map(|c| features(model, &c.evidence, c.duration_s))
+            .collect();
+        let y: Vec<bool> = rows.iter().map(|c| c.right).collect();
+        let w: Vec<f64> = rows
+            .iter()
+            .map(|c| if c.unknown { args.unknown_weight } else { 1.0 })
+            .collect();
+        let l = Logistic::fit(&feature_names(model), &x, &y, &w, args.l2)
+            .with_context(|| format!("fitting the {model:?} model"))?;
+        Ok((l, rows.len(), y.iter().filter(|v| **v).count()))
+    };
+    let (landmarks, n_lm, p_lm) = fit(Model::Landmarks)?;
+    let (neural, n_nn, p_nn) = fit(Model::Neural)?;
+    let (fused, n_fu, p_fu) = fit(Model::Fused)?;
+    let cal = Calibrator {
+        version: "calibrator-1".into(),
+        encoder: encoder.info().version.clone(),
+        trained_on: sources.clone(),
+        unknown_weight: args.unknown_weight,
+        landmarks,
+        neural,
+        fused,
+    };
+    cal.validate()?;
+    let predicted: Vec<(f64, bool)> = candidates
+        .iter()
+        .map(|c| (cal.confidence(Model::Fused, &c.evidence, c.duration_s), c.right))
+        .collect();
+    let (bins, ece) = reliability(&predicted, 10);
+    if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    sampleid_fsio::atomic_write(&args.out, serde_json::to_string_pretty(&cal)?.as_bytes())
+        .with_context(|| format!("cannot write {}", args.out.display()))?;
+    let stem = args.out.with_extension("");
+    let png = std::path::PathBuf::from(format!("{}-reliability.png", stem.display()));
+    sampleid_report::reliability_chart(
+        &png,
+        &format!("fused model, training candidates ({}), ECE {ece:.3}", predicted.len()),
+        &bins,
+    )?;
+    let mut card = format!(
+        "# {} (the fused confidence's calibrator)\n\nWritten by `sampleid train calibrator`. \
+         Three logistic regressions over standardised features (weights below are per standard \
+         deviation), L2 penalty {}, unknown clips' candidates weighted {} (the confidence is \
+         calibrated for a stream with that many times the benchmarks' share of unknown clips); \
+         encoder `{}`.\n\nTrained on (validation split only):\n\n",
+        cal.version, args.l2, args.unknown_weight, cal.encoder
+    );
+    for s in &sources {
+        card.push_str(&format!("- {s}\n"));
+    }
+    card.push_str(&format!(
+        "\n| model | candidates | right |\n|---|--:|--:|\n| landmarks | {n_lm} | {p_lm} |\n\
+         | neural | {n_nn} | {p_nn} |\n| fused | {n_fu} | {p_fu} |\n\n\
+         Reliability of the fused model on its training candidates: ECE {ece:.3} \
+         (`{}`; the test benchmark's is in `docs/identification.md`).\n\n| predicted (mean) | observed | count |\n|--:|--:|--:|\n",
+        png.file_name().map(|f| f.to_string_lossy()).unwrap_or_default()
+    ));
+    for (p, o, n) in bins.iter().filter(|b| b.2 > 0) {
+        card.push_str(&format!("| {p:.3} | {o:.3} | {n} |\n"));
+    }
+    for (name, l) in [
+        ("landmarks", &cal.landmarks),
+        ("neural", &cal.neural),
+        ("fused", &cal.fused),
+    ] {
+        card.push_str(&format!("\n## {name}\n\n| feature | weight |\n|---|--:|\n"));
+        for (f, w) in l.features.iter().zip(&l.weights) {
+            card.push_str(&format!("| {f} | {w:+.3} |\n"));
+        }
+        card.push_str(&format!("| (intercept) | {:+.3} |\n", l.bias));
+    }
+    let md = args.out.with_extension("md");
+    sampleid_fsio::atomic_write(&md, card.as_bytes()).with_context(|| format!("cannot write {}", md.display()))?;
+    eprintln!(
+        "fitted on {} candidates ({} right); training ECE {ece:.3}; wrote {}, {}, {}",
+        candidates.len(),
+        p_fu,
+        args.out.display(),
+        md.display(),
+        png.display()
+    );
+    Ok(())
+}

@@ -477,6 +477,8 @@ struct QueryParams {
     rerank: Option<bool>,
     /// `landmarks`, `neural` or `all` (default).
     stage: Option<sampleid_engine::Stage>,
+    /// Report songs from this calibrated confidence up (0–1).
+    min_confidence: Option<f64>,
 }
 
 async fn query(
@@ -485,11 +487,18 @@ async fn query(
     req: Request,
 ) -> Result<axum::Json<Value>, ApiError> {
     let (p, req) = query_params(params, req, &st).await?;
+    if let Some(c) = p.min_confidence.filter(|c| !(0.0..=1.0).contains(c)) {
+        drain(req, &st).await;
+        return Err(ApiError::bad_request(format!(
+            "min_confidence lies in [0, 1] (got {c})"
+        )));
+    }
     let up = read_audio(req, &st, p.name.as_deref(), "clip").await?;
     let opts = IdentifyOptions {
         rerank: p.rerank.unwrap_or(true),
         top_k: p.top_k,
         stage: p.stage.unwrap_or_default(),
+        min_confidence: p.min_confidence,
     };
     let line = blocking(&st, move |st| st.lib.identify(&up.source(st.serve.max_query_s), &opts)).await?;
     Ok(axum::Json(json!(line)))

@@ -14,7 +14,7 @@ pub mod versions;
 use std::path::{Path, PathBuf};
 
 pub use make::{MakeOptions, Suite, make};
-pub use score::{Scores, read_results, score};
+pub use score::{Scores, is_right, query_id, read_results, score};
 pub use spec::{Benchmark, Protocol, Query, Reference, Target};
 pub use versions::{VersionOptions, make_versions};
 

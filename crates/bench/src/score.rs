@@ -38,6 +38,18 @@ pub struct ResultLine {
     pub matches: Vec<Match>,
 }
 
+/// Whether `reference` (a path or id as a system names it) is material the
+/// query contains (false for every answer to a negative).
+pub fn is_right(q: &Query, reference: &str) -> bool {
+    let id = stem(reference);
+    q.targets.iter().any(|t| t.reference == id)
+}
+
+/// The query id a results line names (its file stem).
+pub fn query_id(path: &str) -> String {
+    stem(path)
+}
+
 fn stem(path: &str) -> String {
     Path::new(path)
         .file_stem()

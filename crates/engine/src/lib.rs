@@ -45,6 +45,7 @@
 //! [`library`] (how it joins the query path); see `docs/architecture.md`.
 
 pub mod error;
+pub mod fusion;
 pub mod genre;
 pub mod inspect;
 pub mod library;

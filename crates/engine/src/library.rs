@@ -16,6 +16,7 @@ use std::time::Instant;
 use sampleid_index::{IndexConfig, Song, Stats};
 
 use crate::error::{Error, Result};
+use crate::fusion::Model;
 use crate::pipeline::{Engine, Progress, QueryInput, ReferenceRows, Source, Stage};
 use crate::results::{Identification, IndexOutcome, IndexSummary, Passage, Passages};
 
@@ -34,6 +35,9 @@ pub struct IdentifyOptions {
     pub top_k: Option<usize>,
     /// Which stages answer.
     pub stage: Stage,
+    /// Report songs from this calibrated confidence up, instead of
+    /// `[query] min_confidence`.
+    pub min_confidence: Option<f64>,
 }
 
 impl Default for IdentifyOptions {
@@ -42,6 +46,7 @@ impl Default for IdentifyOptions {
             rerank: true,
             top_k: None,
             stage: Stage::default(),
+            min_confidence: None,
         }
     }
 }
@@ -230,11 +235,28 @@ impl Library {
         Ok(self.read().stats()?)
     }
 
-    /// The songs a clip contains, best first, each located in the clip and
-    /// the song (with time ratio and pitch shift when the alignment is clear).
+    /// The songs a clip contains, most likely first, each with its
+    /// calibrated confidence, located in the clip and the song (with time
+    /// ratio and pitch shift when the alignment is clear).
+    ///
+    /// With [`Stage::All`] the landmark stage runs first, on the decoded clip
+    /// alone; when it is decisive (a song at `[query] early_stop` confidence
+    /// or more) the network never runs. Otherwise the clip is encoded and
+    /// every stage's evidence is fused.
     pub fn identify(&self, source: &Source, opts: &IdentifyOptions) -> Result<Identification> {
-        let input = self.engine()?.query_input_for(source, opts.stage)?;
-        self.identify_input(&input, opts)
+        let engine = self.engine()?;
+        if opts.stage != Stage::All {
+            let input = engine.query_input_for(source, opts.stage)?;
+            return self.identify_input(&input, opts);
+        }
+        let lm_input = engine.query_input_for(source, Stage::Landmarks)?;
+        let landmarks = self.landmark_candidates(engine, lm_input.landmarks.as_ref());
+        if let Some(done) = self.early_answer(engine, &lm_input, &landmarks, opts) {
+            return Ok(done);
+        }
+        let mut input = engine.query_input_for(source, Stage::Neural)?;
+        input.landmarks = lm_input.landmarks;
+        self.fused_answer(engine, &input, landmarks, opts)
     }
 
     /// [`Library::identify`] of a clip already decoded and encoded
@@ -242,21 +264,186 @@ impl Library {
     pub fn identify_input(&self, input: &QueryInput, opts: &IdentifyOptions) -> Result<Identification> {
         let engine = self.engine()?;
         crate::pipeline::silent_unless(input.peak, &input.name, "identify")?;
-        if opts.stage.landmarks() {
-            let landmarks = input.landmarks.as_ref().ok_or_else(|| {
-                Error::Config(
-                    "the query was prepared without landmarks (Engine::query_input_for with this stage)".into(),
-                )
-            })?;
-            let matches = self.landmark_matches(engine, landmarks);
-            if !matches.is_empty() || opts.stage == Stage::Landmarks {
-                return Ok(Identification {
-                    query: input.name.clone(),
-                    duration_s: input.duration_s,
-                    matches,
-                });
+        let landmarks = match opts.stage.landmarks() {
+            true => {
+                let q = input.landmarks.as_ref().ok_or_else(|| {
+                    Error::Config(
+                        "the query was prepared without landmarks (Engine::query_input_for with this stage)".into(),
+                    )
+                })?;
+                self.landmark_candidates(engine, Some(q))
+            }
+            false => Vec::new(),
+        };
+        match opts.stage {
+            Stage::Landmarks => Ok(self.answer(engine, input, landmarks, Model::Landmarks, opts)),
+            Stage::All => match self.early_answer(engine, input, &landmarks, opts) {
+                Some(done) => Ok(done),
+                None => self.fused_answer(engine, input, landmarks, opts),
+            },
+            Stage::Neural => {
+                let neural = self.neural_candidates(engine, input, opts)?;
+                Ok(self.answer(engine, input, neural, Model::Neural, opts))
             }
         }
+    }
+
+    /// The landmark answer, when the landmark stage alone is decisive.
+    fn early_answer(
+        &self,
+        engine: &Engine,
+        input: &QueryInput,
+        landmarks: &[sampleid_search::Match],
+        opts: &IdentifyOptions,
+    ) -> Option<Identification> {
+        let cal = engine.calibrator();
+        let stop = engine.settings().query.early_stop;
+        let decisive = landmarks
+            .iter()
+            .any(|m| cal.confidence(Model::Landmarks, &m.evidence, input.duration_s) >= stop);
+        decisive.then(|| self.answer(engine, input, landmarks.to_vec(), Model::Landmarks, opts))
+    }
+
+    /// Every stage's candidates, joined per song and fused.
+    fn fused_answer(
+        &self,
+        engine: &Engine,
+        input: &QueryInput,
+        landmarks: Vec<sampleid_search::Match>,
+        opts: &IdentifyOptions,
+    ) -> Result<Identification> {
+        let mut neural = self.neural_candidates(engine, input, opts)?;
+        self.verify_guided(engine, input, &landmarks, &mut neural);
+        let mut joined = landmarks;
+        for n in neural {
+            match joined.iter_mut().find(|m| m.song_id == n.song_id) {
+                Some(m) => {
+                    m.evidence.neural = n.evidence.neural;
+                    m.evidence.chroma = n.evidence.chroma;
+                    let better = |a: &Option<sampleid_search::LandmarkEvidence>,
+                                  b: &Option<sampleid_search::LandmarkEvidence>| {
+                        a.as_ref().map_or(-1.0, |l| l.kappa) > b.as_ref().map_or(-1.0, |l| l.kappa)
+                    };
+                    if better(&n.evidence.landmarks, &m.evidence.landmarks) {
+                        m.evidence.landmarks = n.evidence.landmarks.clone();
+                    }
+                    let verified = m.evidence.landmarks.as_ref().is_some_and(|l| l.verified);
+                    if !verified || m.evidence.landmarks.as_ref().is_some_and(|l| l.method == "guided") {
+                        // The landmark hypothesis did not verify: the neural line
+                        // (refined by chroma) places the song.
+                        let evidence = std::mem::take(&mut m.evidence);
+                        *m = sampleid_search::Match { evidence, ..n };
+                    }
+                }
+                None => joined.push(n),
+            }
+        }
+        Ok(self.answer(engine, input, joined, Model::Fused, opts))
+    }
+
+    /// The landmark verification of the neural stage's best songs at the
+    /// place and time ratio it located them (the frequency scale searched),
+    /// where the landmark stage's own hypotheses did not verify the song: a
+    /// sample under other music that the landmark search missed is
+    /// confirmed, and a neural guess where the song's peaks are not is
+    /// exposed. A verified guided match also gives the precise place, time
+    /// ratio and pitch.
+    fn verify_guided(
+        &self,
+        engine: &Engine,
+        input: &QueryInput,
+        landmarks: &[sampleid_search::Match],
+        neural: &mut [sampleid_search::Match],
+    ) {
+        const GUIDED: usize = 3;
+        let Some(q) = input.landmarks.as_ref() else { return };
+        let settings = &engine.settings().landmarks;
+        let rate = settings.query_peaks.frame_rate();
+        let lib = self.read();
+        for n in neural.iter_mut().take(GUIDED) {
+            let own = landmarks
+                .iter()
+                .find(|m| m.song_id == n.song_id)
+                .and_then(|m| m.evidence.landmarks.as_ref());
+            if own.is_some_and(|l| l.verified) {
+                continue;
+            }
+            let Some(key) = lib.landmark_key(n.song_id) else {
+                continue;
+            };
+            let Some(nn) = n.evidence.neural.as_ref() else { continue };
+            let s_t = nn.time_ratio.unwrap_or(1.0);
+            let tau = (nn.reference_start - nn.query_start / s_t) * rate;
+            let Some(m) =
+                sampleid_landmarks::search::verify_at(lib.landmarks(), q, key, s_t, tau, 0.75 * rate, &settings.search)
+            else {
+                continue;
+            };
+            if own.is_some_and(|l| l.kappa >= m.score) {
+                continue;
+            }
+            let query_start = m.query_first / rate;
+            let reference_start = (m.reference_frame(m.query_first) / rate).clamp(0.0, n.reference_duration);
+            let pitch_shift = 12.0 * m.freq_scale.log2();
+            let verified = m.verified(&settings.search);
+            if verified {
+                n.query_start = query_start;
+                n.reference_start = reference_start;
+                n.time_ratio = Some(m.time_scale);
+                n.pitch_shift = Some(pitch_shift);
+            }
+            n.evidence.landmarks = Some(sampleid_search::LandmarkEvidence {
+                method: "guided".into(),
+                kappa: m.score,
+                matched: m.matched,
+                mapped: m.mapped,
+                votes: 0,
+                verified,
+                query_start,
+                reference_start,
+                time_ratio: m.time_scale,
+                pitch_shift,
+            });
+        }
+    }
+
+    /// Calibrated confidences by `model`; the songs at `min_confidence` or
+    /// more, most likely first.
+    fn answer(
+        &self,
+        engine: &Engine,
+        input: &QueryInput,
+        mut matches: Vec<sampleid_search::Match>,
+        model: Model,
+        opts: &IdentifyOptions,
+    ) -> Identification {
+        let cal = engine.calibrator();
+        let qcfg = &engine.settings().query;
+        let min = opts.min_confidence.unwrap_or(qcfg.min_confidence);
+        for m in &mut matches {
+            let c = cal.confidence(model, &m.evidence, input.duration_s);
+            m.score = c;
+            m.confidence = Some(c);
+            m.stages = m.evidence.stages();
+        }
+        matches.retain(|m| m.score >= min);
+        matches.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.song_id.cmp(&b.song_id)));
+        matches.truncate(qcfg.max_matches);
+        Identification {
+            query: input.name.clone(),
+            duration_s: input.duration_s,
+            matches,
+        }
+    }
+
+    /// The neural stage's songs (every song with accepted candidates), with
+    /// the chroma alignment of the best ones.
+    fn neural_candidates(
+        &self,
+        engine: &Engine,
+        input: &QueryInput,
+        opts: &IdentifyOptions,
+    ) -> Result<Vec<sampleid_search::Match>> {
         if input.segments.is_empty() {
             return Err(Error::Config(
                 "the query was prepared without neural segments (Engine::query_input_for with this stage)".into(),
@@ -270,21 +457,24 @@ impl Library {
         let lib = self.read();
         let mut matches = sampleid_search::query(&lib, reranker, &input.segments, &qcfg)?;
         refine(&lib, engine, input, &mut matches);
-        Ok(Identification {
-            query: input.name.clone(),
-            duration_s: input.duration_s,
-            matches,
-        })
+        Ok(matches)
     }
 
-    /// The landmark stage: verified matches, best verification score first,
-    /// located in the query and the song with their time ratio and pitch shift.
-    fn landmark_matches(&self, engine: &Engine, q: &sampleid_landmarks::QueryLandmarks) -> Vec<sampleid_search::Match> {
+    /// The landmark stage's songs: every hypothesis verified (whether or not
+    /// it passes on its own), best verification score first, located in the
+    /// query and the song with their time ratio and pitch shift.
+    fn landmark_candidates(
+        &self,
+        engine: &Engine,
+        q: Option<&sampleid_landmarks::QueryLandmarks>,
+    ) -> Vec<sampleid_search::Match> {
+        let Some(q) = q else { return Vec::new() };
         let settings = &engine.settings().landmarks;
         let rate = settings.query_peaks.frame_rate();
         let lib = self.read();
+        let found = sampleid_landmarks::search::candidates(lib.landmarks(), q, &settings.search);
         if tracing::enabled!(tracing::Level::DEBUG) {
-            for h in sampleid_landmarks::search::verify_all(lib.landmarks(), q, &settings.search) {
+            for h in &found {
                 tracing::debug!(
                     song = h.song,
                     method = ?h.method,
@@ -305,24 +495,45 @@ impl Library {
                 "query landmarks"
             );
         }
-        let found = sampleid_landmarks::search(lib.landmarks(), q, &settings.search);
         found
             .iter()
             .filter_map(|m| {
                 let song = lib.song_by_key(m.song)?;
                 let reference_frame = m.reference_frame(m.query_first);
+                let method = match m.method {
+                    sampleid_landmarks::Method::Pairs => "pairs",
+                    sampleid_landmarks::Method::Quads => "quads",
+                    sampleid_landmarks::Method::Guided => "guided",
+                };
+                let query_start = m.query_first / rate;
+                let reference_start = (reference_frame / rate).clamp(0.0, song.duration_s);
+                let pitch_shift = 12.0 * m.freq_scale.log2();
                 Some(sampleid_search::Match {
                     reference: song.path.clone(),
                     score: m.score,
-                    query_start: m.query_first / rate,
-                    reference_start: (reference_frame / rate).clamp(0.0, song.duration_s),
+                    confidence: None,
+                    query_start,
+                    reference_start,
                     time_ratio: Some(m.time_scale),
-                    pitch_shift: Some(12.0 * m.freq_scale.log2()),
+                    pitch_shift: Some(pitch_shift),
                     song_id: song.id,
                     reference_duration: song.duration_s,
-                    stage: match m.method {
-                        sampleid_landmarks::Method::Pairs => "pairs",
-                        sampleid_landmarks::Method::Quads => "quads",
+                    stage: method,
+                    stages: Vec::new(),
+                    evidence: sampleid_search::Evidence {
+                        landmarks: Some(sampleid_search::LandmarkEvidence {
+                            method: method.into(),
+                            kappa: m.score,
+                            matched: m.matched,
+                            mapped: m.mapped,
+                            votes: m.votes,
+                            verified: m.verified(&settings.search),
+                            query_start,
+                            reference_start,
+                            time_ratio: m.time_scale,
+                            pitch_shift,
+                        }),
+                        ..Default::default()
                     },
                     segments: m.matched,
                 })
@@ -639,6 +850,11 @@ fn refine(lib: &sampleid_index::Library, engine: &Engine, input: &QueryInput, ma
         let reference = lib.chroma(song);
         if let Some(r) = sampleid_matching::refine(&input.chroma, &reference, rate, rcfg) {
             tracing::debug!(reference = %m.reference, ?r, "refined");
+            m.evidence.chroma = Some(sampleid_search::ChromaEvidence {
+                cost: r.cost,
+                relative_cost: r.relative_cost,
+                pitch_shift: r.pitch_shift,
+            });
             m.reference_start = r.reference_time(input.duration_s, m.query_start);
             m.time_ratio = Some(r.time_ratio);
             m.pitch_shift = r.pitch_shift;

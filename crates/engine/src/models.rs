@@ -13,11 +13,13 @@ use sampleid_encoder::{Encoder, ModelInfo};
 use sampleid_rerank::{Reranker, RerankerInfo};
 
 use crate::error::{Error, Result};
+use crate::fusion::Calibrator;
 
 const ENCODER_WEIGHTS: &[u8] = include_bytes!("../../../models/encoder.safetensors");
 const ENCODER_INFO: &str = include_str!("../../../models/encoder.json");
 const RERANKER_WEIGHTS: &[u8] = include_bytes!("../../../models/reranker.safetensors");
 const RERANKER_INFO: &str = include_str!("../../../models/reranker.json");
+const CALIBRATOR: &str = include_str!("../../../models/calibrator.json");
 
 /// Where the encoder comes from.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -95,6 +97,24 @@ pub fn load_reranker(encoder: &Encoder) -> Result<Reranker> {
         )));
     }
     Ok(r)
+}
+
+/// Loads the calibrator of the fused confidence: `$SAMPLEID_CALIBRATOR`
+/// (a `sampleid train calibrator` output), else the built-in one.
+pub fn load_calibrator() -> Result<Calibrator> {
+    let c: Calibrator = match std::env::var_os("SAMPLEID_CALIBRATOR") {
+        Some(path) => {
+            let path = PathBuf::from(path);
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| Error::Model(format!("cannot read the calibrator {}: {e}", path.display())))?;
+            serde_json::from_str(&text)
+                .map_err(|e| Error::Model(format!("the calibrator {} is not valid: {e}", path.display())))?
+        }
+        None => serde_json::from_str(CALIBRATOR)
+            .map_err(|e| Error::Model(format!("the built-in calibrator is damaged: {e}")))?,
+    };
+    c.validate()?;
+    Ok(c)
 }
 
 #[cfg(test)]

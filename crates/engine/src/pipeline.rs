@@ -270,6 +270,8 @@ struct Models {
     /// The re-ranker, or why none fits the encoder (an encoder of one's own
     /// without its re-ranker still fingerprints; libraries need both).
     reranker: std::result::Result<Reranker, String>,
+    /// The fused confidence's calibrator.
+    calibrator: crate::fusion::Calibrator,
 }
 
 /// The models and settings that turn audio into rows and answers. Cheap to
@@ -301,8 +303,13 @@ impl Engine {
         settings.validate()?;
         let encoder = load_encoder(&source)?;
         let reranker = load_reranker(&encoder).map_err(|e| e.to_string());
+        let calibrator = crate::models::load_calibrator()?;
         Ok(Self {
-            models: Arc::new(Models { encoder, reranker }),
+            models: Arc::new(Models {
+                encoder,
+                reranker,
+                calibrator,
+            }),
             settings: Arc::new(settings),
             source,
         })
@@ -315,6 +322,7 @@ impl Engine {
             models: Arc::new(Models {
                 encoder,
                 reranker: Ok(reranker),
+                calibrator: crate::models::load_calibrator()?,
             }),
             settings: Arc::new(settings),
             source,
@@ -334,6 +342,11 @@ impl Engine {
     /// The re-ranker (an error when none fits the encoder).
     pub fn reranker(&self) -> Result<&Reranker> {
         self.models.reranker.as_ref().map_err(|e| Error::Model(e.clone()))
+    }
+
+    /// The calibrator of the fused confidence.
+    pub fn calibrator(&self) -> &crate::fusion::Calibrator {
+        &self.models.calibrator
     }
 
     /// Where the encoder came from.

@@ -221,3 +221,70 @@ fn landmarks_find_speed_and_tempo_changes_with_their_factors_and_reject_unknown_
     let unknown = lib.identify(&Source::file(&all[3]), &opts).unwrap();
     assert!(unknown.matches.is_empty(), "{unknown:?}");
 }
+
+/// The fused answer (the default stage): a sped-up excerpt is found with a
+/// calibrated confidence and the stages that found it; a song that is not in
+/// the library has candidates (listed at confidence 0) but none reaches the
+/// default threshold, so the answer is "no match".
+#[test]
+fn the_fused_answer_is_calibrated_and_says_no_match_for_unknown_music() {
+    use sampleid_transform::{Synthetic, Transform};
+    let tmp = tempfile::tempdir().unwrap();
+    let engine = engine();
+    let lib = Library::open_writer(&tmp.path().join("lib"), &engine).unwrap();
+    let all = songs();
+    for s in &all[..3] {
+        lib.add(&Source::file(s), None).unwrap();
+    }
+    let rate = 16_000;
+    let source = sampleid_engine::stages::audio::decode_file(&all[2], &Settings::default().audio)
+        .unwrap()
+        .samples;
+    let y = Transform::Speed { factor: 0.96 }
+        .apply(
+            &source[3 * rate..13 * rate],
+            rate as u32,
+            &mut Synthetic {
+                sample_rate: rate as u32,
+            },
+        )
+        .unwrap();
+    let clip = tmp.path().join("speed.wav");
+    write_wav(&clip, rate as u32, &y);
+    let answer = lib.identify(&Source::file(&clip), &IdentifyOptions::default()).unwrap();
+    let top = answer.matches.first().unwrap_or_else(|| panic!("no match: {answer:?}"));
+    assert_eq!(top.reference, all[2].display().to_string(), "{answer:?}");
+    let c = top.confidence.expect("the engine's answers carry a confidence");
+    assert!((0.5..=1.0).contains(&c), "{answer:?}");
+    assert_eq!(top.score, c);
+    assert!(top.stages.contains(&"quads"), "{:?}", top.stages);
+    let l = top.evidence.landmarks.as_ref().expect("landmark evidence");
+    assert!(l.verified && l.kappa > 0.25, "{l:?}");
+    assert!((top.time_ratio.unwrap() * 0.96 - 1.0).abs() < 0.02, "{top:?}");
+    for m in &answer.matches {
+        assert!(m.score >= 0.5, "below the default threshold: {m:?}");
+    }
+
+    // The fourth song is not in the library.
+    let unknown = Source::file(&all[3]);
+    let answer = lib.identify(&unknown, &IdentifyOptions::default()).unwrap();
+    assert!(answer.matches.is_empty(), "{answer:?}");
+    let every = lib
+        .identify(
+            &unknown,
+            &IdentifyOptions {
+                min_confidence: Some(0.0),
+                ..IdentifyOptions::default()
+            },
+        )
+        .unwrap();
+    assert!(
+        !every.matches.is_empty(),
+        "the neural stage proposes candidates for any clip"
+    );
+    for m in &every.matches {
+        let c = m.confidence.unwrap();
+        assert!((0.0..0.5).contains(&c), "{m:?}");
+        assert!(m.evidence.neural.is_some() || m.evidence.landmarks.is_some(), "{m:?}");
+    }
+}

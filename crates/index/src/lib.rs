@@ -517,6 +517,11 @@ impl Library {
         self.songs.iter().find(|s| s.id == key as i64)
     }
 
+    /// The landmark key of a song id, when the song has landmarks in the index.
+    pub fn landmark_key(&self, id: i64) -> Option<u32> {
+        u32::try_from(id).ok().filter(|k| self.landmarks.contains(*k))
+    }
+
     /// A song's stored landmark rows.
     pub fn song_landmarks(&self, song: &Song) -> Result<SongLandmarks, IndexError> {
         let (peaks, quads) = self.stored_landmarks(song)?;

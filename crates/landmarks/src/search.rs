@@ -86,6 +86,10 @@ pub struct SearchConfig {
     pub min_matched: usize,
     /// Matches returned at most.
     pub max_matches: usize,
+    /// A pair match verified at this kappa or more ends the search before
+    /// the quads (whose range search is most of a query's time against a
+    /// large library); above 1: quads always run.
+    pub pairs_decisive: f64,
 }
 
 impl Default for SearchConfig {
@@ -109,6 +113,7 @@ impl Default for SearchConfig {
             min_score: 0.25,
             min_matched: 10,
             max_matches: 10,
+            pairs_decisive: PAIRS_DECISIVE,
         }
     }
 }
@@ -139,12 +144,18 @@ impl SearchConfig {
         if self.query_fan_out == 0 || self.verify_frames == 0 || self.verify_bins == 0 {
             return bad("query_fan_out, verify_frames and verify_bins must be at least 1");
         }
+        if !(self.pairs_decisive.is_finite() && self.pairs_decisive >= 0.0) {
+            return bad("pairs_decisive must be at least 0");
+        }
         if !(self.fine_pitch_bins.is_finite() && self.fine_pitch_bins > 0.0) {
             return bad("fine_pitch_bins must be positive");
         }
         Ok(())
     }
 }
+
+/// Default of [`SearchConfig::pairs_decisive`].
+pub const PAIRS_DECISIVE: f64 = 2.0;
 
 /// What a query brings to the landmark search.
 #[derive(Debug, Clone)]
@@ -189,6 +200,9 @@ impl QueryLandmarks {
 pub enum Method {
     Pairs,
     Quads,
+    /// A hypothesis from another stage (offset and time ratio), verified
+    /// here with the frequency scale searched ([`verify_at`]).
+    Guided,
 }
 
 /// A verified match of a query with a song.
@@ -214,6 +228,12 @@ pub struct LandmarkMatch {
 }
 
 impl LandmarkMatch {
+    /// Whether the landmark stage accepts it on its own (kappa and matched
+    /// peaks at least the configured minimums).
+    pub fn verified(&self, cfg: &SearchConfig) -> bool {
+        self.score >= cfg.min_score && self.matched >= cfg.min_matched
+    }
+
     /// Reference frame of a query frame.
     pub fn reference_frame(&self, query_frame: f64) -> f64 {
         self.tau + query_frame / self.time_scale
@@ -232,25 +252,51 @@ struct Hypothesis {
 
 /// Searches `index` for the query; verified matches, best score first.
 pub fn search(index: &LandmarkIndex, q: &QueryLandmarks, cfg: &SearchConfig) -> Vec<LandmarkMatch> {
-    let mut hyps = pair_hypotheses(index, q, cfg);
-    hyps.extend(quad_hypotheses(index, q, cfg));
-    verify_hypotheses(index, q, hyps, cfg)
+    run(index, q, cfg, true).0
 }
 
-fn verify_hypotheses(
+/// Every song with a hypothesis, verified but not thresholded: the best
+/// verification per song, best score first (at most `cfg.max_matches`). The
+/// engine's fusion weighs these with the other stages' evidence;
+/// [`LandmarkMatch::verified`] says whether one passes on its own.
+pub fn candidates(index: &LandmarkIndex, q: &QueryLandmarks, cfg: &SearchConfig) -> Vec<LandmarkMatch> {
+    run(index, q, cfg, false).0
+}
+
+/// Pairs first; quads unless a pair match is decisive
+/// ([`SearchConfig::pairs_decisive`]); the best verification per song.
+fn run(
     index: &LandmarkIndex,
     q: &QueryLandmarks,
-    hyps: Vec<Hypothesis>,
     cfg: &SearchConfig,
-) -> Vec<LandmarkMatch> {
+    threshold: bool,
+) -> (Vec<LandmarkMatch>, SearchTimes) {
+    let t = std::time::Instant::now();
+    let mut times = SearchTimes::default();
+    let hyps = pair_hypotheses(index, q, cfg);
+    times.pairs = t.elapsed().as_secs_f64();
     let query = QueryPeaks::new(q, cfg);
+    let mut found: Vec<LandmarkMatch> = hyps
+        .iter()
+        .filter_map(|h| verify_and_refine(index.peaks(h.song)?, &query, h, cfg))
+        .collect();
+    times.verify = t.elapsed().as_secs_f64() - times.pairs;
+    let decisive = found.iter().any(|m| m.verified(cfg) && m.score >= cfg.pairs_decisive);
+    if !decisive {
+        let t1 = std::time::Instant::now();
+        let (hyps, hits) = quad_hypotheses_counted(index, q, cfg);
+        times.quads = t1.elapsed().as_secs_f64();
+        times.quad_hits = hits;
+        let t2 = std::time::Instant::now();
+        found.extend(
+            hyps.iter()
+                .filter_map(|h| verify_and_refine(index.peaks(h.song)?, &query, h, cfg)),
+        );
+        times.verify += t2.elapsed().as_secs_f64();
+    }
     let mut out: Vec<LandmarkMatch> = Vec::new();
-    for h in hyps {
-        let Some(ref_peaks) = index.peaks(h.song) else { continue };
-        let Some(m) = verify_and_refine(ref_peaks, &query, &h, cfg) else {
-            continue;
-        };
-        if m.score < cfg.min_score || m.matched < cfg.min_matched {
+    for m in found {
+        if threshold && !m.verified(cfg) {
             continue;
         }
         match out.iter_mut().find(|o| o.song == m.song) {
@@ -261,7 +307,61 @@ fn verify_hypotheses(
     }
     out.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.song.cmp(&b.song)));
     out.truncate(cfg.max_matches);
-    out
+    (out, times)
+}
+
+/// Verifies a song at a hypothesis from another stage: `time_scale` (query
+/// / reference durations) and `tau` (the reference frame at query frame 0)
+/// as the neural stage located it, which is coarse (half-second segments).
+/// The frequency scale is searched over the configured range in quarter
+/// semitones, τ over ±`tau_slack` frames in steps of the verification
+/// box and the time scale over ±2 %;
+/// the best is refined as a quad hypothesis would be. `None` when the song
+/// has no stored peaks under the query.
+pub fn verify_at(
+    index: &LandmarkIndex,
+    q: &QueryLandmarks,
+    song: u32,
+    time_scale: f64,
+    tau: f64,
+    tau_slack: f64,
+    cfg: &SearchConfig,
+) -> Option<LandmarkMatch> {
+    let ref_peaks = index.peaks(song)?;
+    let query = QueryPeaks::new(q, cfg);
+    // τ in steps of the verification box's full width: the true offset is
+    // then within the box of one step, and the refit finds it exactly.
+    let step_t = 2.0 * cfg.verify_frames.max(1) as f64;
+    let quarter = 2f64.powf(1.0 / 48.0);
+    let mut best: Option<(f64, Hypothesis)> = None;
+    for s_t in [time_scale, time_scale * 0.98, time_scale * 1.02] {
+        if !(cfg.min_time_scale..=cfg.max_time_scale).contains(&s_t) {
+            continue;
+        }
+        let mut s_f = cfg.min_freq_scale;
+        while s_f <= cfg.max_freq_scale {
+            let mut d = -tau_slack;
+            while d <= tau_slack {
+                let h = Hypothesis {
+                    song,
+                    time_scale: s_t,
+                    freq_scale: s_f,
+                    tau: tau + d,
+                    votes: 0,
+                    method: Method::Guided,
+                };
+                let v = verify(ref_peaks, &query, &h, false);
+                let k = kappa(&v);
+                if v.mapped > 0 && best.as_ref().is_none_or(|(b, _)| k > *b) {
+                    best = Some((k, h));
+                }
+                d += step_t;
+            }
+            s_f *= quarter;
+        }
+    }
+    let (_, h) = best?;
+    verify_and_refine(ref_peaks, &query, &h, cfg)
 }
 
 /// Time spent in each part of [`search`], for benchmarks.
@@ -269,7 +369,8 @@ fn verify_hypotheses(
 pub struct SearchTimes {
     /// Pair lookups and voting (s).
     pub pairs: f64,
-    /// Quad range search, filters and sequence estimation (s).
+    /// Quad range search, filters and sequence estimation (s; 0 when the
+    /// pairs were decisive).
     pub quads: f64,
     /// Verification and refits (s).
     pub verify: f64,
@@ -283,23 +384,7 @@ pub fn search_timed(
     q: &QueryLandmarks,
     cfg: &SearchConfig,
 ) -> (Vec<LandmarkMatch>, SearchTimes) {
-    let t = std::time::Instant::now();
-    let mut hyps = pair_hypotheses(index, q, cfg);
-    let pairs = t.elapsed().as_secs_f64();
-    let (quad_hyps, quad_hits) = quad_hypotheses_counted(index, q, cfg);
-    hyps.extend(quad_hyps);
-    let quads = t.elapsed().as_secs_f64() - pairs;
-    let out = verify_hypotheses(index, q, hyps, cfg);
-    let verify = t.elapsed().as_secs_f64() - pairs - quads;
-    (
-        out,
-        SearchTimes {
-            pairs,
-            quads,
-            verify,
-            quad_hits,
-        },
-    )
+    run(index, q, cfg, true)
 }
 
 /// Every hypothesis before verification (for diagnostics and tuning).
@@ -663,7 +748,7 @@ fn refit(h: &Hypothesis, pairs: &[(f64, f64, f64, f64)], cfg: &SearchConfig) -> 
         // find unscaled audio, so only the offset is refitted (fitting
         // scales to a handful of chance matches would overfit them).
         Method::Pairs => (1.0, 1.0),
-        Method::Quads => (sxy / sxx, fxy / fxx),
+        Method::Quads | Method::Guided => (sxy / sxx, fxy / fxx),
     };
     let in_range = (cfg.min_time_scale..=cfg.max_time_scale).contains(&s_t)
         && (cfg.min_freq_scale..=cfg.max_freq_scale).contains(&s_f)

@@ -197,6 +197,85 @@ pub fn line_chart(path: &Path, title: &str, x_label: &str, panels: &[Panel]) -> 
     file.commit().map_err(|e| draw_err(&e))
 }
 
+/// A reliability diagram: per bin of predicted probability, the observed
+/// share right (bars at the bins' mean prediction) against the diagonal of
+/// perfect calibration; `bins` holds (mean predicted, observed, count).
+pub fn reliability_chart(path: &Path, title: &str, bins: &[(f64, f64, usize)]) -> Result<(), ReportError> {
+    if bins.iter().all(|b| b.2 == 0) {
+        return Err(ReportError::Empty("a reliability diagram needs predictions"));
+    }
+    register_font();
+    let draw_err = |e: &dyn std::fmt::Display| ReportError::Draw {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    };
+    let file = AtomicFile::create(path).map_err(|e| draw_err(&e))?;
+    {
+        let root = BitMapBackend::new(file.tmp_path(), (640, 640)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| draw_err(&e))?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, (FONT_FAMILY, 18))
+            .margin(15)
+            .x_label_area_size(40)
+            .y_label_area_size(50)
+            .build_cartesian_2d(0.0..1.0f64, 0.0..1.0f64)
+            .map_err(|e| draw_err(&e))?;
+        chart
+            .configure_mesh()
+            .x_desc("predicted confidence")
+            .y_desc("observed share right")
+            .label_style((FONT_FAMILY, 13))
+            .draw()
+            .map_err(|e| draw_err(&e))?;
+        chart
+            .draw_series(LineSeries::new(
+                [(0.0, 0.0), (1.0, 1.0)],
+                BLACK.mix(0.5).stroke_width(1),
+            ))
+            .map_err(|e| draw_err(&e))?
+            .label("perfect calibration")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], BLACK.mix(0.5).stroke_width(1)));
+        let n = bins.len().max(1) as f64;
+        let colour = PALETTE[0];
+        chart
+            .draw_series(bins.iter().enumerate().filter(|(_, b)| b.2 > 0).map(|(i, b)| {
+                let (x0, x1) = (i as f64 / n + 0.1 / n, (i + 1) as f64 / n - 0.1 / n);
+                Rectangle::new([(x0, 0.0), (x1, b.1)], colour.mix(0.7).filled())
+            }))
+            .map_err(|e| draw_err(&e))?
+            .label("observed, per bin")
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 16, y + 5)], colour.mix(0.7).filled()));
+        chart
+            .draw_series(bins.iter().enumerate().filter(|(_, b)| b.2 > 0).map(|(i, b)| {
+                Text::new(
+                    format!("{}", b.2),
+                    ((i as f64 + 0.15) / n, (b.1 + 0.02).min(0.97)),
+                    (FONT_FAMILY, 11),
+                )
+            }))
+            .map_err(|e| draw_err(&e))?;
+        chart
+            .draw_series(
+                bins.iter()
+                    .filter(|b| b.2 > 0)
+                    .map(|b| Circle::new((b.0, b.1), 4, PALETTE[3].filled())),
+            )
+            .map_err(|e| draw_err(&e))?
+            .label("(mean predicted, observed)")
+            .legend(|(x, y)| Circle::new((x + 8, y), 4, PALETTE[3].filled()));
+        chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font((FONT_FAMILY, 13))
+            .position(SeriesLabelPosition::UpperLeft)
+            .draw()
+            .map_err(|e| draw_err(&e))?;
+        root.present().map_err(|e| draw_err(&e))?;
+    }
+    file.commit().map_err(|e| draw_err(&e))
+}
+
 /// A cost matrix as a grey-scale image (dark = cheap) with a warping path
 /// over it in red; axes in seconds (`rate` frames per second). Rows are the
 /// y axis (`y_label`), columns the x axis (`x_label`). Large matrices are

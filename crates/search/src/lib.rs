@@ -14,6 +14,8 @@
 //! ratio. A song's score sums its accepted candidates (by default only those
 //! on the line).
 
+pub mod evidence;
 pub mod query;
 
+pub use evidence::{ChromaEvidence, Evidence, LandmarkEvidence, NeuralEvidence};
 pub use query::{Located, Match, Pair, QueryConfig, QuerySegment, SearchError, locate, query};

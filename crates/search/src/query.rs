@@ -21,6 +21,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use rayon::prelude::*;
 use sampleid_index::{IndexError, Library};
 use sampleid_rerank::{RerankError, Reranker};
+
+use crate::evidence::{Evidence, NeuralEvidence};
 use serde::{Deserialize, Serialize};
 
 /// Errors of the search stage.
@@ -57,6 +59,12 @@ pub struct QueryConfig {
     /// Tempo ratios (reference segments per query segment) tried when
     /// locating a match: from 1/`max_ratio` to `max_ratio`.
     pub max_ratio: f64,
+    /// The engine reports a song only when its calibrated confidence (the
+    /// probability that it is right) is at least this.
+    pub min_confidence: f64,
+    /// When the landmark stage alone gives a song at least this confidence,
+    /// the engine answers without running the neural stage (above 1: never).
+    pub early_stop: f64,
 }
 
 impl Default for QueryConfig {
@@ -69,6 +77,8 @@ impl Default for QueryConfig {
             consistent: true,
             min_song_score: 0.0,
             max_ratio: 1.6,
+            min_confidence: 0.5,
+            early_stop: EARLY_STOP,
         }
     }
 }
@@ -97,9 +107,21 @@ impl QueryConfig {
                 self.min_song_score
             ));
         }
+        if !(0.0..=1.0).contains(&self.min_confidence) {
+            return Err(format!(
+                "min_confidence must lie in [0, 1] (got {})",
+                self.min_confidence
+            ));
+        }
+        if !(self.early_stop.is_finite() && self.early_stop >= 0.0) {
+            return Err(format!("early_stop must be at least 0 (got {})", self.early_stop));
+        }
         Ok(())
     }
 }
+
+/// Default of [`QueryConfig::early_stop`].
+pub const EARLY_STOP: f64 = 0.95;
 
 /// One segment of a query: its fingerprint and its node matrix (as the encoder gives them).
 #[derive(Debug, Clone)]
@@ -115,8 +137,13 @@ pub struct QuerySegment {
 pub struct Match {
     /// The reference's path, as indexed.
     pub reference: String,
-    /// Sum of the accepted candidates' scores (the published song score).
+    /// The calibrated confidence when the engine's fusion answered (the
+    /// probability that the song is right); otherwise the stage's own score
+    /// (the neural stage: the sum of the accepted candidates' scores).
     pub score: f64,
+    /// The calibrated probability that the song is right (equal to `score`
+    /// when the engine answered; `null` straight from this crate's search).
+    pub confidence: Option<f64>,
     /// Where the matched material starts in the query (s).
     pub query_start: f64,
     /// Where it starts in the reference (s).
@@ -133,6 +160,11 @@ pub struct Match {
     /// Which stage found it: "neural", or the landmarks that proposed it
     /// ("pairs", "quads"), whose score is the verification score.
     pub stage: &'static str,
+    /// Every stage that found the song (a verified landmark hypothesis,
+    /// accepted neural candidates), for display.
+    pub stages: Vec<&'static str>,
+    /// What each stage saw of the song.
+    pub evidence: Evidence,
     /// Accepted candidate segments.
     #[serde(skip)]
     pub segments: usize,
@@ -157,10 +189,19 @@ pub fn query(
     let songs = gather(lib, &candidates, &scored, threshold);
     let mut out: Vec<Match> = songs
         .into_iter()
-        .filter_map(|(id, evidence)| to_match(lib, id, &evidence, cfg))
+        .filter_map(|(id, evidence)| to_match(lib, id, &evidence, cfg, segments.len()))
         .collect();
     out.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.song_id.cmp(&b.song_id)));
+    // Shares over every song with accepted candidates (before the cut, so
+    // that they do not depend on `max_matches`).
+    let total: f64 = out.iter().map(|m| m.score).sum();
     out.truncate(cfg.max_matches);
+    for (rank, m) in out.iter_mut().enumerate() {
+        if let Some(n) = m.evidence.neural.as_mut() {
+            n.rank = rank;
+            n.share = if total > 0.0 { m.score / total } else { 0.0 };
+        }
+    }
     Ok(out)
 }
 
@@ -343,7 +384,13 @@ fn gather(lib: &Library, candidates: &[Candidate], scored: &[Scored], threshold:
 
 /// A song's match: located from its evidence, scored, and kept if its score
 /// is positive and at least `cfg.min_song_score`.
-fn to_match(lib: &Library, id: i64, evidence: &SongEvidence, cfg: &QueryConfig) -> Option<Match> {
+fn to_match(
+    lib: &Library,
+    id: i64,
+    evidence: &SongEvidence,
+    cfg: &QueryConfig,
+    query_segments: usize,
+) -> Option<Match> {
     let song = lib.songs().iter().find(|s| s.id == id)?;
     let fit = locate(&evidence.pairs, cfg.max_ratio);
     let score = if cfg.consistent {
@@ -353,16 +400,37 @@ fn to_match(lib: &Library, id: i64, evidence: &SongEvidence, cfg: &QueryConfig) 
     };
     (score > 0.0 && score >= cfg.min_song_score).then_some(())?;
     let hop = lib.layout().hop_s;
+    let (query_start, reference_start, time_ratio) = (
+        fit.query_seg * hop,
+        (fit.ref_seg * hop).max(0.0),
+        fit.ratio.map(|a| 1.0 / a),
+    );
     Some(Match {
         reference: song.path.clone(),
         score,
-        query_start: fit.query_seg * hop,
-        reference_start: (fit.ref_seg * hop).max(0.0),
-        time_ratio: fit.ratio.map(|a| 1.0 / a),
+        confidence: None,
+        query_start,
+        reference_start,
+        time_ratio,
         pitch_shift: None,
         song_id: id,
         reference_duration: song.duration_s,
         stage: "neural",
+        stages: vec!["neural"],
+        evidence: Evidence {
+            neural: Some(NeuralEvidence {
+                score,
+                total: evidence.score,
+                accepted: evidence.segments,
+                query_segments,
+                rank: 0,
+                share: 0.0,
+                query_start,
+                reference_start,
+                time_ratio,
+            }),
+            ..Evidence::default()
+        },
         segments: evidence.segments,
     })
 }

@@ -64,7 +64,6 @@ async function identify(blob, name) {
 function render(answer) {
   const list = $("results");
   list.replaceChildren();
-  const top = Math.max(...answer.matches.map((m) => m.score), 1e-9);
   for (const m of answer.matches) {
     const li = document.createElement("li");
     const head = document.createElement("div");
@@ -72,15 +71,21 @@ function render(answer) {
     ref.className = "ref";
     ref.textContent = baseName(m.reference);
     ref.title = m.reference;
+    // The confidence is calibrated: the share of answers like this one that
+    // are right. Older servers send only a score; show it as it is.
+    const conf = m.confidence != null ? m.confidence : null;
+    const pct = conf != null ? Math.round(100 * conf) : null;
     const meter = document.createElement("span");
     meter.className = "meter";
     meter.setAttribute("role", "img");
-    meter.setAttribute("aria-label", `score ${m.score.toFixed(2)}, ${Math.round((100 * m.score) / top)} % of the best`);
+    meter.setAttribute("aria-label", pct != null ? `confidence ${pct} %` : `score ${m.score.toFixed(2)}`);
     const fill = document.createElement("span");
-    fill.style.width = `${(100 * m.score) / top}%`;
+    fill.style.width = `${pct != null ? pct : 100}%`;
     meter.append(fill);
     const score = document.createElement("span");
-    score.textContent = `score ${m.score.toFixed(2)}`;
+    const found = (m.stages || []).join(" + ") || m.stage;
+    score.textContent = pct != null ? `${pct} % · found by ${found}` : `score ${m.score.toFixed(2)} · ${found}`;
+    score.className = "confidence";
     head.append(ref, meter, score);
     const span = matchedSpan(answer.duration_s, m);
     const facts = document.createElement("div");

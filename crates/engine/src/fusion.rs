@@ -1,0 +1,385 @@
+//! Fusion: one calibrated confidence per (query, song) from what every
+//! stage saw of it ([`Evidence`]).
+//!
+//! Three logistic regressions, one per way the engine can answer: the
+//! landmark stage alone, the neural stage alone (with the chroma alignment
+//! of its best songs), and both together. Each maps the evidence to the
+//! probability that the song is right; `sampleid train calibrator` fits them
+//! on a validation benchmark and `models/calibrator.json` ships them.
+//!
+//! Why logistic regression, written here: the features are a dozen numbers
+//! per candidate and a few thousand candidates train it; Newton's method on
+//! standardised features converges in a few steps and the model is a JSON
+//! file a reader can check. A crate (linfa, smartcore) would bring a matrix
+//! stack for a 15 × 15 solve.
+
+use serde::{Deserialize, Serialize};
+
+use sampleid_search::Evidence;
+
+use crate::error::{Error, Result};
+
+/// Which model answers: the stages that ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Model {
+    /// The landmark stage only (also the early stop of the fused path).
+    Landmarks,
+    /// The neural stage only (with the chroma alignment of its best songs).
+    Neural,
+    /// Every stage.
+    Fused,
+}
+
+/// Names of the features of each model, in order.
+pub fn feature_names(model: Model) -> Vec<&'static str> {
+    const LM: [&str; 8] = [
+        "lm_present",
+        "lm_kappa",
+        "lm_ln_matched",
+        "lm_ln_mapped",
+        "lm_ln_votes",
+        "lm_quads",
+        "lm_guided",
+        "lm_verified",
+    ];
+    const NN: [&str; 6] = [
+        "nn_present",
+        "nn_ln_score",
+        "nn_share",
+        "nn_accepted_per_segment",
+        "nn_top",
+        "nn_ln_total",
+    ];
+    const CH: [&str; 3] = ["chroma_present", "chroma_relative_cost", "chroma_cost"];
+    let mut out = Vec::new();
+    if model != Model::Neural {
+        out.extend(LM);
+    }
+    if model != Model::Landmarks {
+        out.extend(NN);
+        out.extend(CH);
+    }
+    if model == Model::Fused {
+        out.push("agree");
+    }
+    out.push("ln_duration");
+    out
+}
+
+/// The features of a candidate for `model` (in [`feature_names`] order).
+pub fn features(model: Model, ev: &Evidence, duration_s: f64) -> Vec<f64> {
+    let mut x = Vec::with_capacity(20);
+    if model != Model::Neural {
+        match &ev.landmarks {
+            Some(l) => x.extend([
+                1.0,
+                l.kappa.clamp(-1.0, 1.0),
+                (l.matched as f64).ln_1p(),
+                (l.mapped as f64).ln_1p(),
+                (l.votes as f64).ln_1p(),
+                f64::from(l.method == "quads"),
+                f64::from(l.method == "guided"),
+                f64::from(l.verified),
+            ]),
+            None => x.extend([0.0; 8]),
+        }
+    }
+    if model != Model::Landmarks {
+        match &ev.neural {
+            Some(n) => x.extend([
+                1.0,
+                n.score.max(0.0).ln_1p(),
+                n.share.clamp(0.0, 1.0),
+                n.accepted as f64 / n.query_segments.max(1) as f64,
+                f64::from(n.rank == 0),
+                n.total.max(0.0).ln_1p(),
+            ]),
+            None => x.extend([0.0; 6]),
+        }
+        match &ev.chroma {
+            Some(c) => x.extend([1.0, c.relative_cost.clamp(0.0, 2.0), c.cost.clamp(0.0, 2.0)]),
+            None => x.extend([0.0; 3]),
+        }
+    }
+    if model == Model::Fused {
+        x.push(f64::from(agree(ev)));
+    }
+    x.push(duration_s.max(0.5).ln());
+    x
+}
+
+/// Whether the landmark and neural stages put the song at the same place
+/// (reference times within 1.5 s at the landmark's query start).
+pub fn agree(ev: &Evidence) -> bool {
+    let (Some(l), Some(n)) = (&ev.landmarks, &ev.neural) else {
+        return false;
+    };
+    let ratio = n.time_ratio.unwrap_or(1.0).max(0.1);
+    let nn_ref = n.reference_start + (l.query_start - n.query_start) / ratio;
+    (nn_ref - l.reference_start).abs() <= 1.5
+}
+
+/// A logistic regression over standardised features.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Logistic {
+    /// Feature names (see [`feature_names`]).
+    pub features: Vec<String>,
+    /// Mean and standard deviation of each feature in the training data.
+    pub mean: Vec<f64>,
+    pub scale: Vec<f64>,
+    /// Weights of the standardised features, and the intercept.
+    pub weights: Vec<f64>,
+    pub bias: f64,
+}
+
+impl Logistic {
+    /// The probability for one feature vector.
+    pub fn predict(&self, x: &[f64]) -> f64 {
+        let z: f64 = self.bias
+            + x.iter()
+                .zip(&self.mean)
+                .zip(&self.scale)
+                .zip(&self.weights)
+                .map(|(((v, m), s), w)| w * (v - m) / s)
+                .sum::<f64>();
+        1.0 / (1.0 + (-z).exp())
+    }
+
+    /// Fits labels `y` (true = right) on rows `x`, each weighted by
+    /// `weight`, by Newton's method with an L2 penalty `l2` on the weights
+    /// (not the intercept).
+    pub fn fit(names: &[&str], x: &[Vec<f64>], y: &[bool], weight: &[f64], l2: f64) -> Result<Self> {
+        let d = names.len();
+        if x.is_empty()
+            || x.len() != y.len()
+            || x.len() != weight.len()
+            || x.iter().any(|r| r.len() != d)
+            || weight.iter().any(|w| !(w.is_finite() && *w > 0.0))
+        {
+            return Err(Error::Config(format!(
+                "a calibrator needs rows of {d} features with a label and a positive weight each \
+                 (got {} rows, {} labels, {} weights)",
+                x.len(),
+                y.len(),
+                weight.len()
+            )));
+        }
+        if !y.iter().any(|v| *v) || y.iter().all(|v| *v) {
+            return Err(Error::Config(
+                "a calibrator needs both right and wrong candidates to learn from".into(),
+            ));
+        }
+        let n = x.len() as f64;
+        let mean: Vec<f64> = (0..d).map(|j| x.iter().map(|r| r[j]).sum::<f64>() / n).collect();
+        let scale: Vec<f64> = (0..d)
+            .map(|j| {
+                let v = x.iter().map(|r| (r[j] - mean[j]).powi(2)).sum::<f64>() / n;
+                if v > 1e-12 { v.sqrt() } else { 1.0 }
+            })
+            .collect();
+        let z: Vec<Vec<f64>> = x
+            .iter()
+            .map(|r| {
+                let mut v: Vec<f64> = (0..d).map(|j| (r[j] - mean[j]) / scale[j]).collect();
+                v.push(1.0);
+                v
+            })
+            .collect();
+        let p = d + 1;
+        let mut w = vec![0.0; p];
+        for _ in 0..50 {
+            let mut grad = vec![0.0; p];
+            let mut hess = vec![vec![0.0; p]; p];
+            for ((row, &label), &wt) in z.iter().zip(y).zip(weight) {
+                let s: f64 = row.iter().zip(&w).map(|(a, b)| a * b).sum();
+                let prob = 1.0 / (1.0 + (-s).exp());
+                let g = wt * (prob - f64::from(label));
+                let h = wt * (prob * (1.0 - prob)).max(1e-9);
+                for i in 0..p {
+                    grad[i] += g * row[i];
+                    for k in 0..p {
+                        hess[i][k] += h * row[i] * row[k];
+                    }
+                }
+            }
+            for i in 0..d {
+                grad[i] += l2 * w[i];
+                hess[i][i] += l2;
+            }
+            let step = solve(hess, grad).ok_or_else(|| Error::Config("the calibrator's fit is singular".into()))?;
+            let change = step.iter().map(|v| v.abs()).fold(0.0, f64::max);
+            for (wi, si) in w.iter_mut().zip(&step) {
+                *wi -= si;
+            }
+            if change < 1e-8 {
+                break;
+            }
+        }
+        Ok(Self {
+            features: names.iter().map(|s| s.to_string()).collect(),
+            mean,
+            scale,
+            weights: w[..d].to_vec(),
+            bias: w[d],
+        })
+    }
+}
+
+/// Solves `a · x = b` by Gaussian elimination with partial pivoting.
+fn solve(mut a: Vec<Vec<f64>>, mut b: Vec<f64>) -> Option<Vec<f64>> {
+    let n = b.len();
+    for c in 0..n {
+        let piv = (c..n).max_by(|&i, &j| a[i][c].abs().total_cmp(&a[j][c].abs()))?;
+        if a[piv][c].abs() < 1e-12 {
+            return None;
+        }
+        a.swap(c, piv);
+        b.swap(c, piv);
+        for r in c + 1..n {
+            let f = a[r][c] / a[c][c];
+            for k in c..n {
+                a[r][k] -= f * a[c][k];
+            }
+            b[r] -= f * b[c];
+        }
+    }
+    let mut x = vec![0.0; n];
+    for r in (0..n).rev() {
+        let s: f64 = (r + 1..n).map(|k| a[r][k] * x[k]).sum();
+        x[r] = (b[r] - s) / a[r][r];
+    }
+    Some(x)
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+/// The three models and what they were trained on (`models/calibrator.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Calibrator {
+    /// Name of this calibrator.
+    pub version: String,
+    /// The encoder whose re-ranker scores the neural features come from.
+    pub encoder: String,
+    /// The benchmarks it was fitted on (validation split).
+    pub trained_on: Vec<String>,
+    /// Weight of the candidates of unknown clips (negatives) in the fit: the
+    /// confidences are calibrated for a stream with this many times as many
+    /// unknown clips as the training benchmarks had.
+    #[serde(default = "one")]
+    pub unknown_weight: f64,
+    pub landmarks: Logistic,
+    pub neural: Logistic,
+    pub fused: Logistic,
+}
+
+impl Calibrator {
+    /// The model of `model`.
+    pub fn model(&self, model: Model) -> &Logistic {
+        match model {
+            Model::Landmarks => &self.landmarks,
+            Model::Neural => &self.neural,
+            Model::Fused => &self.fused,
+        }
+    }
+
+    /// The probability that the candidate is right, by `model`.
+    pub fn confidence(&self, model: Model, ev: &Evidence, duration_s: f64) -> f64 {
+        self.model(model).predict(&features(model, ev, duration_s))
+    }
+
+    /// Checks that every model has the features this engine computes.
+    pub fn validate(&self) -> Result<()> {
+        for m in [Model::Landmarks, Model::Neural, Model::Fused] {
+            let l = self.model(m);
+            let names = feature_names(m);
+            let d = names.len();
+            if l.features != names || l.mean.len() != d || l.scale.len() != d || l.weights.len() != d {
+                return Err(Error::Model(format!(
+                    "the calibrator {} does not fit this engine's features for {m:?} (expected {names:?}); \
+                     train one with `sampleid train calibrator`",
+                    self.version
+                )));
+            }
+            if l.scale.iter().any(|s| !(s.is_finite() && *s > 0.0))
+                || l.weights.iter().chain(&l.mean).chain([&l.bias]).any(|v| !v.is_finite())
+            {
+                return Err(Error::Model(format!(
+                    "the calibrator {} has non-finite or zero-scale parameters",
+                    self.version
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reliability of confidences: `bins` equal-width bins of predicted
+/// probability, each with (mean predicted, observed share right, count),
+/// and the expected calibration error (count-weighted |observed − predicted|).
+pub fn reliability(predicted: &[(f64, bool)], bins: usize) -> (Vec<(f64, f64, usize)>, f64) {
+    let bins = bins.max(1);
+    let mut acc = vec![(0.0, 0.0, 0usize); bins];
+    for &(p, right) in predicted {
+        let b = ((p.clamp(0.0, 1.0) * bins as f64) as usize).min(bins - 1);
+        acc[b].0 += p;
+        acc[b].1 += f64::from(right);
+        acc[b].2 += 1;
+    }
+    let n = predicted.len().max(1) as f64;
+    let mut ece = 0.0;
+    let out = acc
+        .into_iter()
+        .map(|(sp, sr, c)| {
+            if c == 0 {
+                return (0.0, 0.0, 0);
+            }
+            let (mp, mr) = (sp / c as f64, sr / c as f64);
+            ece += c as f64 / n * (mr - mp).abs();
+            (mp, mr, c)
+        })
+        .collect();
+    (out, ece)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logistic_regression_learns_a_separable_rule_and_is_calibrated_on_noise() {
+        // y = x0 > 0.5 with some label noise: the fit must rank by x0 and give
+        // probabilities near the noisy rates.
+        let mut x = Vec::new();
+        let mut y = Vec::new();
+        for i in 0..2000 {
+            let v = (i % 100) as f64 / 100.0;
+            let noise = (i * 7919) % 10 == 0; // 10 % of labels flipped
+            x.push(vec![v, 1.0]);
+            y.push((v > 0.5) != noise);
+        }
+        let m = Logistic::fit(&["v", "constant"], &x, &y, &vec![1.0; x.len()], 1e-3).unwrap();
+        let lo = m.predict(&[0.05, 1.0]);
+        let hi = m.predict(&[0.95, 1.0]);
+        assert!(lo < 0.15 && hi > 0.85, "{lo} {hi}");
+        let (bins, ece) = reliability(
+            &x.iter().zip(&y).map(|(r, l)| (m.predict(r), *l)).collect::<Vec<_>>(),
+            10,
+        );
+        assert_eq!(bins.iter().map(|b| b.2).sum::<usize>(), 2000);
+        assert!(ece < 0.1, "{ece}");
+    }
+
+    #[test]
+    fn a_fit_needs_both_labels() {
+        assert!(Logistic::fit(&["a"], &[vec![1.0], vec![2.0]], &[true, true], &[1.0; 2], 1.0).is_err());
+        assert!(Logistic::fit(&["a"], &[vec![1.0]], &[true, false], &[1.0], 1.0).is_err());
+        assert!(Logistic::fit(&["a"], &[vec![1.0], vec![2.0]], &[true, false], &[1.0, 0.0], 1.0).is_err());
+    }
+
+    #[test]
+    fn the_shipped_calibrator_fits_the_features() {
+        crate::models::load_calibrator().unwrap();
+    }
+}

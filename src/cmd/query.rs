@@ -18,7 +18,7 @@ pub fn human(id: &Identification) -> String {
         let ratio = m.time_ratio.map(|r| format!(", time ratio {r:.2}")).unwrap_or_default();
         let pitch = m.pitch_shift.map(|p| format!(", pitch {p:+.1} st")).unwrap_or_default();
         let (how, stages) = match m.confidence {
-            Some(c) => (format!("confidence {:.0} %", 100.0 * c), m.stages.join(" + ")),
+            Some(c) => (format!("confidence {:.1} %", 100.0 * c), m.stages.join(" + ")),
             None => (format!("score {:.2}", m.score), m.stage.to_string()),
         };
         out.push_str(&format!(

@@ -371,14 +371,23 @@ impl Library {
             let Some(key) = lib.landmark_key(n.song_id) else {
                 continue;
             };
-            let Some(nn) = n.evidence.neural.as_ref() else { continue };
-            let s_t = nn.time_ratio.unwrap_or(1.0);
-            let tau = (nn.reference_start - nn.query_start / s_t) * rate;
-            let Some(m) =
-                sampleid_landmarks::search::verify_at(lib.landmarks(), q, key, s_t, tau, 0.75 * rate, &settings.search)
-            else {
-                continue;
+            // The place and time ratio as the chroma alignment refined them
+            // (the neural line's own ratio is coarse or missing); without a
+            // ratio, the usual tempo changes are tried.
+            let ratios: &[f64] = match n.time_ratio {
+                Some(r) => &[r],
+                None => &[1.0, 0.87, 1.15, 0.75, 1.33, 0.67, 1.5],
             };
+            let (lo, hi) = (settings.search.min_time_scale, settings.search.max_time_scale);
+            let best = ratios
+                .iter()
+                .filter_map(|&r| {
+                    let s_t = r.clamp(lo, hi);
+                    let tau = (n.reference_start - n.query_start / s_t) * rate;
+                    sampleid_landmarks::search::verify_at(lib.landmarks(), q, key, s_t, tau, 0.75 * rate, &settings.search)
+                })
+                .max_by(|a, b| a.score.total_cmp(&b.score));
+            let Some(m) = best else { continue };
             if own.is_some_and(|l| l.kappa >= m.score) {
                 continue;
             }

@@ -300,7 +300,42 @@ fn bench_run_answers_a_benchmark_with_the_built_in_engine() {
         "{top}"
     );
     assert!(top["reference_start"].as_f64().unwrap() < 0.6, "{top}");
+    assert!(top["confidence"].as_f64().unwrap() >= 0.5, "{top}");
     assert!(d.join("report-t/report.md").exists());
+    // The unknown song gets no answer at the default threshold; the
+    // confidences' reliability is reported beside the scores.
+    assert_eq!(lines[1]["matches"].as_array().map(Vec::len), Some(0), "{}", lines[1]);
+    assert!(d.join("report-t/reliability.png").exists());
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("report-t/reliability.json")).unwrap()).unwrap();
+    assert!(r["ece"].as_f64().unwrap() >= 0.0, "{r}");
+
+    // Scoring the answers again at a higher threshold drops the match.
+    let o = sampleid(&[
+        "-q",
+        "bench",
+        "run",
+        "--bench",
+        s(d),
+        "--results",
+        s(&d.join("report-t/answers.jsonl")),
+        "--min-score",
+        "1.01",
+        "--system",
+        "strict",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(v["scores"]["overall"][0]["top1"], 0.0, "{v}");
+
+    // The calibrator's trainer says what it needs.
+    let o = sampleid(&["train", "calibrator", "--on", s(d)]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("BENCH_DIR=ANSWERS.jsonl"), "{}", stderr(&o));
+    let o = sampleid(&["query", "--db", s(d), "--min-confidence", "2", s(&fixture("awakening-8s.mp3"))]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("[0, 1]"), "{}", stderr(&o));
 
     // Audio matching on the same benchmark and library: DTW and shingles
     // (8 s shingles, the query's length) all rank awakening first.

@@ -206,6 +206,17 @@ fn the_api_identifies_uploads_and_guards_the_library() {
     assert_eq!(none["matches"].as_array().map(Vec::len), Some(0), "{none}");
     let (st, e) = post(&srv.url("/v1/query?stage=fast"), None, "audio/wav", &clip);
     assert_eq!(st, 400, "{e}");
+    let (st, e) = post(&srv.url("/v1/query?min_confidence=1.5"), None, "audio/wav", &clip);
+    assert_eq!(st, 400, "{e}");
+    assert!(e["error"].as_str().unwrap_or_default().contains("min_confidence"), "{e}");
+    // Every candidate, each with its calibrated confidence, when asked for.
+    let (st, every) = post(&srv.url("/v1/query?min_confidence=0"), None, "audio/wav", &clip);
+    assert_eq!(st, 200, "{every}");
+    for m in every["matches"].as_array().unwrap() {
+        let c = m["confidence"].as_f64().unwrap();
+        assert!((0.0..0.5).contains(&c), "not in the library, yet confident: {m}");
+        assert_eq!(m["score"], m["confidence"], "{m}");
+    }
 
     // Writes need the token; the client's name is a label, never a path.
     let nebula = std::fs::read(fixture("nebula-20s.ogg")).unwrap();
@@ -236,6 +247,9 @@ fn the_api_identifies_uploads_and_guards_the_library() {
         let at = top["reference_start"].as_f64().unwrap() - top["query_start"].as_f64().unwrap();
         assert!((at - 4.0).abs() <= 1.0, "{top}");
         assert!((top["pitch_shift"].as_f64().unwrap() - 1.0).abs() <= 0.5, "{top}");
+        assert!(top["confidence"].as_f64().unwrap() >= 0.5, "{top}");
+        assert!(!top["stages"].as_array().unwrap().is_empty(), "{top}");
+        assert!(top["evidence"]["landmarks"]["verified"].as_bool().unwrap(), "{top}");
     }
     // The landmark stage finds it too, with its factors.
     let (st, a) = post(&srv.url("/v1/query?stage=landmarks"), None, "audio/wav", &clip);

@@ -168,7 +168,9 @@ pub fn calibrator(args: &crate::cli::TrainCalibratorArgs, model_path: Option<&st
         let rows: Vec<_> = candidates
             .iter()
             .filter(|c| match model {
-                Model::Landmarks => c.evidence.landmarks.is_some(),
+                // The landmark stage alone never sees guided evidence (it
+                // needs the neural stage's hypothesis).
+                Model::Landmarks => c.evidence.landmarks.as_ref().is_some_and(|l| l.method != "guided"),
                 Model::Neural => c.evidence.neural.is_some(),
                 Model::Fused => true,
             })

@@ -73,7 +73,10 @@ pub fn features(model: Model, ev: &Evidence, duration_s: f64) -> Vec<f64> {
         match &ev.landmarks {
             Some(l) => x.extend([
                 1.0,
-                l.kappa.clamp(-1.0, 1.0),
+                // Shrunk towards 0 when few peaks were mapped: a kappa from a
+                // dozen peaks is mostly chance (one guided match had kappa 1
+                // from one peak).
+                l.kappa.clamp(-1.0, 1.0) * l.mapped as f64 / (l.mapped as f64 + KAPPA_PRIOR_PEAKS),
                 (l.matched as f64).ln_1p(),
                 (l.mapped as f64).ln_1p(),
                 (l.votes as f64).ln_1p(),
@@ -107,6 +110,9 @@ pub fn features(model: Model, ev: &Evidence, duration_s: f64) -> Vec<f64> {
     x.push(duration_s.max(0.5).ln());
     x
 }
+
+/// Pseudo-count of the landmark kappa feature's shrinkage (peaks).
+const KAPPA_PRIOR_PEAKS: f64 = 20.0;
 
 /// Whether the landmark and neural stages put the song at the same place
 /// (reference times within 1.5 s at the landmark's query start).

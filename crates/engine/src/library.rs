@@ -13,6 +13,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard, mpsc};
 use std::time::Instant;
 
+use rayon::prelude::*;
+
 use sampleid_index::{IndexConfig, Song, Stats};
 
 use crate::error::{Error, Result};
@@ -360,16 +362,19 @@ impl Library {
         let settings = &engine.settings().landmarks;
         let rate = settings.query_peaks.frame_rate();
         let lib = self.read();
-        for n in neural.iter_mut().take(GUIDED) {
+        let guide = sampleid_landmarks::search::Guide::new(q, &settings.search);
+        // The songs in parallel: each scans a grid of hypotheses.
+        let k = neural.len().min(GUIDED);
+        neural[..k].par_iter_mut().for_each(|n| {
             let own = landmarks
                 .iter()
                 .find(|m| m.song_id == n.song_id)
                 .and_then(|m| m.evidence.landmarks.as_ref());
             if own.is_some_and(|l| l.verified) {
-                continue;
+                return;
             }
             let Some(key) = lib.landmark_key(n.song_id) else {
-                continue;
+                return;
             };
             // The place and time ratio as the chroma alignment refined them
             // (the neural line's own ratio is coarse or missing); without a
@@ -384,12 +389,12 @@ impl Library {
                 .filter_map(|&r| {
                     let s_t = r.clamp(lo, hi);
                     let tau = (n.reference_start - n.query_start / s_t) * rate;
-                    sampleid_landmarks::search::verify_at(lib.landmarks(), q, key, s_t, tau, 0.75 * rate, &settings.search)
+                    guide.verify_at(lib.landmarks(), key, s_t, tau, 0.75 * rate)
                 })
                 .max_by(|a, b| a.score.total_cmp(&b.score));
-            let Some(m) = best else { continue };
+            let Some(m) = best else { return };
             if own.is_some_and(|l| l.kappa >= m.score) {
-                continue;
+                return;
             }
             let query_start = m.query_first / rate;
             let reference_start = (m.reference_frame(m.query_first) / rate).clamp(0.0, n.reference_duration);
@@ -413,7 +418,7 @@ impl Library {
                 time_ratio: m.time_scale,
                 pitch_shift,
             });
-        }
+        });
     }
 
     /// Calibrated confidences by `model`; the songs at `min_confidence` or

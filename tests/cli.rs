@@ -333,7 +333,14 @@ fn bench_run_answers_a_benchmark_with_the_built_in_engine() {
     let o = sampleid(&["train", "calibrator", "--on", s(d)]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("BENCH_DIR=ANSWERS.jsonl"), "{}", stderr(&o));
-    let o = sampleid(&["query", "--db", s(d), "--min-confidence", "2", s(&fixture("awakening-8s.mp3"))]);
+    let o = sampleid(&[
+        "query",
+        "--db",
+        s(d),
+        "--min-confidence",
+        "2",
+        s(&fixture("awakening-8s.mp3")),
+    ]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("[0, 1]"), "{}", stderr(&o));
 

@@ -208,7 +208,10 @@ fn the_api_identifies_uploads_and_guards_the_library() {
     assert_eq!(st, 400, "{e}");
     let (st, e) = post(&srv.url("/v1/query?min_confidence=1.5"), None, "audio/wav", &clip);
     assert_eq!(st, 400, "{e}");
-    assert!(e["error"].as_str().unwrap_or_default().contains("min_confidence"), "{e}");
+    assert!(
+        e["error"].as_str().unwrap_or_default().contains("min_confidence"),
+        "{e}"
+    );
     // Every candidate, each with its calibrated confidence, when asked for.
     let (st, every) = post(&srv.url("/v1/query?min_confidence=0"), None, "audio/wav", &clip);
     assert_eq!(st, 200, "{every}");

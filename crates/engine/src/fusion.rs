@@ -241,12 +241,14 @@ fn solve(mut a: Vec<Vec<f64>>, mut b: Vec<f64>) -> Option<Vec<f64>> {
         }
         a.swap(c, piv);
         b.swap(c, piv);
-        for r in c + 1..n {
-            let f = a[r][c] / a[c][c];
-            for k in c..n {
-                a[r][k] -= f * a[c][k];
+        let (top, rest) = a.split_at_mut(c + 1);
+        let pivot = &top[c];
+        for (i, row) in rest.iter_mut().enumerate() {
+            let f = row[c] / pivot[c];
+            for (x, p) in row[c..].iter_mut().zip(&pivot[c..]) {
+                *x -= f * p;
             }
-            b[r] -= f * b[c];
+            b[c + 1 + i] -= f * b[c];
         }
     }
     let mut x = vec![0.0; n];
@@ -354,27 +356,41 @@ mod tests {
     use super::*;
 
     #[test]
-    fn logistic_regression_learns_a_separable_rule_and_is_calibrated_on_noise() {
-        // y = x0 > 0.5 with some label noise: the fit must rank by x0 and give
-        // probabilities near the noisy rates.
-        let mut x = Vec::new();
-        let mut y = Vec::new();
-        for i in 0..2000 {
-            let v = (i % 100) as f64 / 100.0;
-            let noise = (i * 7919) % 10 == 0; // 10 % of labels flipped
-            x.push(vec![v, 1.0]);
-            y.push((v > 0.5) != noise);
+    fn logistic_regression_recovers_a_logistic_rule_and_is_calibrated() {
+        // Labels drawn from p = σ(6 (v − 0.5)) with a fixed pseudo-random
+        // sequence, and a second feature that is pure noise: the fit must
+        // find the slope (6 per unit of v, i.e. 6 · sd(v) per standard
+        // deviation), ignore the noise, and be calibrated.
+        let mut state = 12345u64;
+        let mut uniform = || {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let (mut x, mut y) = (Vec::new(), Vec::new());
+        for _ in 0..4000 {
+            let v = uniform();
+            let noise = uniform();
+            let p = 1.0 / (1.0 + (-6.0 * (v - 0.5)).exp());
+            x.push(vec![v, noise]);
+            y.push(uniform() < p);
         }
-        let m = Logistic::fit(&["v", "constant"], &x, &y, &vec![1.0; x.len()], 1e-3).unwrap();
-        let lo = m.predict(&[0.05, 1.0]);
-        let hi = m.predict(&[0.95, 1.0]);
-        assert!(lo < 0.15 && hi > 0.85, "{lo} {hi}");
+        let m = Logistic::fit(&["v", "noise"], &x, &y, &vec![1.0; x.len()], 1e-3).unwrap();
+        let slope = m.weights[0] / m.scale[0];
+        assert!((slope - 6.0).abs() < 1.0, "slope {slope}");
+        assert!((m.weights[1] / m.scale[1]).abs() < 1.0, "noise weight {:?}", m.weights);
+        assert!((m.predict(&[0.5, 0.5]) - 0.5).abs() < 0.05);
         let (bins, ece) = reliability(
             &x.iter().zip(&y).map(|(r, l)| (m.predict(r), *l)).collect::<Vec<_>>(),
             10,
         );
-        assert_eq!(bins.iter().map(|b| b.2).sum::<usize>(), 2000);
-        assert!(ece < 0.1, "{ece}");
+        assert_eq!(bins.iter().map(|b| b.2).sum::<usize>(), 4000);
+        assert!(ece < 0.03, "{ece}");
+        // Weighting the negatives down moves every probability up.
+        let w: Vec<f64> = y.iter().map(|l| if *l { 1.0 } else { 0.5 }).collect();
+        let up = Logistic::fit(&["v", "noise"], &x, &y, &w, 1e-3).unwrap();
+        assert!(up.predict(&[0.5, 0.5]) > m.predict(&[0.5, 0.5]) + 0.1);
     }
 
     #[test]

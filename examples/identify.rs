@@ -21,8 +21,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     for m in &answer.matches {
         println!(
-            "  {}  score {:.2}  query {:.1} s = reference {:.1} s",
-            m.reference, m.score, m.query_start, m.reference_start
+            "  {}  confidence {:.1} % ({})  query {:.1} s = reference {:.1} s",
+            m.reference,
+            100.0 * m.confidence.unwrap_or(m.score),
+            m.stages.join(" + "),
+            m.query_start,
+            m.reference_start
         );
     }
     Ok(())

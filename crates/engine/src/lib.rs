@@ -28,7 +28,7 @@
 //! let library = Library::open("mylib".as_ref(), &engine)?;
 //! let answer = library.identify(&Source::file("clip.wav"), &IdentifyOptions::default())?;
 //! for m in &answer.matches {
-//!     println!("{} at {:.1} s (score {:.2})", m.reference, m.reference_start, m.score);
+//!     println!("{} at {:.1} s (confidence {:.2})", m.reference, m.reference_start, m.score);
 //! }
 //! # Ok::<(), sampleid_engine::Error>(())
 //! ```

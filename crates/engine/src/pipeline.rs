@@ -178,8 +178,8 @@ pub enum Stage {
     Landmarks,
     /// The neural path only (two-stage search and chroma refinement).
     Neural,
-    /// The landmark answer when it verifies, the neural answer otherwise
-    /// (until the stages are fused into one calibrated score).
+    /// Every stage, fused into one calibrated confidence (the landmarks
+    /// first; the network only when they are not decisive).
     #[default]
     All,
 }

@@ -505,7 +505,7 @@ impl Library {
             tracing::debug!(
                 peaks = q.peaks.len(),
                 pairs = q.pairs.len(),
-                quads = q.quads.len(),
+                quads = q.quads().len(),
                 "query landmarks"
             );
         }

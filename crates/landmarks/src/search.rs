@@ -168,15 +168,19 @@ pub struct QueryLandmarks {
     /// Peaks (query extraction), frame order.
     pub peaks: Vec<Peak>,
     pub pairs: Vec<PairHash>,
-    pub quads: Vec<Quad>,
     /// Frames of the query.
     pub frames: u32,
     /// Frequency bins of the peak stage.
     pub bins: u32,
+    /// Made on first use ([`QueryLandmarks::quads`]): a query that the
+    /// pairs settle never needs them, and a query's quads (about 1,500 per
+    /// second) take longer to make than its peaks and pairs.
+    quads: std::sync::OnceLock<Vec<Quad>>,
+    quad_cfg: QuadConfig,
 }
 
 impl QueryLandmarks {
-    /// Pairs and quads of a query's peaks.
+    /// Pairs of a query's peaks now, quads when first asked for.
     pub fn new(
         peaks: Vec<Peak>,
         frames: u32,
@@ -191,11 +195,17 @@ impl QueryLandmarks {
         };
         Self {
             pairs: pairs(&peaks, &pair_cfg),
-            quads: quads(&peaks, quad_cfg),
             peaks,
             frames,
             bins,
+            quads: std::sync::OnceLock::new(),
+            quad_cfg: quad_cfg.clone(),
         }
+    }
+
+    /// The query's quads (made on the first call).
+    pub fn quads(&self) -> &[Quad] {
+        self.quads.get_or_init(|| quads(&self.peaks, &self.quad_cfg))
     }
 }
 
@@ -503,7 +513,7 @@ fn quad_hypotheses(index: &LandmarkIndex, q: &QueryLandmarks, cfg: &SearchConfig
 
 fn quad_hypotheses_counted(index: &LandmarkIndex, q: &QueryLandmarks, cfg: &SearchConfig) -> (Vec<Hypothesis>, usize) {
     let mut hits: Vec<QuadHit> = Vec::new();
-    for qq in &q.quads {
+    for qq in q.quads() {
         let (qdt, qdf) = ((qq.b.0 - qq.a.0) as f64, qq.b.1 as f64 - qq.a.1 as f64);
         // The reference's A bin that the coarse pitch coherence below allows.
         let a_bins = (

@@ -333,6 +333,17 @@ fn bench_run_answers_a_benchmark_with_the_built_in_engine() {
     let o = sampleid(&["train", "calibrator", "--on", s(d)]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("BENCH_DIR=ANSWERS.jsonl"), "{}", stderr(&o));
+    let peer = d.join("peer.jsonl");
+    std::fs::write(
+        &peer,
+        r#"{"query":"queries/q1.mp3","matches":[{"reference":"x/awakening-20s.ogg","score":3}]}"#,
+    )
+    .unwrap();
+    let on = format!("{}={}", s(d), s(&peer));
+    let o = sampleid(&["train", "calibrator", "--on", &on, "--out", s(&d.join("cal.json"))]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("no stage evidence"), "{}", stderr(&o));
+    assert!(!d.join("cal.json").exists());
     let o = sampleid(&[
         "query",
         "--db",

@@ -156,6 +156,12 @@ pub fn calibrator(args: &crate::cli::TrainCalibratorArgs, model_path: Option<&st
             !c.is_empty(),
             "{answers} lists no candidate of {bench_dir}'s queries: run `bench run --min-confidence 0`"
         );
+        anyhow::ensure!(
+            c.iter()
+                .any(|c| c.evidence.landmarks.is_some() || c.evidence.neural.is_some()),
+            "{answers} has no stage evidence: the calibrator learns from sampleid's own answers \
+             (`sampleid bench run --min-confidence 0`), not from another system's"
+        );
         sources.push(format!(
             "{bench_dir} ({} queries, {} negatives): {answers}",
             bench.queries.len(),

@@ -396,28 +396,14 @@ impl Library {
             if own.is_some_and(|l| l.kappa >= m.score) {
                 return;
             }
-            let query_start = m.query_first / rate;
-            let reference_start = (m.reference_frame(m.query_first) / rate).clamp(0.0, n.reference_duration);
-            let pitch_shift = 12.0 * m.freq_scale.log2();
-            let verified = m.verified(&settings.search);
-            if verified {
-                n.query_start = query_start;
-                n.reference_start = reference_start;
-                n.time_ratio = Some(m.time_scale);
-                n.pitch_shift = Some(pitch_shift);
+            let ev = landmark_evidence(&m, rate, n.reference_duration, &settings.search);
+            if ev.verified {
+                n.query_start = ev.query_start;
+                n.reference_start = ev.reference_start;
+                n.time_ratio = Some(ev.time_ratio);
+                n.pitch_shift = Some(ev.pitch_shift);
             }
-            n.evidence.landmarks = Some(sampleid_search::LandmarkEvidence {
-                method: "guided".into(),
-                kappa: m.score,
-                matched: m.matched,
-                mapped: m.mapped,
-                votes: 0,
-                verified,
-                query_start,
-                reference_start,
-                time_ratio: m.time_scale,
-                pitch_shift,
-            });
+            n.evidence.landmarks = Some(ev);
         });
     }
 
@@ -513,40 +499,21 @@ impl Library {
             .iter()
             .filter_map(|m| {
                 let song = lib.song_by_key(m.song)?;
-                let reference_frame = m.reference_frame(m.query_first);
-                let method = match m.method {
-                    sampleid_landmarks::Method::Pairs => "pairs",
-                    sampleid_landmarks::Method::Quads => "quads",
-                    sampleid_landmarks::Method::Guided => "guided",
-                };
-                let query_start = m.query_first / rate;
-                let reference_start = (reference_frame / rate).clamp(0.0, song.duration_s);
-                let pitch_shift = 12.0 * m.freq_scale.log2();
+                let ev = landmark_evidence(m, rate, song.duration_s, &settings.search);
                 Some(sampleid_search::Match {
                     reference: song.path.clone(),
                     score: m.score,
                     confidence: None,
-                    query_start,
-                    reference_start,
-                    time_ratio: Some(m.time_scale),
-                    pitch_shift: Some(pitch_shift),
+                    query_start: ev.query_start,
+                    reference_start: ev.reference_start,
+                    time_ratio: Some(ev.time_ratio),
+                    pitch_shift: Some(ev.pitch_shift),
                     song_id: song.id,
                     reference_duration: song.duration_s,
-                    stage: method,
+                    stage: method_name(m.method),
                     stages: Vec::new(),
                     evidence: sampleid_search::Evidence {
-                        landmarks: Some(sampleid_search::LandmarkEvidence {
-                            method: method.into(),
-                            kappa: m.score,
-                            matched: m.matched,
-                            mapped: m.mapped,
-                            votes: m.votes,
-                            verified: m.verified(&settings.search),
-                            query_start,
-                            reference_start,
-                            time_ratio: m.time_scale,
-                            pitch_shift,
-                        }),
+                        landmarks: Some(ev),
                         ..Default::default()
                     },
                     segments: m.matched,
@@ -844,6 +811,37 @@ fn skipped(name: &str, s: &Song) -> IndexOutcome {
 /// Aligns the query's chroma with each of the best matches' stored chroma:
 /// where an alignment is clearly better than chance it gives the reference
 /// time, the time ratio and (when unambiguous) the pitch shift.
+/// The name of a landmark method in answers (`stage`, `evidence.landmarks.method`).
+fn method_name(m: sampleid_landmarks::Method) -> &'static str {
+    match m {
+        sampleid_landmarks::Method::Pairs => "pairs",
+        sampleid_landmarks::Method::Quads => "quads",
+        sampleid_landmarks::Method::Guided => "guided",
+    }
+}
+
+/// What a landmark verification saw of a song (`rate`: peak frames per
+/// second; times clamped to the song's `duration_s`).
+fn landmark_evidence(
+    m: &sampleid_landmarks::LandmarkMatch,
+    rate: f64,
+    duration_s: f64,
+    cfg: &sampleid_landmarks::SearchConfig,
+) -> sampleid_search::LandmarkEvidence {
+    sampleid_search::LandmarkEvidence {
+        method: method_name(m.method).into(),
+        kappa: m.score,
+        matched: m.matched,
+        mapped: m.mapped,
+        votes: m.votes,
+        verified: m.verified(cfg),
+        query_start: m.query_first / rate,
+        reference_start: (m.reference_frame(m.query_first) / rate).clamp(0.0, duration_s),
+        time_ratio: m.time_scale,
+        pitch_shift: 12.0 * m.freq_scale.log2(),
+    }
+}
+
 fn refine(lib: &sampleid_index::Library, engine: &Engine, input: &QueryInput, matches: &mut [sampleid_search::Match]) {
     let settings = engine.settings();
     let rcfg = &settings.refine;

@@ -380,7 +380,7 @@ impl<'a> Guide<'a> {
                         votes: 0,
                         method: Method::Guided,
                     };
-                    let v = verify_every(ref_peaks, &self.query, &h, GUIDE_STRIDE);
+                    let v = verify(ref_peaks, &self.query, &h, GUIDE_STRIDE);
                     let k = kappa(&v);
                     if v.mapped > 0 && best.as_ref().is_none_or(|(b, _)| k > *b) {
                         best = Some((k, h));
@@ -721,38 +721,11 @@ struct Verified {
 /// on all of them. 4 keeps the scan of three songs near 10 ms.
 const GUIDE_STRIDE: usize = 4;
 
-/// [`verify`] over every `stride`-th stored peak, without matched pairs.
-fn verify_every(ref_peaks: &[Peak], query: &QueryPeaks, h: &Hypothesis, stride: usize) -> Verified {
-    let span = query.frames as f64 / h.time_scale;
-    let lo = ref_peaks.partition_point(|p| (p.frame as f64) < h.tau);
-    let mut v = Verified {
-        matched: 0,
-        mapped: 0,
-        expected: 0.0,
-        first: f64::INFINITY,
-        last: f64::NEG_INFINITY,
-        pairs: Vec::new(),
-    };
-    for p in ref_peaks[lo..]
-        .iter()
-        .take_while(|p| (p.frame as f64) < h.tau + span)
-        .step_by(stride.max(1))
-    {
-        let t = (p.frame as f64 - h.tau) * h.time_scale;
-        let f = p.bin as f64 * h.freq_scale;
-        if f >= query.bins as f64 || t < 0.0 || t >= query.frames as f64 {
-            continue;
-        }
-        v.mapped += 1;
-        v.expected += query.chance[(f.round() as usize).min(query.bins as usize - 1)];
-        if query.is_near(t, f) {
-            v.matched += 1;
-        }
-    }
-    v
-}
-
-fn verify(ref_peaks: &[Peak], query: &QueryPeaks, h: &Hypothesis, with_pairs: bool) -> Verified {
+/// Maps the stored peaks over the query's span by `h` and counts those with
+/// a query peak in the box. `stride` 1: every peak, and the matched pairs
+/// for a refit; more: every `stride`-th peak and no pairs (a scan).
+fn verify(ref_peaks: &[Peak], query: &QueryPeaks, h: &Hypothesis, stride: usize) -> Verified {
+    let with_pairs = stride <= 1;
     let span = query.frames as f64 / h.time_scale;
     let lo = ref_peaks.partition_point(|p| (p.frame as f64) < h.tau);
     let inside = ref_peaks[lo..].iter().take_while(|p| (p.frame as f64) < h.tau + span);
@@ -774,7 +747,7 @@ fn verify(ref_peaks: &[Peak], query: &QueryPeaks, h: &Hypothesis, with_pairs: bo
         last: f64::NEG_INFINITY,
         pairs: Vec::new(),
     };
-    for p in inside.filter(|p| p.magnitude >= floor) {
+    for p in inside.filter(|p| p.magnitude >= floor).step_by(stride.max(1)) {
         let t = (p.frame as f64 - h.tau) * h.time_scale;
         let f = p.bin as f64 * h.freq_scale;
         if f >= query.bins as f64 || t < 0.0 || t >= query.frames as f64 {
@@ -856,7 +829,7 @@ fn verify_and_refine(
     cfg: &SearchConfig,
 ) -> Option<LandmarkMatch> {
     let mut best_h = *h;
-    let mut best = verify(ref_peaks, query, h, true);
+    let mut best = verify(ref_peaks, query, h, 1);
     if best.mapped == 0 {
         return None;
     }
@@ -864,7 +837,7 @@ fn verify_and_refine(
         let Some(next) = refit(&best_h, &best.pairs, cfg) else {
             break;
         };
-        let v = verify(ref_peaks, query, &next, true);
+        let v = verify(ref_peaks, query, &next, 1);
         if v.mapped == 0 || kappa(&v) < kappa(&best) {
             break;
         }

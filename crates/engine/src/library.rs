@@ -488,12 +488,7 @@ impl Library {
                     "landmark hypothesis"
                 );
             }
-            tracing::debug!(
-                peaks = q.peaks.len(),
-                pairs = q.pairs.len(),
-                quads = q.quads().len(),
-                "query landmarks"
-            );
+            tracing::debug!(peaks = q.peaks.len(), pairs = q.pairs.len(), "query landmarks");
         }
         found
             .iter()

@@ -30,6 +30,32 @@ fn songs() -> Vec<PathBuf> {
     .collect()
 }
 
+/// A library of the first three test songs (the fourth stays unknown).
+fn library_of_three(dir: &Path, engine: &Engine) -> (Library, Vec<PathBuf>) {
+    let lib = Library::open_writer(&dir.join("lib"), engine).unwrap();
+    let all = songs();
+    for s in &all[..3] {
+        lib.add(&Source::file(s), None).unwrap();
+    }
+    (lib, all)
+}
+
+/// `seconds` of `song` from `from_s` on (16 kHz), transformed by `t`.
+fn transformed_excerpt(song: &Path, from_s: usize, seconds: usize, t: &sampleid_transform::Transform) -> Vec<f32> {
+    let rate = 16_000;
+    let source = sampleid_engine::stages::audio::decode_file(song, &Settings::default().audio)
+        .unwrap()
+        .samples;
+    t.apply(
+        &source[from_s * rate..(from_s + seconds) * rate],
+        rate as u32,
+        &mut sampleid_transform::Synthetic {
+            sample_rate: rate as u32,
+        },
+    )
+    .unwrap()
+}
+
 fn write_wav(path: &Path, rate: u32, samples: &[f32]) {
     let spec = hound::WavSpec {
         channels: 1,
@@ -161,27 +187,15 @@ fn libraries_and_settings_are_checked() {
 #[test]
 fn landmarks_find_speed_and_tempo_changes_with_their_factors_and_reject_unknown_music() {
     use sampleid_engine::Stage;
-    use sampleid_transform::{Synthetic, Transform};
+    use sampleid_transform::Transform;
     let tmp = tempfile::tempdir().unwrap();
     let engine = engine();
-    let lib = Library::open_writer(&tmp.path().join("lib"), &engine).unwrap();
-    let all = songs();
-    for s in &all[..3] {
-        lib.add(&Source::file(s), None).unwrap();
-    }
+    let (lib, all) = library_of_three(tmp.path(), &engine);
     let opts = IdentifyOptions {
         stage: Stage::Landmarks,
         ..IdentifyOptions::default()
     };
-    let decode = |p: &Path| {
-        sampleid_engine::stages::audio::decode_file(p, &Settings::default().audio)
-            .unwrap()
-            .samples
-    };
     let rate = 16_000;
-    let source = decode(&all[1]);
-    // 10 s from 5 s on.
-    let excerpt = &source[5 * rate..15 * rate];
     for (name, t, time_ratio, pitch) in [
         (
             "speed",
@@ -191,15 +205,8 @@ fn landmarks_find_speed_and_tempo_changes_with_their_factors_and_reject_unknown_
         ),
         ("tempo", Transform::TimeStretch { rate: 0.9 }, 1.0 / 0.9, 0.0),
     ] {
-        let y = t
-            .apply(
-                excerpt,
-                rate as u32,
-                &mut Synthetic {
-                    sample_rate: rate as u32,
-                },
-            )
-            .unwrap();
+        // 10 s from 5 s on.
+        let y = transformed_excerpt(&all[1], 5, 10, &t);
         let clip = tmp.path().join(format!("{name}.wav"));
         write_wav(&clip, rate as u32, &y);
         let answer = lib.identify(&Source::file(&clip), &opts).unwrap();
@@ -224,31 +231,16 @@ fn landmarks_find_speed_and_tempo_changes_with_their_factors_and_reject_unknown_
 
 /// The fused answer (the default stage): a sped-up excerpt is found with a
 /// calibrated confidence and the stages that found it; a song that is not in
-/// the library has candidates (listed at confidence 0) but none reaches the
-/// default threshold, so the answer is "no match".
+/// the library has candidates (listed with `min_confidence` 0) but none
+/// reaches the default threshold, so the answer is "no match".
 #[test]
 fn the_fused_answer_is_calibrated_and_says_no_match_for_unknown_music() {
-    use sampleid_transform::{Synthetic, Transform};
+    use sampleid_transform::Transform;
     let tmp = tempfile::tempdir().unwrap();
     let engine = engine();
-    let lib = Library::open_writer(&tmp.path().join("lib"), &engine).unwrap();
-    let all = songs();
-    for s in &all[..3] {
-        lib.add(&Source::file(s), None).unwrap();
-    }
+    let (lib, all) = library_of_three(tmp.path(), &engine);
     let rate = 16_000;
-    let source = sampleid_engine::stages::audio::decode_file(&all[2], &Settings::default().audio)
-        .unwrap()
-        .samples;
-    let y = Transform::Speed { factor: 0.96 }
-        .apply(
-            &source[3 * rate..13 * rate],
-            rate as u32,
-            &mut Synthetic {
-                sample_rate: rate as u32,
-            },
-        )
-        .unwrap();
+    let y = transformed_excerpt(&all[2], 3, 10, &Transform::Speed { factor: 0.96 });
     let clip = tmp.path().join("speed.wav");
     write_wav(&clip, rate as u32, &y);
     let answer = lib.identify(&Source::file(&clip), &IdentifyOptions::default()).unwrap();

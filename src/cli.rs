@@ -418,6 +418,28 @@ pub enum TrainCommand {
     /// validation benchmarks (`bench run --min-confidence 0` with
     /// `[query] early_stop` above 1, so that every stage's evidence is listed).
     Calibrator(TrainCalibratorArgs),
+    /// Fit the PCA of the chroma shingles that libraries store (on the
+    /// corpus's training split), and write its card.
+    Shingles(TrainShinglesArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct TrainShinglesArgs {
+    /// Corpus directory (with manifest.csv).
+    #[arg(long, default_value = "corpus")]
+    pub corpus: PathBuf,
+    /// Where the model goes; its card (`.md`) is written beside it.
+    #[arg(long, default_value = "models/shingles.json")]
+    pub out: PathBuf,
+    /// CENS features (seconds) per shingle.
+    #[arg(long, default_value_t = 10)]
+    pub length: usize,
+    /// PCA dimensions.
+    #[arg(long, default_value_t = 60)]
+    pub dims: usize,
+    /// At most this many music files of the training split (evenly spread).
+    #[arg(long, default_value_t = 400)]
+    pub files: usize,
 }
 
 #[derive(Debug, Args)]

@@ -106,6 +106,10 @@ fn run(cli: &Cli) -> anyhow::Result<usize> {
         Command::Train(TrainCommand::Calibrator(args)) => {
             cmd::train::calibrator(args, cli.model.as_deref()).map(|()| 0)
         }
+        #[cfg(feature = "lab")]
+        Command::Train(TrainCommand::Shingles(args)) => {
+            cmd::train::shingles(args, &cfg, cli.model.as_deref(), cli.quiet).map(|()| 0)
+        }
     }
 }
 

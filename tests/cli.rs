@@ -381,7 +381,18 @@ fn bench_run_answers_a_benchmark_with_the_built_in_engine() {
     assert!(o.status.success(), "{}", stderr(&o));
     let rows: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
     let rows = rows.as_array().unwrap();
-    assert_eq!(rows.len(), 6, "answers + DTW + (exact, HNSW) × 2 dims: {rows:?}");
+    assert_eq!(
+        rows.len(),
+        8,
+        "answers + DTW + match + stored shingles + (exact, HNSW) × 2 dims: {rows:?}"
+    );
+    assert!(
+        rows[2]["system"]
+            .as_str()
+            .unwrap()
+            .starts_with("match: stored shingles")
+    );
+    assert_eq!(rows[3]["dims"], 60, "the built-in shingle model's dimension");
     for r in rows {
         assert_eq!(r["queries"], 1, "{r}");
         assert_eq!(r["p_at_1"], 100.0, "{r}");

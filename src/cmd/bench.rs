@@ -366,7 +366,7 @@ fn average_precision(ranked: &[usize], relevant: &std::collections::HashSet<usiz
 }
 
 /// Ranks the recordings for a query's chroma shares.
-type Ranker<'a> = dyn Fn(&str, &[[u8; 12]]) -> Result<Vec<usize>> + 'a;
+type Ranker<'a> = dyn Fn(&str, &sampleid_engine::ChromaInput) -> Result<Vec<usize>> + 'a;
 
 /// `sampleid bench matching`.
 pub fn matching(args: &BenchMatchingArgs, cfg: &Config, model: Option<&Path>) -> Result<()> {
@@ -374,8 +374,12 @@ pub fn matching(args: &BenchMatchingArgs, cfg: &Config, model: Option<&Path>) ->
     let bench = sampleid_bench::Benchmark::load(&args.bench)?;
     let library = crate::cmd::open_library(&args.db, cfg, model)?;
     let engine = library.engine()?.clone();
+    let shingles_t = Instant::now();
+    library.ensure_shingles()?;
+    let shingles_s = shingles_t.elapsed().as_secs_f64();
     let lib = library.read();
-    let songs: Vec<_> = lib.songs().iter().filter(|s| s.chroma_frames > 0).collect();
+    let stored_shingles = lib.shingle_count();
+    let songs: Vec<_> = lib.songs().iter().filter(|s| s.chroma_frames > 0).cloned().collect();
     anyhow::ensure!(
         !songs.is_empty(),
         "{} holds no songs with chroma; index refs/ first",
@@ -390,6 +394,7 @@ pub fn matching(args: &BenchMatchingArgs, cfg: &Config, model: Option<&Path>) ->
     };
     let by_id: HashMap<String, usize> = songs.iter().enumerate().map(|(i, s)| (stem(&s.path), i)).collect();
     let recordings: Vec<Vec<[u8; 12]>> = songs.iter().map(|s| lib.chroma(s)).collect();
+    drop(lib);
     let rate = cfg.engine.chroma.frame_rate();
     // Positive queries long enough for one shingle, whose references are all indexed.
     let mut queries = Vec::new();
@@ -399,8 +404,8 @@ pub fn matching(args: &BenchMatchingArgs, cfg: &Config, model: Option<&Path>) ->
         }
         let relevant: Option<HashSet<usize>> = q.targets.iter().map(|t| by_id.get(&t.reference).copied()).collect();
         let Some(relevant) = relevant else { continue };
-        let shares = engine.chroma(&Source::file(args.bench.join(&q.path)), "match")?.chroma;
-        queries.push((q.id.clone(), shares, relevant));
+        let input = engine.chroma(&Source::file(args.bench.join(&q.path)), "match")?;
+        queries.push((q.id.clone(), input, relevant));
     }
     anyhow::ensure!(
         !queries.is_empty(),
@@ -412,9 +417,9 @@ pub fn matching(args: &BenchMatchingArgs, cfg: &Config, model: Option<&Path>) ->
     let mut score =
         |system: String, dims: usize, build_s: f64, index_mb: f64, timed: bool, rank: &Ranker| -> Result<()> {
             let (mut p1, mut ap, mut ms) = (0.0, 0.0, Vec::new());
-            for (id, shares, relevant) in &queries {
+            for (id, input, relevant) in &queries {
                 let t = Instant::now();
-                let ranked = rank(id, shares)?;
+                let ranked = rank(id, input)?;
                 ms.push(t.elapsed().as_secs_f64() * 1e3);
                 p1 += ranked.first().is_some_and(|r| relevant.contains(r)) as u8 as f64;
                 ap += average_precision(&ranked, relevant);
@@ -456,10 +461,47 @@ pub fn matching(args: &BenchMatchingArgs, cfg: &Config, model: Option<&Path>) ->
             ))
         })?;
     }
-    score("chroma DTW (match)".into(), 0, 0.0, 0.0, true, &|_, q| {
-        let found = sampleid_matching::match_query(q, &recordings, rate, &dtw_cfg)?;
+    score("chroma DTW, every song".into(), 0, 0.0, 0.0, true, &|_, q| {
+        let found = sampleid_matching::match_query(&q.chroma, &recordings, rate, &dtw_cfg)?;
         Ok(dedup(found.iter().map(|m| m.recording).collect()))
     })?;
+    // What `sampleid match` does: the library's stored shingles shortlist
+    // `[shingles] candidates` songs, subsequence DTW ranks them.
+    let stored_mb = stored_shingles as f64 * engine.shingle_model().dim() as f64 * 4.0 / 1e6;
+    let by_song: HashMap<i64, usize> = songs.iter().enumerate().map(|(i, s)| (s.id, i)).collect();
+    score(
+        format!(
+            "match: stored shingles → {} songs → DTW",
+            cfg.engine.shingles.candidates
+        ),
+        engine.shingle_model().dim(),
+        shingles_s,
+        stored_mb,
+        true,
+        &|_, q| {
+            let p = library.passages_of(q.clone())?;
+            Ok(dedup(
+                p.matches
+                    .iter()
+                    .filter_map(|m| by_song.get(&m.song_id).copied())
+                    .collect(),
+            ))
+        },
+    )?;
+    score(
+        "stored shingles alone".into(),
+        engine.shingle_model().dim(),
+        shingles_s,
+        stored_mb,
+        true,
+        &|_, q| {
+            let hits = library.shingle_candidates(&q.chroma, usize::MAX)?.unwrap_or_default();
+            Ok(hits
+                .iter()
+                .filter_map(|h| by_song.get(&(h.recording as i64)).copied())
+                .collect())
+        },
+    )?;
     for &dims in &args.dims {
         for hnsw in [false, true] {
             let scfg = sampleid_matching::ShingleConfig {
@@ -480,7 +522,7 @@ pub fn matching(args: &BenchMatchingArgs, cfg: &Config, model: Option<&Path>) ->
                 build_s,
                 mb,
                 true,
-                &|_, q| Ok(ix.search(q, rate)?.iter().map(|h| h.recording).collect()),
+                &|_, q| Ok(ix.search(&q.chroma, rate)?.iter().map(|h| h.recording).collect()),
             )?;
         }
     }

@@ -268,3 +268,123 @@ pub fn calibrator(args: &crate::cli::TrainCalibratorArgs, model_path: Option<&st
     );
     Ok(())
 }
+
+/// `sampleid train shingles`: the PCA of the shingles libraries store, fitted
+/// on the chroma of the corpus's training music, with its card.
+pub fn shingles(
+    args: &crate::cli::TrainShinglesArgs,
+    cfg: &crate::config::Config,
+    model_path: Option<&std::path::Path>,
+    quiet: bool,
+) -> Result<()> {
+    use rayon::prelude::*;
+    use sampleid_corpus::{Kind, Split};
+    use sampleid_engine::Source;
+
+    anyhow::ensure!(
+        args.length > 0 && args.dims > 0,
+        "--length and --dims must be at least 1"
+    );
+    let manifest = args.corpus.join("manifest.csv");
+    let entries = sampleid_corpus::manifest::read(&manifest)
+        .with_context(|| format!("cannot read {}; fetch the corpus first", manifest.display()))?;
+    let music: Vec<_> = entries
+        .iter()
+        .filter(|e| e.split == Split::Train && (e.kind == Kind::Music || e.stem == "mix"))
+        .collect();
+    anyhow::ensure!(!music.is_empty(), "{} lists no training music", manifest.display());
+    let step = music.len().div_ceil(args.files.max(1));
+    let picked: Vec<_> = music.into_iter().step_by(step).collect();
+    let engine = crate::cmd::engine(cfg, model_path)?;
+    let bar = ProgressBar::with_draw_target(Some(picked.len() as u64), ProgressDrawTarget::stderr());
+    if quiet {
+        bar.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} files {wide_msg}")
+            .expect("static template"),
+    );
+    let chroma: Vec<Vec<[u8; 12]>> = picked
+        .par_iter()
+        .filter_map(|e| {
+            let r = engine.chroma(&Source::file(args.corpus.join(&e.path)), "train");
+            bar.inc(1);
+            match r {
+                Ok(c) => Some(c.chroma),
+                Err(err) => {
+                    tracing::warn!("{}: {err}", e.path);
+                    None
+                }
+            }
+        })
+        .collect();
+    bar.finish_and_clear();
+    let hours = chroma.iter().map(|c| c.len()).sum::<usize>() as f64 / cfg.engine.chroma.frame_rate() / 3600.0;
+    let trained_on = format!(
+        "{} music files ({hours:.2} h) of the training split of {}",
+        chroma.len(),
+        args.corpus.display()
+    );
+    let model = sampleid_matching::ShingleModel::fit(&chroma, args.length, args.dims, 200_000, &trained_on)?;
+    // Share of the shingles' variance the kept components explain.
+    let full = args.length * 12;
+    let all: Vec<Vec<f32>> = chroma
+        .iter()
+        .flat_map(|c| {
+            sampleid_matching::ShingleModel {
+                pca: None,
+                ..model.clone()
+            }
+            .reference(c)
+        })
+        .map(|(_, v)| v)
+        .collect();
+    let n = all.len().max(2) as f64;
+    let mut total = 0.0;
+    for d in 0..full {
+        let mean = all.iter().map(|v| v[d] as f64).sum::<f64>() / n;
+        total += all.iter().map(|v| (v[d] as f64 - mean).powi(2)).sum::<f64>() / (n - 1.0);
+    }
+    let kept: f64 = model.pca.as_ref().map_or(total, |p| p.variances.iter().sum());
+    let explained = kept / total.max(f64::MIN_POSITIVE);
+    if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let json = serde_json::to_string(&model)?;
+    std::fs::write(&args.out, &json).with_context(|| format!("cannot write {}", args.out.display()))?;
+    let card = format!(
+        "# Chroma shingle model (`{}`)\n\n\
+         What a library stores for audio matching and chroma candidates: every second of a song's \
+         chroma as a shingle of {} CENS features (1 per second, smoothing 41 frames, {} values), \
+         reduced by PCA to {} dimensions.\n\n\
+         - Fitted by `sampleid train shingles --corpus {} --length {} --dims {} --files {}`.\n\
+         - Data: {}; {} shingles ({} used for the fit).\n\
+         - Variance explained by the {} components: {:.1} %.\n\
+         - Id (recorded beside a library's stored shingles; another id rebuilds them from the stored chroma): `{}`.\n",
+        args.out.display(),
+        model.length,
+        full,
+        model.dim(),
+        args.corpus.display(),
+        args.length,
+        args.dims,
+        args.files,
+        trained_on,
+        all.len(),
+        model.shingles,
+        model.dim(),
+        100.0 * explained,
+        model.id()
+    );
+    let card_path = args.out.with_extension("md");
+    std::fs::write(&card_path, &card).with_context(|| format!("cannot write {}", card_path.display()))?;
+    println!(
+        "{}: {} shingles of {trained_on}, {} → {} dimensions, {:.1} % of the variance",
+        args.out.display(),
+        all.len(),
+        full,
+        model.dim(),
+        100.0 * explained
+    );
+    Ok(())
+}

@@ -60,6 +60,7 @@ pub fn feature_names(model: Model) -> Vec<&'static str> {
         out.extend(CH);
     }
     if model == Model::Fused {
+        out.extend(["shingle_present", "shingle_distance", "shingle_relative", "shingle_top"]);
         out.push("agree");
     }
     out.push("ln_duration");
@@ -105,6 +106,15 @@ pub fn features(model: Model, ev: &Evidence, duration_s: f64) -> Vec<f64> {
         }
     }
     if model == Model::Fused {
+        match &ev.shingles {
+            Some(s) => x.extend([
+                1.0,
+                s.distance.clamp(0.0, 4.0),
+                s.relative.clamp(0.0, 2.0),
+                f64::from(s.rank == 0),
+            ]),
+            None => x.extend([0.0; 4]),
+        }
         x.push(f64::from(agree(ev)));
     }
     x.push(duration_s.max(0.5).ln());

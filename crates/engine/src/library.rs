@@ -151,8 +151,12 @@ impl Library {
     /// explicitly (an existing library keeps its own; see [`Library::index_config`]).
     pub fn open_writer_with(dir: &Path, engine: &Engine, index: &IndexConfig) -> Result<Self> {
         let mut lib = sampleid_index::Library::open_writer(dir, &engine.layout()?, index)?;
-        lib.ensure_chroma_rate(engine.settings().chroma.frame_rate())
+        let rate = engine.settings().chroma.frame_rate();
+        lib.ensure_chroma_rate(rate)
             .map_err(|e| Error::Mismatch(format!("cannot write {}: {e}", dir.display())))?;
+        // A writer keeps the stored shingles up to date (built once for a
+        // library from before they were stored).
+        lib.enable_shingles(engine.shingle_model().clone(), rate)?;
         Ok(Self::wrap(dir, Some(engine.clone()), lib, true))
     }
 
@@ -315,9 +319,17 @@ impl Library {
         opts: &IdentifyOptions,
     ) -> Result<Identification> {
         let mut neural = self.neural_candidates(engine, input, opts)?;
-        self.verify_guided(engine, input, &landmarks, &mut neural);
+        let hits = self
+            .shingle_candidates(&input.chroma, engine.settings().shingles.k)?
+            .unwrap_or_default();
+        let shingles = shingle_evidence(&hits);
+        let proposed = &hits[..hits.len().min(engine.settings().shingles.identify)];
+        let mut chroma = self.chroma_candidates(engine, input, proposed, &landmarks, &neural);
+        let k = neural.len().min(GUIDED);
+        self.verify_guided(engine, input, &landmarks, &mut neural[..k]);
+        self.verify_guided(engine, input, &landmarks, &mut chroma);
         let mut joined = landmarks;
-        for n in neural {
+        for n in neural.into_iter().chain(chroma) {
             match joined.iter_mut().find(|m| m.song_id == n.song_id) {
                 Some(m) => {
                     m.evidence.neural = n.evidence.neural;
@@ -340,7 +352,56 @@ impl Library {
                 None => joined.push(n),
             }
         }
+        for m in &mut joined {
+            m.evidence.shingles = shingles.iter().find(|(id, _)| *id == m.song_id).map(|(_, e)| e.clone());
+        }
         Ok(self.answer(engine, input, joined, Model::Fused, opts))
+    }
+
+    /// The songs nearest by chroma shingle that neither the landmark nor the
+    /// neural stage proposed (`[shingles] identify`), placed by the chroma
+    /// alignment (or the shingle's own tempo and offset when it does not
+    /// stand out), for the landmarks to verify.
+    fn chroma_candidates(
+        &self,
+        engine: &Engine,
+        input: &QueryInput,
+        hits: &[sampleid_matching::ShingleHit],
+        landmarks: &[sampleid_search::Match],
+        neural: &[sampleid_search::Match],
+    ) -> Vec<sampleid_search::Match> {
+        if hits.is_empty() {
+            return Vec::new();
+        }
+        let lib = self.read();
+        let mut out: Vec<sampleid_search::Match> = hits
+            .iter()
+            .filter(|h| {
+                let id = h.recording as i64;
+                !landmarks.iter().chain(neural).any(|m| m.song_id == id)
+            })
+            .filter_map(|h| {
+                let song = lib.song(h.recording as i64)?;
+                let f = h.tempo_factor.max(1e-3);
+                Some(sampleid_search::Match {
+                    reference: song.path.clone(),
+                    score: 0.0,
+                    confidence: None,
+                    query_start: 0.0,
+                    reference_start: (h.start_s - h.query_s * f).max(0.0),
+                    time_ratio: Some(1.0 / f),
+                    pitch_shift: Some(h.pitch_shift as f64),
+                    song_id: song.id,
+                    reference_duration: song.duration_s,
+                    stage: "chroma",
+                    stages: Vec::new(),
+                    evidence: sampleid_search::Evidence::default(),
+                    segments: 0,
+                })
+            })
+            .collect();
+        refine(&lib, engine, input, &mut out);
+        out
     }
 
     /// The landmark verification of the neural stage's best songs at the
@@ -357,15 +418,13 @@ impl Library {
         landmarks: &[sampleid_search::Match],
         neural: &mut [sampleid_search::Match],
     ) {
-        const GUIDED: usize = 3;
         let Some(q) = input.landmarks.as_ref() else { return };
         let settings = &engine.settings().landmarks;
         let rate = settings.query_peaks.frame_rate();
         let lib = self.read();
         let guide = sampleid_landmarks::search::Guide::new(q, &settings.search);
         // The songs in parallel: each scans a grid of hypotheses.
-        let k = neural.len().min(GUIDED);
-        neural[..k].par_iter_mut().for_each(|n| {
+        neural.par_iter_mut().for_each(|n| {
             let own = landmarks
                 .iter()
                 .find(|m| m.song_id == n.song_id)
@@ -517,13 +576,73 @@ impl Library {
             .collect()
     }
 
+    /// Makes sure the library searches the engine's chroma shingles: a
+    /// reader of a library whose saved shingles are missing or were made by
+    /// another model builds them in memory once (a writer saves them).
+    pub fn ensure_shingles(&self) -> Result<()> {
+        let engine = self.engine()?;
+        if self.read().shingle_model() == Some(engine.shingle_model()) {
+            return Ok(());
+        }
+        let rate = engine.settings().chroma.frame_rate();
+        let mut lib = self.index.write().unwrap_or_else(|e| e.into_inner());
+        lib.enable_shingles(engine.shingle_model().clone(), rate)?;
+        Ok(())
+    }
+
+    /// The songs whose stored chroma shingles lie nearest the clip's (over
+    /// tempo factors and keys), nearest first, at most `limit`; `None` when
+    /// the clip is too short for one shingle at any tempo factor.
+    pub fn shingle_candidates(
+        &self,
+        chroma: &[[u8; 12]],
+        limit: usize,
+    ) -> Result<Option<Vec<sampleid_matching::ShingleHit>>> {
+        let engine = self.engine()?;
+        let settings = engine.settings();
+        let versions = engine
+            .shingle_model()
+            .query(chroma, settings.chroma.frame_rate(), &settings.shingles);
+        if versions.is_empty() {
+            return Ok(None);
+        }
+        self.ensure_shingles()?;
+        let mut hits = self
+            .read()
+            .shingle_search(&versions, settings.shingles.k)?
+            .unwrap_or_default();
+        hits.truncate(limit);
+        Ok(Some(hits))
+    }
+
     /// Audio matching: the passages of the library's songs that play the
     /// clip's music (another performance, key or tempo), cheapest first.
+    /// The songs nearest by chroma shingle (`[shingles] candidates`) are
+    /// aligned by subsequence DTW; every song is when that is 0 or the clip
+    /// is too short for a shingle.
     pub fn passages(&self, source: &Source) -> Result<Passages> {
+        let query = self.engine()?.chroma(source, "match")?;
+        self.passages_of(query)
+    }
+
+    /// [`Library::passages`] of a clip's chroma already computed.
+    pub fn passages_of(&self, query: crate::ChromaInput) -> Result<Passages> {
         let engine = self.engine()?;
-        let query = engine.chroma(source, "match")?;
         let settings = engine.settings();
         let rate = settings.chroma.frame_rate();
+        let wanted = settings.shingles.candidates;
+        let shortlist: Option<std::collections::HashSet<i64>> = if wanted > 0 {
+            self.shingle_candidates(&query.chroma, wanted)?
+                .map(|hits| hits.iter().map(|h| h.recording as i64).collect())
+        } else {
+            None
+        };
+        if wanted > 0 && shortlist.is_none() {
+            tracing::debug!(
+                "{} is too short for a chroma shingle; aligning it with every song",
+                query.name
+            );
+        }
         let (songs, recordings) = {
             let lib = self.read();
             if let Some(r) = lib.chroma_rate()
@@ -534,14 +653,18 @@ impl Library {
                     self.dir.display()
                 )));
             }
-            let songs: Vec<Song> = lib.songs().iter().filter(|s| s.chroma_frames > 0).cloned().collect();
-            let missing = lib.songs().len() - songs.len();
+            let with_chroma = || lib.songs().iter().filter(|s| s.chroma_frames > 0);
+            let missing = lib.songs().len() - with_chroma().count();
             if missing > 0 {
                 tracing::warn!(
                     "{missing} songs were indexed before chroma was stored and cannot be matched; \
                      delete and index them again to include them"
                 );
             }
+            let songs: Vec<Song> = with_chroma()
+                .filter(|s| shortlist.as_ref().is_none_or(|l| l.contains(&s.id)))
+                .cloned()
+                .collect();
             let recordings: Vec<_> = songs.iter().map(|s| lib.chroma(s)).collect();
             (songs, recordings)
         };
@@ -794,6 +917,29 @@ impl Drop for Library {
         }
     }
 }
+
+/// The shingles' view of the clip's nearest songs (song id, evidence), nearest first.
+fn shingle_evidence(hits: &[sampleid_matching::ShingleHit]) -> Vec<(i64, sampleid_search::ShingleEvidence)> {
+    let mut d: Vec<f64> = hits.iter().map(|h| h.distance as f64).collect();
+    d.sort_by(f64::total_cmp);
+    let median = d.get(d.len() / 2).copied().unwrap_or(1.0).max(1e-6);
+    hits.iter()
+        .enumerate()
+        .map(|(rank, h)| {
+            (
+                h.recording as i64,
+                sampleid_search::ShingleEvidence {
+                    distance: h.distance as f64,
+                    relative: h.distance as f64 / median,
+                    rank,
+                },
+            )
+        })
+        .collect()
+}
+
+/// The neural stage's songs that the landmarks verify at its place.
+const GUIDED: usize = 3;
 
 fn skipped(name: &str, s: &Song) -> IndexOutcome {
     IndexOutcome::Skipped {

@@ -14,12 +14,14 @@ use sampleid_rerank::{Reranker, RerankerInfo};
 
 use crate::error::{Error, Result};
 use crate::fusion::Calibrator;
+use sampleid_matching::ShingleModel;
 
 const ENCODER_WEIGHTS: &[u8] = include_bytes!("../../../models/encoder.safetensors");
 const ENCODER_INFO: &str = include_str!("../../../models/encoder.json");
 const RERANKER_WEIGHTS: &[u8] = include_bytes!("../../../models/reranker.safetensors");
 const RERANKER_INFO: &str = include_str!("../../../models/reranker.json");
 const CALIBRATOR: &str = include_str!("../../../models/calibrator.json");
+const SHINGLES: &str = include_str!("../../../models/shingles.json");
 
 /// Where the encoder comes from.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -115,6 +117,25 @@ pub fn load_calibrator() -> Result<Calibrator> {
     };
     c.validate()?;
     Ok(c)
+}
+
+/// Loads the chroma shingle model libraries store: `$SAMPLEID_SHINGLES` (a
+/// `sampleid train shingles` output), else the built-in one.
+pub fn load_shingle_model() -> Result<ShingleModel> {
+    let m: ShingleModel = match std::env::var_os("SAMPLEID_SHINGLES") {
+        Some(path) => {
+            let path = PathBuf::from(path);
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| Error::Model(format!("cannot read the shingle model {}: {e}", path.display())))?;
+            serde_json::from_str(&text)
+                .map_err(|e| Error::Model(format!("the shingle model {} is not valid: {e}", path.display())))?
+        }
+        None => serde_json::from_str(SHINGLES)
+            .map_err(|e| Error::Model(format!("the built-in shingle model is damaged: {e}")))?,
+    };
+    m.validate()
+        .map_err(|e| Error::Model(format!("the shingle model is not valid: {e}")))?;
+    Ok(m)
 }
 
 #[cfg(test)]

@@ -272,6 +272,8 @@ struct Models {
     reranker: std::result::Result<Reranker, String>,
     /// The fused confidence's calibrator.
     calibrator: crate::fusion::Calibrator,
+    /// The chroma shingles libraries store.
+    shingles: sampleid_matching::ShingleModel,
 }
 
 /// The models and settings that turn audio into rows and answers. Cheap to
@@ -309,6 +311,7 @@ impl Engine {
                 encoder,
                 reranker,
                 calibrator,
+                shingles: crate::models::load_shingle_model()?,
             }),
             settings: Arc::new(settings),
             source,
@@ -323,6 +326,7 @@ impl Engine {
                 encoder,
                 reranker: Ok(reranker),
                 calibrator: crate::models::load_calibrator()?,
+                shingles: crate::models::load_shingle_model()?,
             }),
             settings: Arc::new(settings),
             source,
@@ -347,6 +351,11 @@ impl Engine {
     /// The calibrator of the fused confidence.
     pub fn calibrator(&self) -> &crate::fusion::Calibrator {
         &self.models.calibrator
+    }
+
+    /// The chroma shingle model of the libraries this engine writes.
+    pub fn shingle_model(&self) -> &sampleid_matching::ShingleModel {
+        &self.models.shingles
     }
 
     /// Where the encoder came from.

@@ -8,7 +8,7 @@ use sampleid_features::{ChromaConfig, FrontendConfig};
 use sampleid_genre::GenreConfig;
 use sampleid_index::IndexConfig;
 use sampleid_landmarks::{QuadConfig, SearchConfig};
-use sampleid_matching::{AlignConfig, MatchConfig, RefineConfig};
+use sampleid_matching::{AlignConfig, MatchConfig, RefineConfig, ShingleSearch};
 use sampleid_peaks::PeakConfig;
 use sampleid_search::QueryConfig;
 use serde::{Deserialize, Serialize};
@@ -33,6 +33,8 @@ pub struct Settings {
     pub refine: RefineConfig,
     /// Audio matching (`sampleid match`).
     pub matching: MatchConfig,
+    /// The query side of the library's chroma shingles: `match`'s candidates.
+    pub shingles: ShingleSearch,
     /// Alignment of two recordings (`sampleid align`).
     pub align: AlignConfig,
     /// Genre / style classification (`sampleid genre`).
@@ -116,6 +118,7 @@ impl Settings {
         section("query", self.query.validate())?;
         section("refine", self.refine.validate())?;
         section("matching", self.matching.validate())?;
+        section("shingles", self.shingles.validate())?;
         section("align", self.align.validate())?;
         section("genre", self.genre.validate().map_err(|e| e.to_string()))?;
         section("landmarks", self.landmarks.validate())?;

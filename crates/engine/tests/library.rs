@@ -124,6 +124,31 @@ fn the_readme_clip_is_found_matched_and_the_library_is_kept_whole() {
     );
     assert_eq!(best.pitch_shift, 1, "{best:?}");
     assert!(p.matches.iter().all(|m| m.end <= 20.0 + 1e-9), "{p:?}");
+    // The stored chroma shingles shortlist the songs DTW aligns: with one
+    // candidate, the only song aligned is the clip's.
+    assert!(db.join("shingles.json").exists() && db.join("shingles.usearch").exists());
+    let mut one = Settings::default();
+    one.shingles.candidates = 1;
+    one.query.early_stop = 2.0; // every stage runs
+    let narrow = Library::open(&db, &Engine::load(one, ModelSource::Default).unwrap()).unwrap();
+    // Identification sees the shingles too: the clip's song is the nearest.
+    let all = narrow.identify(&clip, &IdentifyOptions::default()).unwrap();
+    let sh = all.matches[0].evidence.shingles.as_ref().expect("shingle evidence");
+    assert_eq!((all.matches[0].song_id, sh.rank), (top.song_id, 0), "{all:?}");
+    assert!(
+        sh.relative < 1.0 && all.matches[0].stages.contains(&"chroma"),
+        "{all:?}"
+    );
+    let hits = narrow
+        .shingle_candidates(&engine.chroma(&clip, "match").unwrap().chroma, 4)
+        .unwrap()
+        .unwrap();
+    assert_eq!(hits[0].recording as i64, top.song_id, "{hits:?}");
+    let p1 = narrow.passages(&clip).unwrap();
+    assert!(
+        !p1.matches.is_empty() && p1.matches.iter().all(|m| m.song_id == top.song_id),
+        "{p1:?}"
+    );
 
     // Bytes in memory are the same content as the file: skipped, by hash.
     let bytes = std::fs::read(fixture("nebula-20s.ogg")).unwrap();

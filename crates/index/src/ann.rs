@@ -62,7 +62,7 @@ impl IndexConfig {
 /// Search contexts to reserve in an HNSW index: concurrent searches beyond
 /// this wait. A `sampleid serve` under load (200 clients, 2 cores) ran out
 /// with usearch's default of one per hardware thread.
-fn search_threads() -> usize {
+pub(crate) fn search_threads() -> usize {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     (4 * cores.max(rayon::current_num_threads())).max(16)
 }

@@ -374,3 +374,111 @@ fn libraries_from_before_landmarks_open_and_gain_them() {
     assert_eq!(lib.landmarks().sizes().0, 1);
     assert_eq!(lib.songs().len(), 2);
 }
+
+/// Chroma shares of a random tune: one strong pitch class per 0.5 s.
+fn tune(seed: u64, frames: usize) -> Vec<u8> {
+    let mut s = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let mut out = Vec::with_capacity(frames * CHROMA_BYTES);
+    let mut note = 0;
+    for f in 0..frames {
+        if f % 5 == 0 {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            note = (s % 12) as usize;
+        }
+        let mut frame = [8u8; CHROMA_BYTES];
+        frame[note] = 200;
+        frame[(note + 7) % 12] = 60;
+        out.extend(frame);
+    }
+    out
+}
+
+fn shingle_model(recordings: &[u64], dims: usize) -> sampleid_matching::ShingleModel {
+    let rec: Vec<Vec<[u8; 12]>> = recordings
+        .iter()
+        .map(|&s| tune(s, 600).chunks_exact(12).map(|c| c.try_into().unwrap()).collect())
+        .collect();
+    sampleid_matching::ShingleModel::fit(&rec, 10, dims, usize::MAX, "test tunes").unwrap()
+}
+
+/// The song ids the library's shingles rank first for 15 s of `seed`'s tune from 20 s on.
+fn shingle_top(lib: &Library, seed: u64, model: &sampleid_matching::ShingleModel) -> (i64, f64) {
+    let excerpt: Vec<[u8; 12]> = tune(seed, 600)[200 * 12..350 * 12]
+        .chunks_exact(12)
+        .map(|c| c.try_into().unwrap())
+        .collect();
+    let search = sampleid_matching::ShingleSearch {
+        tempo_factors: vec![1.0],
+        transpose: false,
+        ..Default::default()
+    };
+    let q = model.query(&excerpt, 10.0, &search);
+    let hits = lib.shingle_search(&q, 10).unwrap().expect("shingles enabled");
+    (hits[0].recording as i64, hits[0].start_s - hits[0].query_s)
+}
+
+#[test]
+fn stored_shingles_find_songs_persist_follow_deletes_and_rebuild_when_stale() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = shingle_model(&[101, 102, 103], 20);
+    let ids: Vec<i64> = {
+        let mut lib = Library::open_writer(dir.path(), &layout(), &cfg(AnnKind::Exact)).unwrap();
+        let ids = (1..=3u64)
+            .map(|s| {
+                let (f, n) = song(s, 5);
+                lib.add(
+                    &format!("s{s}.wav"),
+                    &format!("h{s}"),
+                    60.0,
+                    &f,
+                    &n,
+                    &tune(100 + s, 600),
+                )
+                .unwrap()
+                .id
+            })
+            .collect();
+        lib.enable_shingles(model.clone(), 10.0).unwrap();
+        assert_eq!(lib.shingle_count(), 3 * model.count(600));
+        let (top, at) = shingle_top(&lib, 102, &model);
+        assert_eq!(top, ids_of(&lib, "s2.wav"));
+        assert!((at - 20.0).abs() <= 1.0, "placed at {at}");
+        lib.save_ann().unwrap();
+        ids
+    };
+    assert!(dir.path().join("shingles.json").exists());
+    // Reopened: the saved graph is loaded, a new song joins it, a deleted one leaves.
+    {
+        let mut lib = Library::open_writer(dir.path(), &layout(), &cfg(AnnKind::Exact)).unwrap();
+        lib.enable_shingles(model.clone(), 10.0).unwrap();
+        let (f, n) = song(4, 5);
+        let s4 = lib.add("s4.wav", "h4", 60.0, &f, &n, &tune(104, 600)).unwrap();
+        assert_eq!(shingle_top(&lib, 104, &model).0, s4.id);
+        assert!(lib.delete(ids[1]).unwrap());
+        assert_ne!(shingle_top(&lib, 102, &model).0, ids[1]);
+        assert_eq!(lib.shingle_count(), 3 * model.count(600));
+        lib.save_ann().unwrap();
+    }
+    let saved: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("shingles.json")).unwrap()).unwrap();
+    assert_eq!(saved["model"], model.id());
+    assert_eq!(saved["size"], 3 * model.count(600));
+    // A reader of a damaged graph rebuilds it from the stored chroma.
+    std::fs::write(dir.path().join("shingles.usearch"), b"not a graph").unwrap();
+    let mut lib = Library::open(dir.path()).unwrap();
+    lib.enable_shingles(model.clone(), 10.0).unwrap();
+    assert_eq!(lib.shingle_count(), 3 * model.count(600));
+    assert_eq!(shingle_top(&lib, 103, &model).0, ids[2]);
+    assert_ne!(shingle_top(&lib, 102, &model).0, ids[1]);
+    // Another model: rebuilt with its own dimension.
+    let other = shingle_model(&[101, 102, 103], 12);
+    lib.enable_shingles(other.clone(), 10.0).unwrap();
+    assert_eq!(lib.shingle_model(), Some(&other));
+    assert_eq!(shingle_top(&lib, 101, &other).0, ids[0]);
+}
+
+fn ids_of(lib: &Library, path: &str) -> i64 {
+    lib.find_path(path)[0].id
+}

@@ -18,7 +18,11 @@ mod version;
 
 pub use pairwise::{AlignConfig, Alignment, align};
 pub use refine::{RefineConfig, Refined, refine};
-pub use shingle::{ShingleConfig, ShingleHit, ShingleIndex};
+pub use shingle::{
+    QueryShingle, SHINGLE_MODEL_VERSION, ShingleConfig, ShingleHit, ShingleIndex, ShingleModel, ShingleSearch,
+    best_per_recording, new_hnsw,
+};
+pub use usearch::ScalarKind;
 pub use version::{MatchConfig, VersionMatch, match_query, transpositions};
 
 /// Errors of audio matching.

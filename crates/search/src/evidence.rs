@@ -14,6 +14,20 @@ pub struct Evidence {
     pub neural: Option<NeuralEvidence>,
     /// The chroma alignment of the clip with the song.
     pub chroma: Option<ChromaEvidence>,
+    /// The song's nearest stored chroma shingle to the clip's, when the
+    /// song is among the nearest songs.
+    pub shingles: Option<ShingleEvidence>,
+}
+
+/// The library's chroma shingles' view of a song.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShingleEvidence {
+    /// Squared distance of the nearest shingle (reduced CENS; 0 is identical).
+    pub distance: f64,
+    /// `distance` / the median over the nearest songs (below 1: stands out).
+    pub relative: f64,
+    /// 0 for the nearest song, 1 for the next …
+    pub rank: usize,
 }
 
 /// A landmark hypothesis after verification.
@@ -80,7 +94,8 @@ pub struct ChromaEvidence {
 impl Evidence {
     /// The stages that found the song: a verified landmark hypothesis
     /// ("pairs", "quads", or "guided" when another stage proposed it) and
-    /// the neural stage when it accepted candidates.
+    /// the neural stage when it accepted candidates, "chroma" when the song
+    /// has the nearest chroma shingle.
     pub fn stages(&self) -> Vec<&'static str> {
         let mut out = Vec::new();
         if let Some(l) = self.landmarks.as_ref().filter(|l| l.verified) {
@@ -92,6 +107,9 @@ impl Evidence {
         }
         if self.neural.as_ref().is_some_and(|n| n.accepted > 0) {
             out.push("neural");
+        }
+        if self.shingles.as_ref().is_some_and(|s| s.rank == 0) {
+            out.push("chroma");
         }
         out
     }

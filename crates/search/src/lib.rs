@@ -17,5 +17,5 @@
 pub mod evidence;
 pub mod query;
 
-pub use evidence::{ChromaEvidence, Evidence, LandmarkEvidence, NeuralEvidence};
+pub use evidence::{ChromaEvidence, Evidence, LandmarkEvidence, NeuralEvidence, ShingleEvidence};
 pub use query::{Located, Match, Pair, QueryConfig, QuerySegment, SearchError, locate, query};

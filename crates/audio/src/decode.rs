@@ -79,6 +79,8 @@ pub struct AudioStream {
     time_base: Option<(u32, u32)>,
     /// Encoder priming still to drop from the start, in seconds (MP4 edit list).
     priming_s: f64,
+    /// How an Ogg file ends (whole or cut inside a page), for an Ogg input.
+    ogg_tail: Option<crate::ogg::Tail>,
     /// Frames decoded at the source rate (for truncation checks).
     source_frames: u64,
     source_seconds: f64,
@@ -140,6 +142,11 @@ impl AudioStream {
         }
         let magic = sniff_magic(&mut source);
         let priming_s = crate::mp4::priming_seconds(&mut source).unwrap_or(0.0);
+        let ogg_tail = if magic == Some("ogg") {
+            crate::ogg::tail(&mut source)
+        } else {
+            None
+        };
         source.seek(SeekFrom::Start(0)).map_err(|err| AudioError::Io {
             name: name.clone(),
             err,
@@ -170,6 +177,7 @@ impl AudioStream {
             mono: Vec::new(),
             out: Vec::new(),
             priming_s,
+            ogg_tail,
             lookahead: None,
             at_start: true,
             ignored_trim_frames: 0,
@@ -457,6 +465,9 @@ impl AudioStream {
 
     /// The stream ended in the middle of a packet or page.
     fn on_unexpected_end(&mut self) -> Result<(), AudioError> {
+        if let Some(tail) = self.ogg_tail {
+            return self.on_ogg_end(tail);
+        }
         let declared = self.info.duration_s;
         // A stream that already delivered all it declared is complete; only trailing bytes are missing.
         if let Some(expected) = declared
@@ -470,6 +481,42 @@ impl AudioStream {
             decoded_s: self.source_seconds,
             expected_s: declared,
         })
+    }
+
+    /// An Ogg stream that ends without its end-of-stream page: complete when
+    /// the file ends after a whole page and all that page's granule position
+    /// promises was decoded (a warning), truncated when it stops inside a page.
+    fn on_ogg_end(&mut self, tail: crate::ogg::Tail) -> Result<(), AudioError> {
+        let rate = self.info.sample_rate.unwrap_or(0).max(1) as f64;
+        match tail {
+            crate::ogg::Tail::Whole { granule, end_of_stream } => {
+                let promised = granule as f64 / rate;
+                if self.source_seconds + 0.5 < promised && self.source_seconds < 0.98 * promised {
+                    return Err(AudioError::Truncated {
+                        name: self.name.clone(),
+                        decoded_s: self.source_seconds,
+                        expected_s: Some(promised),
+                    });
+                }
+                tracing::warn!(
+                    input = %self.name,
+                    decoded_s = self.source_seconds,
+                    last_page_s = promised,
+                    "{}; decoded all its last page promises",
+                    if end_of_stream {
+                        "the stream ends with a partial packet"
+                    } else {
+                        "the stream ends without its end-of-stream page"
+                    }
+                );
+                self.finish()
+            }
+            crate::ogg::Tail::Cut { granule } => Err(AudioError::Truncated {
+                name: self.name.clone(),
+                decoded_s: self.source_seconds,
+                expected_s: granule.map(|g| g as f64 / rate),
+            }),
+        }
     }
 
     fn finish(&mut self) -> Result<(), AudioError> {

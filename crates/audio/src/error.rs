@@ -50,7 +50,7 @@ pub enum AudioError {
 
 fn expected_suffix(expected_s: Option<f64>) -> String {
     match expected_s {
-        Some(s) => format!(" of a declared {s:.2} s"),
+        Some(s) => format!(" where the file promises {s:.2} s"),
         None => String::new(),
     }
 }

@@ -9,6 +9,7 @@
 mod decode;
 mod error;
 mod mp4;
+mod ogg;
 mod opus;
 mod resample;
 

@@ -299,3 +299,65 @@ fn silence_detection() {
     assert!(is_silent(&[0.25; 100], 1e-6), "DC only counts as silent");
     assert!(!is_silent(&reference(), 1e-4));
 }
+
+/// Offsets of the Ogg pages of `bytes` (walked by their headers).
+fn ogg_pages(bytes: &[u8]) -> Vec<usize> {
+    let mut at = 0;
+    let mut out = Vec::new();
+    while at + 27 <= bytes.len() && &bytes[at..at + 4] == b"OggS" {
+        out.push(at);
+        let n = bytes[at + 26] as usize;
+        at += 27 + n + bytes[at + 27..at + 27 + n].iter().map(|&l| l as usize).sum::<usize>();
+    }
+    out
+}
+
+/// Rewrites the Ogg page checksum of the page at `at` (RFC 3533's CRC-32).
+fn reseal(bytes: &mut [u8], at: usize, len: usize) {
+    bytes[at + 22..at + 26].fill(0);
+    let mut c = 0u32;
+    for &b in &bytes[at..at + len] {
+        c ^= (b as u32) << 24;
+        for _ in 0..8 {
+            c = if c & 0x8000_0000 != 0 { (c << 1) ^ 0x04c1_1db7 } else { c << 1 };
+        }
+    }
+    bytes[at + 22..at + 26].copy_from_slice(&c.to_le_bytes());
+}
+
+#[test]
+fn ogg_files_without_an_end_of_stream_page_decode_whole_and_cut_ones_say_what_is_missing() {
+    // trackballs-data 1.3.4's music lacks the end-of-stream flag (ffmpeg
+    // plays it whole): the same here, made from a fixture.
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = std::fs::read(fixture("nebula-20s.ogg")).unwrap();
+    let whole = decode_file(&fixture("nebula-20s.ogg"), &AudioConfig::default()).unwrap();
+    let pages = ogg_pages(&bytes);
+    let last = *pages.last().unwrap();
+    assert_eq!(bytes[last + 5] & 4, 4, "the fixture's last page ends the stream");
+    let mut unflagged = bytes.clone();
+    unflagged[last + 5] &= !4;
+    reseal(&mut unflagged, last, bytes.len() - last);
+    let p = damaged(dir.path(), "no-eos.ogg", &unflagged);
+    let got = decode_file(&p, &AudioConfig::default()).unwrap();
+    assert_eq!(got.samples.len(), whole.samples.len(), "every sample of the stream");
+    // Cut after a whole page: the container promised nothing more.
+    let at_page = pages[pages.len() - 3];
+    let p = damaged(dir.path(), "page-cut.ogg", &bytes[..at_page]);
+    let got = decode_file(&p, &AudioConfig::default()).unwrap();
+    assert!(got.duration_s() > 15.0 && got.duration_s() < whole.duration_s(), "{}", got.duration_s());
+    // Cut inside a page: truncated, with what the page promised.
+    let inside = pages[pages.len() / 2] + 100;
+    let p = damaged(dir.path(), "mid-page.ogg", &bytes[..inside]);
+    match expect_error(&p) {
+        e @ AudioError::Truncated {
+            decoded_s,
+            expected_s: Some(promised),
+            ..
+        } => {
+            assert!(decoded_s > 5.0 && decoded_s < promised && promised < 15.0, "{e}");
+            assert!(e.to_string().contains("where the file promises"), "{e}");
+        }
+        other => panic!("{other}"),
+    }
+}

@@ -28,7 +28,11 @@ fn crc(data: &[u8]) -> u32 {
     for &b in data {
         c ^= (b as u32) << 24;
         for _ in 0..8 {
-            c = if c & 0x8000_0000 != 0 { (c << 1) ^ 0x04c1_1db7 } else { c << 1 };
+            c = if c & 0x8000_0000 != 0 {
+                (c << 1) ^ 0x04c1_1db7
+            } else {
+                c << 1
+            };
         }
     }
     c
@@ -158,7 +162,11 @@ mod tests {
     fn the_checksum_is_the_ogg_one() {
         // A page written by libogg (the Vorbis identification header of a
         // fixture) checks: its stored CRC is recomputed.
-        let bytes = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../../fixtures/audio/nebula-20s.ogg")).unwrap();
+        let bytes = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../fixtures/audio/nebula-20s.ogg"
+        ))
+        .unwrap();
         assert!(page(&bytes, 0).is_some(), "the first page of a real Ogg file");
         assert!(matches!(
             tail(&mut std::io::Cursor::new(&bytes)),

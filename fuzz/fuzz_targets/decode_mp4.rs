@@ -1,0 +1,4 @@
+//! The mp4 decoder path of `sampleid_audio::AudioStream::from_bytes`, seeded
+//! from `fuzz/seeds/decode_mp4` (see `docs/reliability.md`).
+#![no_main]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| sampleid_fuzz::decode(data, "m4a"));

@@ -1,0 +1,4 @@
+//! The wav decoder path of `sampleid_audio::AudioStream::from_bytes`, seeded
+//! from `fuzz/seeds/decode_wav` (see `docs/reliability.md`).
+#![no_main]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| sampleid_fuzz::decode(data, "wav"));

@@ -147,6 +147,12 @@ impl AudioStream {
         } else {
             None
         };
+        if magic == Some("wav")
+            && let Some(size) = crate::riff::repair(&mut source)
+        {
+            tracing::warn!(input = %name, riff_size = size, "the RIFF size undercounts its chunks; reading them whole");
+            source = Box::new(crate::riff::Patched::new(source, size));
+        }
         source.seek(SeekFrom::Start(0)).map_err(|err| AudioError::Io {
             name: name.clone(),
             err,

@@ -12,6 +12,7 @@ mod mp4;
 mod ogg;
 mod opus;
 mod resample;
+mod riff;
 
 pub use decode::AudioStream;
 pub use error::AudioError;

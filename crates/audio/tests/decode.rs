@@ -412,3 +412,17 @@ fn fuzz_seeds_and_regressions_decode_or_fail_cleanly() {
         }
     }
 }
+
+#[test]
+fn a_wav_whose_riff_size_undercounts_its_chunks_decodes_whole() {
+    // pingus-data's sounds/letsgo.wav: the RIFF size is 4 bytes short of its
+    // data chunk. ffmpeg plays it; so must we, every sample.
+    let dir = tempfile::tempdir().unwrap();
+    let mut bytes = std::fs::read(fixture("media-threat-3s-44k.wav")).unwrap();
+    let whole = decode_file(&fixture("media-threat-3s-44k.wav"), &AudioConfig::default()).unwrap();
+    let riff = u32::from_le_bytes(bytes[4..8].try_into().unwrap());
+    bytes[4..8].copy_from_slice(&(riff - 4).to_le_bytes());
+    let p = damaged(dir.path(), "short-riff.wav", &bytes);
+    let got = decode_file(&p, &AudioConfig::default()).unwrap();
+    assert_eq!(got.samples, whole.samples);
+}

@@ -211,11 +211,11 @@ pub struct ShingleSearch {
     pub candidates: usize,
     /// Songs `sampleid query` takes from the shingles as candidates of its
     /// own (aligned by chroma, verified by landmarks at that place) when
-    /// neither the landmark nor the neural stage proposed them (0: none;
-    /// the shingle evidence of the other stages' songs is kept). 1 and 3
-    /// found the same validation clips (bench-users-val, bench-lm-val: 3
-    /// more sample-ID clips than none, no more false accepts); 1 verifies
-    /// fewer songs.
+    /// neither the landmark nor the neural stage proposed them; the shingle
+    /// evidence of the other stages' songs is kept either way. 0 by default:
+    /// 1 found 3 more sample-ID clips of 274 on the validation benchmarks
+    /// (3 found the same) with no more false accepts, but made 10 s clips
+    /// 9 % slower (median 76.7 → 83.9 ms on bench-users, docs/identification.md).
     pub identify: usize,
 }
 
@@ -228,7 +228,7 @@ impl Default for ShingleSearch {
             max_per_version: 3,
             k: 20,
             candidates: 20,
-            identify: 1,
+            identify: 0,
         }
     }
 }

@@ -101,20 +101,25 @@ pub fn load_reranker(encoder: &Encoder) -> Result<Reranker> {
     Ok(r)
 }
 
-/// Loads the calibrator of the fused confidence: `$SAMPLEID_CALIBRATOR`
-/// (a `sampleid train calibrator` output), else the built-in one.
-pub fn load_calibrator() -> Result<Calibrator> {
-    let c: Calibrator = match std::env::var_os("SAMPLEID_CALIBRATOR") {
+/// A JSON model: the file `$var` names, else the built-in text; `what` names
+/// it in errors.
+fn json_model<T: serde::de::DeserializeOwned>(var: &str, builtin: &str, what: &str) -> Result<T> {
+    match std::env::var_os(var) {
         Some(path) => {
             let path = PathBuf::from(path);
             let text = std::fs::read_to_string(&path)
-                .map_err(|e| Error::Model(format!("cannot read the calibrator {}: {e}", path.display())))?;
+                .map_err(|e| Error::Model(format!("cannot read the {what} {}: {e}", path.display())))?;
             serde_json::from_str(&text)
-                .map_err(|e| Error::Model(format!("the calibrator {} is not valid: {e}", path.display())))?
+                .map_err(|e| Error::Model(format!("the {what} {} is not valid: {e}", path.display())))
         }
-        None => serde_json::from_str(CALIBRATOR)
-            .map_err(|e| Error::Model(format!("the built-in calibrator is damaged: {e}")))?,
-    };
+        None => serde_json::from_str(builtin).map_err(|e| Error::Model(format!("the built-in {what} is damaged: {e}"))),
+    }
+}
+
+/// Loads the calibrator of the fused confidence: `$SAMPLEID_CALIBRATOR`
+/// (a `sampleid train calibrator` output), else the built-in one.
+pub fn load_calibrator() -> Result<Calibrator> {
+    let c: Calibrator = json_model("SAMPLEID_CALIBRATOR", CALIBRATOR, "calibrator")?;
     c.validate()?;
     Ok(c)
 }
@@ -122,17 +127,7 @@ pub fn load_calibrator() -> Result<Calibrator> {
 /// Loads the chroma shingle model libraries store: `$SAMPLEID_SHINGLES` (a
 /// `sampleid train shingles` output), else the built-in one.
 pub fn load_shingle_model() -> Result<ShingleModel> {
-    let m: ShingleModel = match std::env::var_os("SAMPLEID_SHINGLES") {
-        Some(path) => {
-            let path = PathBuf::from(path);
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| Error::Model(format!("cannot read the shingle model {}: {e}", path.display())))?;
-            serde_json::from_str(&text)
-                .map_err(|e| Error::Model(format!("the shingle model {} is not valid: {e}", path.display())))?
-        }
-        None => serde_json::from_str(SHINGLES)
-            .map_err(|e| Error::Model(format!("the built-in shingle model is damaged: {e}")))?,
-    };
+    let m: ShingleModel = json_model("SAMPLEID_SHINGLES", SHINGLES, "shingle model")?;
     m.validate()
         .map_err(|e| Error::Model(format!("the shingle model is not valid: {e}")))?;
     Ok(m)

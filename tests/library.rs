@@ -264,3 +264,67 @@ fn chroma_settings_must_match_the_library() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(json_lines(&o)[0]["matches"][0]["reference"], s(&song));
 }
+
+/// `scripts/torture` in short: kills at several moments (during start-up,
+/// after one song, after two), and after each the library opens, keeps
+/// every song it reported, and the next run goes on; at the end every
+/// reported song is found by its own audio through landmarks, network and
+/// chroma shingles (no half song).
+#[test]
+fn repeated_kills_lose_nothing_that_was_reported() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lib = tmp.path().join("music");
+    let files = music(&lib);
+    let db = tmp.path().join("db");
+    let mut reported: Vec<String> = Vec::new();
+    for kill_after in [0usize, 1, 2] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sampleid"))
+            .args(["-q", "index", "--db", s(&db), "--jobs", "1", "--json", s(&lib)])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        if kill_after == 0 {
+            // Somewhere in start-up or the first song.
+            std::thread::sleep(std::time::Duration::from_millis(300));
+        } else {
+            let mut seen = 0;
+            let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+            while let Some(Ok(line)) = lines.next() {
+                let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+                if v["status"] == "indexed" {
+                    reported.push(v["path"].as_str().unwrap().to_string());
+                    seen += 1;
+                    if seen == kill_after {
+                        break;
+                    }
+                }
+            }
+        }
+        child.kill().ok(); // SIGKILL (it may have finished already)
+        child.wait().unwrap();
+        let now = listed(&db);
+        for r in &reported {
+            assert!(
+                now.contains(r),
+                "after a kill, {r} (reported indexed) is missing: {now:?}"
+            );
+        }
+    }
+    let o = sampleid(&["-q", "index", "--db", s(&db), "--json", s(&lib)]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(listed(&db).len(), files.len());
+    assert!(!reported.is_empty());
+    for stage in ["landmarks", "neural"] {
+        let o = sampleid(&["query", "--db", s(&db), "--json", "--stage", stage, &reported[0]]);
+        let answer = &json_lines(&o)[0];
+        assert_eq!(
+            answer["matches"][0]["reference"],
+            reported[0].as_str(),
+            "{stage}: {answer}"
+        );
+    }
+    let o = sampleid(&["match", "--db", s(&db), "--json", &reported[0]]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(json_lines(&o)[0]["matches"][0]["reference"], reported[0].as_str());
+}

@@ -49,6 +49,37 @@ fn listed(db: &Path) -> Vec<String> {
         .collect()
 }
 
+/// Runs `sampleid index --jobs 1 --json` over `lib` into `db` and SIGKILLs it
+/// after it has reported `after` songs indexed (after 300 ms when `after`
+/// is 0: somewhere in start-up or the first song); returns the songs it
+/// reported.
+fn index_killed(db: &Path, lib: &Path, after: usize) -> Vec<String> {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sampleid"))
+        .args(["-q", "index", "--db", s(db), "--jobs", "1", "--json", s(lib)])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut reported = Vec::new();
+    if after == 0 {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    } else {
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        while let Some(Ok(line)) = lines.next() {
+            let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+            if v["status"] == "indexed" {
+                reported.push(v["path"].as_str().unwrap().to_string());
+                if reported.len() == after {
+                    break;
+                }
+            }
+        }
+    }
+    child.kill().ok(); // SIGKILL: no cleanup runs (it may have finished already)
+    child.wait().unwrap();
+    reported
+}
+
 #[test]
 fn a_killed_index_keeps_what_it_reported_and_continues() {
     let tmp = tempfile::tempdir().unwrap();
@@ -56,23 +87,7 @@ fn a_killed_index_keeps_what_it_reported_and_continues() {
     let files = music(&lib);
     let db = tmp.path().join("db");
     // One file at a time; kill the process right after it reports the first song.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sampleid"))
-        .args(["-q", "index", "--db", s(&db), "--jobs", "1", "--json", s(&lib)])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut reported = Vec::new();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    while let Some(Ok(line)) = lines.next() {
-        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-        if v["status"] == "indexed" {
-            reported.push(v["path"].as_str().unwrap().to_string());
-            child.kill().unwrap(); // SIGKILL: no cleanup runs
-            break;
-        }
-    }
-    child.wait().unwrap();
+    let reported = index_killed(&db, &lib, 1);
     assert_eq!(reported.len(), 1);
     let after_kill = listed(&db);
     for r in &reported {
@@ -278,31 +293,7 @@ fn repeated_kills_lose_nothing_that_was_reported() {
     let db = tmp.path().join("db");
     let mut reported: Vec<String> = Vec::new();
     for kill_after in [0usize, 1, 2] {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sampleid"))
-            .args(["-q", "index", "--db", s(&db), "--jobs", "1", "--json", s(&lib)])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        if kill_after == 0 {
-            // Somewhere in start-up or the first song.
-            std::thread::sleep(std::time::Duration::from_millis(300));
-        } else {
-            let mut seen = 0;
-            let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-            while let Some(Ok(line)) = lines.next() {
-                let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-                if v["status"] == "indexed" {
-                    reported.push(v["path"].as_str().unwrap().to_string());
-                    seen += 1;
-                    if seen == kill_after {
-                        break;
-                    }
-                }
-            }
-        }
-        child.kill().ok(); // SIGKILL (it may have finished already)
-        child.wait().unwrap();
+        reported.extend(index_killed(&db, &lib, kill_after));
         let now = listed(&db);
         for r in &reported {
             assert!(

@@ -73,16 +73,10 @@ pub(crate) fn tail<R: Read + Seek + ?Sized>(source: &mut R) -> Option<Tail> {
         at += n;
     }
     let (granule, kind) = last?;
-    if at == buf.len() {
-        return Some(Tail::Whole {
-            granule,
-            end_of_stream: kind & 4 != 0,
-        });
-    }
     let rest = &buf[at..];
+    // The file ends after the last page, or what follows is not a page (a
+    // tag, padding): nothing the stream promised is missing.
     if !rest.starts_with(b"OggS") {
-        // Bytes after the last page that are not a page (a tag, padding):
-        // nothing the stream promised is missing.
         return Some(Tail::Whole {
             granule,
             end_of_stream: kind & 4 != 0,

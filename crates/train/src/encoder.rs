@@ -28,7 +28,7 @@ use sampleid_transform::Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::TrainError;
-use crate::pairs::{PairConfig, PairMaker, Pool};
+use crate::pairs::{Augment, PairConfig, PairMaker, PairTimes, Pool};
 
 /// Training settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -95,6 +95,18 @@ impl Default for EncoderTraining {
 }
 
 impl EncoderTraining {
+    /// Checks that the settings describe a run that can be made.
+    pub fn validate(&self) -> Result<(), TrainError> {
+        self.encoder.validate().map_err(TrainError::Data)?;
+        self.pairs.validate().map_err(TrainError::Data)?;
+        if self.batch_size < 2 || self.steps == 0 || self.validate_every == 0 || self.checkpoint_every == 0 {
+            return Err(TrainError::Data(
+                "batch_size must be ≥ 2 and steps, validate_every, checkpoint_every ≥ 1".into(),
+            ));
+        }
+        Ok(())
+    }
+
     /// Learning rate at `step`: linear warm-up, then cosine decay to `min_lr`.
     pub fn lr_at(&self, step: usize) -> f64 {
         if step < self.warmup_steps {
@@ -116,6 +128,14 @@ pub struct StepReport {
     /// Wall-clock seconds since the start of this process's part of the run.
     pub elapsed_s: f64,
     pub pairs_per_s: f64,
+    /// Wall-clock seconds of this step's parts: `pairs` (augmentation and
+    /// front end), `forward` (both encoders and the loss), `backward`
+    /// (gradients and clipping), `update` (Adam, momentum encoder, key queue).
+    #[serde(default)]
+    pub wall_s: BTreeMap<String, f64>,
+    /// CPU seconds (summed over threads) of the parts of pair making.
+    #[serde(default)]
+    pub pair_cpu_s: BTreeMap<String, f64>,
 }
 
 /// Hit rates on the held-out validation set, in %.
@@ -126,6 +146,9 @@ pub struct Validation {
     pub hit_rate: f64,
     /// Top-1 per main transformation.
     pub by_kind: BTreeMap<String, f64>,
+    /// Wall-clock seconds of the validation (embedding and exact kNN).
+    #[serde(default)]
+    pub seconds: f64,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -287,14 +310,22 @@ impl ValidationSet {
         // anchor and would be a right answer counted as wrong.
         let (mut queries_pool, mut distractor_pool) = (pool.clone(), pool.clone());
         queries_pool.music = pool.music.iter().step_by(2).cloned().collect();
+        queries_pool.music_styles = pool.music_styles.iter().step_by(2).cloned().collect();
         distractor_pool.music = pool.music.iter().skip(1).step_by(2).cloned().collect();
         if distractor_pool.music.is_empty() {
             distractor_pool.music = pool.music.clone();
         }
         let pool = &distractor_pool;
+        // The recipe's own pairs, with the vocoder (the yardstick of
+        // `Augment::Spectrogram`), mixed styles and no audio-ID share.
         let maker = PairMaker {
             pool: &queries_pool,
-            cfg: cfg.pairs.clone(),
+            cfg: PairConfig {
+                augment: Augment::Audio,
+                same_style_probability: 0.0,
+                audio_id_probability: 0.0,
+                ..cfg.pairs.clone()
+            },
             frontend: frontend.clone(),
         };
         let mut pairs = maker.batch(cfg.seed ^ 0x05ee_d0f7_a11d, cfg.validation_pairs)?;
@@ -307,6 +338,21 @@ impl ValidationSet {
         let more = audio_id.batch(cfg.seed ^ 0x0a0d_101d, cfg.validation_pairs)?;
         kinds.extend(more.iter().map(|_| "audio-id".to_string()));
         pairs.extend(more);
+        // Fixed yardsticks whatever the recipe: music under other music at
+        // 0 dB, at its own pitch and tempo or changed (the targets of issue 17).
+        for (warped, name, salt) in [
+            (false, "mixed-0db", 0x313c_0db0u64),
+            (true, "mixed-0db-warped", 0x313c_0db1),
+        ] {
+            let mixed = PairMaker {
+                pool: &queries_pool,
+                cfg: cfg.pairs.mixed(0.0, warped),
+                frontend: frontend.clone(),
+            };
+            let more = mixed.batch(cfg.seed ^ salt, cfg.validation_pairs / 2)?;
+            kinds.extend(more.iter().map(|_| name.to_string()));
+            pairs.extend(more);
+        }
         let queries = pairs.len();
         let mut references: Vec<Vec<f32>> = pairs.iter().map(|p| p.anchor.clone()).collect();
         let mut rng = Rng::new(cfg.seed ^ 0xd157_7ac7);
@@ -339,6 +385,7 @@ impl ValidationSet {
                 .map(|e| e.fingerprint)
                 .collect())
         };
+        let started = Instant::now();
         let q = embed(&self.queries)?;
         let r = embed(&self.references)?;
         let mut hits: BTreeMap<String, (usize, usize)> = BTreeMap::new();
@@ -364,6 +411,7 @@ impl ValidationSet {
             step,
             hit_rate: all,
             by_kind: hits.into_iter().map(|(k, v)| (k, pct(v))).collect(),
+            seconds: started.elapsed().as_secs_f64(),
         })
     }
 }
@@ -390,6 +438,7 @@ pub fn train_encoder(
     device: &Device,
     progress: &dyn Fn(&StepReport, Option<&Validation>) -> bool,
 ) -> Result<TrainSummary, TrainError> {
+    cfg.validate()?;
     let cache_dir = cache_dir(corpus);
     let train = Pool::load(corpus, &cache_dir, Split::Train, &|_, _| {})?;
     let valid = Pool::load(corpus, &cache_dir, Split::Validation, &|_, _| {})?;
@@ -429,12 +478,7 @@ pub fn train_encoder_on(
     device: &Device,
     progress: &dyn Fn(&StepReport, Option<&Validation>) -> bool,
 ) -> Result<TrainSummary, TrainError> {
-    cfg.encoder.validate().map_err(TrainError::Data)?;
-    if cfg.batch_size < 2 || cfg.steps == 0 || cfg.validate_every == 0 || cfg.checkpoint_every == 0 {
-        return Err(TrainError::Data(
-            "batch_size must be ≥ 2 and steps, validate_every, checkpoint_every ≥ 1".into(),
-        ));
-    }
+    cfg.validate()?;
     std::fs::create_dir_all(run).map_err(|e| TrainError::io(run, e))?;
     let config_path = run.join("config.json");
     if config_path.exists() {
@@ -535,10 +579,20 @@ pub fn train_encoder_on(
             cfg: cfg.pairs.at_difficulty(difficulty),
             frontend: frontend.clone(),
         };
-        let pairs = maker.batch(
+        let pair_times = PairTimes::default();
+        let pairs = maker.batch_timed(
             cfg.seed.wrapping_mul(1_000_003).wrapping_add(step as u64),
             cfg.batch_size,
+            &pair_times,
         )?;
+        let mut wall_s = BTreeMap::new();
+        let mut lap = t0;
+        let mut phase = |name: &str, wall_s: &mut BTreeMap<String, f64>| {
+            let now = Instant::now();
+            wall_s.insert(name.to_string(), (now - lap).as_secs_f64());
+            lap = now;
+        };
+        phase("pairs", &mut wall_s);
         let b = pairs.len();
         let shape = [b, cfg.encoder.n_mels, cfg.encoder.n_frames];
         let flat = |f: &dyn Fn(&crate::Pair) -> &Vec<f32>| -> Vec<f32> {
@@ -565,8 +619,10 @@ pub fn train_encoder_on(
         if !loss_value.is_finite() {
             return Err(TrainError::Data(format!("the loss became {loss_value} at step {step}")));
         }
+        phase("forward", &mut wall_s);
         let mut grads = GradientsParams::from_grads(loss.backward(), &model);
         let grad_norm = clip_global_norm(&model, &mut grads, cfg.clip_norm);
+        phase("backward", &mut wall_s);
         let lr = cfg.lr_at(step);
         model = optim.step(lr, model, grads);
         if let Some(e) = ema.take() {
@@ -584,6 +640,7 @@ pub fn train_encoder_on(
         }
         let excess = memory.len().saturating_sub(cfg.memory * dim);
         memory.drain(..excess);
+        phase("update", &mut wall_s);
         state.step += 1;
         state.seconds = seconds_before + started.elapsed().as_secs_f64();
         last_loss = loss_value;
@@ -594,6 +651,8 @@ pub fn train_encoder_on(
             grad_norm,
             elapsed_s: state.seconds,
             pairs_per_s: b as f64 / t0.elapsed().as_secs_f64(),
+            wall_s,
+            pair_cpu_s: pair_times.seconds(),
         };
         writeln!(metrics, "{}", serde_json::to_string(&report).unwrap_or_default())
             .map_err(|e| TrainError::io(&run.join("metrics.jsonl"), e))?;
@@ -736,4 +795,71 @@ pub fn draw_curve(run: &Path) -> Result<(), TrainError> {
 /// Where the training cache lives for a corpus.
 pub fn cache_dir(corpus: &Path) -> PathBuf {
     corpus.join(".cache16k")
+}
+
+/// Where a run's steps spend their time: medians over the steps in
+/// `metrics.jsonl` that carry timings (seconds per step).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StepProfile {
+    /// Steps measured.
+    pub steps: usize,
+    /// Median wall-clock seconds of a whole step.
+    pub step_s: f64,
+    /// Median wall-clock seconds per part (`pairs`, `forward`, `backward`, `update`).
+    pub wall_s: BTreeMap<String, f64>,
+    /// Median CPU seconds per part of pair making (summed over threads).
+    pub pair_cpu_s: BTreeMap<String, f64>,
+    /// Median seconds of one validation (embedding and kNN).
+    pub validation_s: Option<f64>,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        0.5 * (v[n / 2 - 1] + v[n / 2])
+    }
+}
+
+/// Reads the step timings of a run directory (see [`StepProfile`]).
+pub fn step_profile(run: &Path) -> Result<StepProfile, TrainError> {
+    let path = run.join("metrics.jsonl");
+    let text = std::fs::read_to_string(&path).map_err(|e| TrainError::io(&path, e))?;
+    let mut steps = Vec::new();
+    let mut wall: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    let mut cpu: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    let mut validation = Vec::new();
+    for line in text.lines() {
+        if let Ok(r) = serde_json::from_str::<StepReport>(line) {
+            if r.wall_s.is_empty() {
+                continue;
+            }
+            steps.push(r.wall_s.values().sum::<f64>());
+            for (k, v) in r.wall_s {
+                wall.entry(k).or_default().push(v);
+            }
+            for (k, v) in r.pair_cpu_s {
+                cpu.entry(k).or_default().push(v);
+            }
+        } else if let Ok(v) = serde_json::from_str::<serde_json::Value>(line)
+            && let Some(s) = v
+                .get("validation")
+                .and_then(|v| v.get("seconds"))
+                .and_then(|s| s.as_f64())
+        {
+            validation.push(s);
+        }
+    }
+    Ok(StepProfile {
+        steps: steps.len(),
+        step_s: median(steps),
+        wall_s: wall.into_iter().map(|(k, v)| (k, median(v))).collect(),
+        pair_cpu_s: cpu.into_iter().map(|(k, v)| (k, median(v))).collect(),
+        validation_s: (!validation.is_empty()).then(|| median(validation)),
+    })
 }

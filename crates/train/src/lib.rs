@@ -5,11 +5,14 @@ pub mod cache;
 pub mod encoder;
 pub mod pairs;
 pub mod reranker;
+pub mod warp;
 
 use std::path::{Path, PathBuf};
 
-pub use encoder::{EncoderTraining, StepReport, TrainSummary, Validation, train_encoder, train_encoder_on};
-pub use pairs::{Pair, PairConfig, PairKind, PairMaker, Pool};
+pub use encoder::{
+    EncoderTraining, StepProfile, StepReport, TrainSummary, Validation, step_profile, train_encoder, train_encoder_on,
+};
+pub use pairs::{Augment, Pair, PairConfig, PairKind, PairMaker, PairPhase, PairTimes, Pool};
 pub use reranker::{RerankerSummary, RerankerTraining, RerankerValidation, train_reranker};
 
 /// Errors of training.

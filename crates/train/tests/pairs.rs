@@ -4,15 +4,20 @@ mod common;
 
 use common::pool;
 use sampleid_features::FrontendConfig;
-use sampleid_train::{PairConfig, PairMaker};
+use std::collections::HashSet;
+
+use sampleid_train::{Augment, PairConfig, PairKind, PairMaker};
 
 #[test]
-fn pairs_are_encoder_inputs_and_deterministic() {
+fn vocoder_pairs_are_encoder_inputs_and_deterministic() {
     let dir = tempfile::tempdir().unwrap();
     let pool = pool(dir.path());
     let maker = PairMaker {
         pool: &pool,
-        cfg: PairConfig::default(),
+        cfg: PairConfig {
+            augment: Augment::Audio,
+            ..PairConfig::default()
+        },
         frontend: FrontendConfig::default(),
     };
     let a = maker.batch(7, 8).unwrap();
@@ -35,7 +40,7 @@ fn pairs_are_encoder_inputs_and_deterministic() {
         a.iter().zip(&c).any(|(x, y)| x.anchor != y.anchor),
         "another seed, another batch"
     );
-    let kinds: std::collections::HashSet<_> = maker.batch(3, 32).unwrap().iter().map(|p| p.kind).collect();
+    let kinds: HashSet<_> = maker.batch(3, 32).unwrap().iter().map(|p| p.kind).collect();
     assert_eq!(kinds.len(), 2, "both pitch and stretch pairs occur");
 }
 
@@ -68,4 +73,86 @@ fn stem_pairs_share_the_anchor_stems() {
     let np: f64 = p.iter().map(|x| (*x as f64).powi(2)).sum();
     let corr = dot / (na * np).sqrt();
     assert!(corr > 0.3, "anchor and positive share material: correlation {corr}");
+}
+
+#[test]
+fn spectrogram_pairs_are_encoder_inputs_and_deterministic() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = pool(dir.path());
+    let maker = PairMaker {
+        pool: &pool,
+        cfg: PairConfig {
+            augment: Augment::Spectrogram,
+            ..PairConfig::default()
+        },
+        frontend: FrontendConfig::default(),
+    };
+    let a = maker.batch(7, 16).unwrap();
+    let b = maker.batch(7, 16).unwrap();
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!((x.anchor.len(), x.positive.len()), (64 * 128, 64 * 128));
+        assert!(x.positive.iter().all(|v| (0.0..=1.0).contains(v)));
+        assert_ne!(x.anchor, x.positive, "the positive is transformed");
+        assert_eq!(
+            (&x.anchor, &x.positive),
+            (&y.anchor, &y.positive),
+            "same seed, same batch"
+        );
+    }
+    let kinds: HashSet<_> = a.iter().map(|p| p.kind).collect();
+    assert_eq!(kinds.len(), 2, "both pitch and stretch pairs occur: {kinds:?}");
+}
+
+#[test]
+fn the_recipe_knobs_do_what_they_say() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = pool(dir.path());
+    for augment in [Augment::Audio, Augment::Spectrogram] {
+        let plain = PairMaker {
+            pool: &pool,
+            cfg: PairConfig {
+                warp_probability: 0.0,
+                augment,
+                ..PairConfig::default()
+            },
+            frontend: FrontendConfig::default(),
+        };
+        let kinds: HashSet<_> = plain.batch(3, 12).unwrap().iter().map(|p| p.kind).collect();
+        assert_eq!(kinds, HashSet::from([PairKind::Plain]), "{augment:?}");
+    }
+    let audio_id = PairMaker {
+        pool: &pool,
+        cfg: PairConfig {
+            audio_id_probability: 1.0,
+            ..PairConfig::default()
+        },
+        frontend: FrontendConfig::default(),
+    };
+    assert!(audio_id.batch(4, 8).unwrap().iter().all(|p| p.kind == PairKind::Plain));
+    // One style's part of the pool, and a same-style batch from it.
+    let orchestral = pool.of_style("orchestral", 2);
+    assert_eq!(orchestral.music.len(), 2);
+    assert!(orchestral.music_styles.iter().all(|s| s == "orchestral"));
+    assert_eq!(orchestral.stem_sets.len(), 1, "no orchestral stems: all stem sets stay");
+    assert_eq!(
+        pool.of_style("electronic", 2).music.len(),
+        3,
+        "too few tracks: all stay"
+    );
+    assert_eq!(pool.styles(2), vec!["electronic".to_string(), "orchestral".to_string()]);
+    let same = PairMaker {
+        pool: &pool,
+        cfg: PairConfig {
+            same_style_probability: 1.0,
+            ..PairConfig::default()
+        },
+        frontend: FrontendConfig::default(),
+    };
+    assert_eq!(same.batch(5, 4).unwrap().len(), 4);
+    let bad = PairConfig {
+        warp_probability: 1.5,
+        ..PairConfig::default()
+    };
+    assert!(bad.validate().unwrap_err().contains("warp_probability"));
+    assert!(PairConfig::default().validate().is_ok());
 }

@@ -28,9 +28,14 @@ fn cache(dir: &Path, name: &str, samples: &[f32]) -> Cached {
 
 pub fn pool(dir: &Path) -> Pool {
     let mut pool = Pool::default();
-    for f in ["awakening-20s.ogg", "nebula-20s.ogg", "media-threat-20s.ogg"] {
+    for (f, style) in [
+        ("awakening-20s.ogg", "orchestral"),
+        ("nebula-20s.ogg", "electronic"),
+        ("media-threat-20s.ogg", "orchestral"),
+    ] {
         let x = decode_file(&fixture(f), &AudioConfig::default()).unwrap().samples;
         pool.music.push((f.to_string(), cache(dir, f, &x)));
+        pool.music_styles.push(style.to_string());
     }
     // A stem set: the first 20 s of two different tracks, as if they were one piece's parts.
     let a = decode_file(&fixture("deprecation-20s.ogg"), &AudioConfig::default())
@@ -42,6 +47,7 @@ pub fn pool(dir: &Path) -> Pool {
     pool.stem_sets.push(StemSet {
         id: "set".into(),
         stems: vec![cache(dir, "stem-a", &a), cache(dir, "stem-b", &b)],
+        style: "electronic".into(),
     });
     pool.noise.push(cache(
         dir,

@@ -496,6 +496,10 @@ pub struct TrainRerankerArgs {
     /// Compute device.
     #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
     pub device: DeviceArg,
+    /// CPU threads for pair making and the network (default: all cores). Fewer
+    /// leave the machine usable; the result does not depend on it.
+    #[arg(long)]
+    pub threads: Option<usize>,
 }
 
 /// Encoder size presets.
@@ -544,6 +548,10 @@ pub struct TrainEncoderArgs {
     /// Compute device.
     #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
     pub device: DeviceArg,
+    /// CPU threads for pair making and the network (default: all cores). Fewer
+    /// leave the machine usable; the result does not depend on it.
+    #[arg(long)]
+    pub threads: Option<usize>,
 }
 
 /// Where training runs.

@@ -344,6 +344,22 @@ fn bench_run_answers_a_benchmark_with_the_built_in_engine() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("no stage evidence"), "{}", stderr(&o));
     assert!(!d.join("cal.json").exists());
+    // Encoder training refuses no threads and settings it cannot follow,
+    // before it touches the run directory.
+    let run = d.join("enc-run");
+    let o = sampleid(&["train", "encoder", "--run", s(&run), "--threads", "0"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("--threads must be at least 1"), "{}", stderr(&o));
+    let settings = d.join("enc.toml");
+    std::fs::write(&settings, "[pairs]\nwarp_probability = 2.0\n").unwrap();
+    let o = sampleid(&["train", "encoder", "--run", s(&run), "--settings", s(&settings)]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("warp_probability must be in [0, 1]"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!run.exists());
     let o = sampleid(&[
         "query",
         "--db",

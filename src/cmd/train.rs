@@ -4,7 +4,7 @@ use anyhow::{Context, Result, bail};
 use burn::prelude::Device;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use sampleid_encoder::EncoderConfig;
-use sampleid_train::{EncoderTraining, RerankerTraining, train_encoder, train_reranker};
+use sampleid_train::{EncoderTraining, RerankerTraining, step_profile, train_encoder, train_reranker};
 
 use crate::cli::{DeviceArg, EncoderSize, TrainEncoderArgs, TrainRerankerArgs};
 
@@ -18,7 +18,23 @@ fn device(arg: DeviceArg) -> Result<Device> {
     }
 }
 
+/// Limits the threads of everything that runs on rayon's global pool (pair
+/// making and the CPU backend); must run before either starts.
+fn limit_threads(threads: Option<usize>) -> Result<()> {
+    if let Some(n) = threads {
+        if n == 0 {
+            bail!("--threads must be at least 1");
+        }
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build_global()
+            .context("setting the number of threads")?;
+    }
+    Ok(())
+}
+
 pub fn encoder(args: &TrainEncoderArgs, quiet: bool) -> Result<()> {
+    limit_threads(args.threads)?;
     let mut cfg = match &args.settings {
         Some(p) => toml::from_str::<EncoderTraining>(
             &std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?,
@@ -74,11 +90,33 @@ pub fn encoder(args: &TrainEncoderArgs, quiet: bool) -> Result<()> {
             .unwrap_or_else(|| "n/a".into()),
         summary.best_model.display()
     );
+    let profile = step_profile(&args.run).with_context(|| format!("reading {}", args.run.display()))?;
+    if profile.steps > 0 {
+        let share = |s: f64| 100.0 * s / profile.step_s.max(1e-12);
+        let parts: Vec<String> = profile
+            .wall_s
+            .iter()
+            .map(|(k, v)| format!("{k} {v:.3} s ({:.0} %)", share(*v)))
+            .collect();
+        let cpu: Vec<String> = profile.pair_cpu_s.iter().map(|(k, v)| format!("{k} {v:.2}")).collect();
+        println!(
+            "time per step (median of {} steps): {:.3} s = {}; pair making, CPU s: {}{}",
+            profile.steps,
+            profile.step_s,
+            parts.join(", "),
+            cpu.join(", "),
+            profile
+                .validation_s
+                .map(|v| format!("; one validation {v:.1} s"))
+                .unwrap_or_default()
+        );
+    }
     Ok(())
 }
 
 /// `sampleid train reranker`: the classifier for the encoder in use.
 pub fn reranker(args: &TrainRerankerArgs, model_path: Option<&std::path::Path>, quiet: bool) -> Result<()> {
+    limit_threads(args.threads)?;
     let mut cfg = match &args.settings {
         Some(p) => toml::from_str::<RerankerTraining>(
             &std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?,

@@ -143,7 +143,10 @@ mod tests {
             return; // the environment picks other models
         }
         let enc = load_encoder(&ModelSource::Default).unwrap();
-        assert!(enc.info().config.graph, "the default model is the graph encoder");
+        assert!(
+            !enc.info().config.graph,
+            "the default model is the no-graph encoder (issue 17)"
+        );
         let seg = vec![0.5f32; 64 * 128];
         let e = enc.embed(&[&seg]).unwrap();
         let norm: f32 = e[0].fingerprint.iter().map(|v| v * v).sum::<f32>().sqrt();

@@ -118,7 +118,11 @@ mod tests {
         (0..n)
             .map(|i| {
                 let t = i as f64 / 16_000.0;
-                let env = if ((t * 4.0) as usize).is_multiple_of(2) { 1.0 } else { 0.2 };
+                let env = if ((t * 4.0) as usize).is_multiple_of(2) {
+                    1.0
+                } else {
+                    0.2
+                };
                 let x = env
                     * freqs
                         .iter()

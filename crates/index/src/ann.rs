@@ -78,6 +78,17 @@ fn ann_err(e: impl std::fmt::Display) -> IndexError {
     IndexError::Ann(e.to_string())
 }
 
+/// Writes a usearch graph to `path` (atomically) through our own file I/O,
+/// serialised in memory first: usearch's own file writer reports any failure
+/// as "Failed to serialize into stream", which on a full disk names neither
+/// the file nor the cause. The buffer is transient (the graph's size, 2.8 MB
+/// per hour of audio).
+pub(crate) fn save_usearch(index: &Index, path: &std::path::Path) -> Result<(), IndexError> {
+    let mut buf = vec![0u8; index.serialized_length()];
+    index.save_to_buffer(&mut buf).map_err(ann_err)?;
+    sampleid_fsio::atomic_write(path, &buf).map_err(crate::io(path))
+}
+
 #[derive(Serialize, Deserialize)]
 struct Saved {
     /// Rows [0, rows) were added when the file was written.
@@ -222,10 +233,7 @@ impl Ann {
                 ix.size()
             }
             Self::Hnsw(index) => {
-                let path = dir.join("ann.usearch");
-                let file = sampleid_fsio::AtomicFile::create(&path).map_err(crate::io(&path))?;
-                index.save(&file.tmp_path().to_string_lossy()).map_err(ann_err)?;
-                file.commit().map_err(crate::io(&path))?;
+                save_usearch(index, &dir.join("ann.usearch"))?;
                 index.size()
             }
         };

@@ -350,7 +350,18 @@ impl Library {
                 .map_err(sql)?
                 .ok_or_else(|| IndexError::Damaged(format!("meta key {k} is missing")))
         };
-        let layout: Layout = serde_json::from_str(&meta("layout")?).map_err(|e| IndexError::Damaged(e.to_string()))?;
+        // The layout is written when the library is created, before any song:
+        // without it the creation was interrupted (a full disk, a kill) and
+        // nothing was ever stored; `index` creates it again.
+        let layout = meta("layout").map_err(|e| match e {
+            IndexError::Damaged(_) => IndexError::Damaged(
+                "its creation never finished (meta key layout is missing), so it holds nothing; \
+                 run `sampleid index` into it again"
+                    .into(),
+            ),
+            e => e,
+        })?;
+        let layout: Layout = serde_json::from_str(&layout).map_err(|e| IndexError::Damaged(e.to_string()))?;
         let cfg: IndexConfig = serde_json::from_str(&meta("index")?).map_err(|e| IndexError::Damaged(e.to_string()))?;
         let rows: u64 = meta("rows")?
             .parse()

@@ -127,10 +127,7 @@ impl Shingles {
 
     /// Writes the graph and what it covers (`last_song`: the newest song id added).
     pub(crate) fn save(&self, dir: &Path, last_song: i64) -> Result<(), IndexError> {
-        let path = dir.join("shingles.usearch");
-        let file = sampleid_fsio::AtomicFile::create(&path).map_err(crate::io(&path))?;
-        self.index.save(&file.tmp_path().to_string_lossy()).map_err(err)?;
-        file.commit().map_err(crate::io(&path))?;
+        crate::ann::save_usearch(&self.index, &dir.join("shingles.usearch"))?;
         let json = dir.join("shingles.json");
         let body = serde_json::to_vec(&Saved {
             model: self.model.id(),

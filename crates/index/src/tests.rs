@@ -482,3 +482,21 @@ fn stored_shingles_find_songs_persist_follow_deletes_and_rebuild_when_stale() {
 fn ids_of(lib: &Library, path: &str) -> i64 {
     lib.find_path(path)[0].id
 }
+
+#[test]
+fn a_library_whose_creation_was_cut_short_says_so_and_can_be_created_again() {
+    // What a full disk leaves when it strikes while the library is created:
+    // the schema, but not the meta rows written in the same transaction.
+    let dir = tempfile::tempdir().unwrap();
+    let conn = Connection::open(dir.path().join("library.sqlite")).unwrap();
+    conn.execute_batch(SCHEMA).unwrap();
+    drop(conn);
+    let Err(e) = Library::open(dir.path()) else {
+        panic!("not a finished library")
+    };
+    assert!(e.to_string().contains("creation never finished"), "{e}");
+    assert!(e.to_string().contains("sampleid index"), "{e}");
+    let w = Library::open_writer(dir.path(), &layout(), &cfg(AnnKind::Exact)).unwrap();
+    drop(w);
+    assert!(Library::open(dir.path()).is_ok());
+}

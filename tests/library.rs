@@ -319,3 +319,88 @@ fn repeated_kills_lose_nothing_that_was_reported() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(json_lines(&o)[0]["matches"][0]["reference"], reported[0].as_str());
 }
+
+/// Unmounts a test's tmpfs, whatever happens to the test.
+struct Mounted(PathBuf);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+fn dir_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum()
+}
+
+#[test]
+fn a_full_disk_is_a_clear_error_and_loses_nothing() {
+    // A library on a tmpfs with room for about half of what the songs need
+    // (the whole run is in docs/reliability.md and `scripts/full-disk`).
+    // Mounting needs the right to (root, as in CI's container); without it
+    // the test says so and checks nothing.
+    let dir = tempfile::tempdir().unwrap();
+    let files = music(&dir.path().join("music"));
+    let paths: Vec<&str> = files.iter().map(|f| s(f)).collect();
+    let probe = dir.path().join("probe");
+    let mut args = vec!["-q", "index", "--db", s(&probe), "--jobs", "1"];
+    args.extend(&paths);
+    assert!(sampleid(&args).status.success());
+    let need = dir_bytes(&probe);
+    let small = dir.path().join("small");
+    std::fs::create_dir(&small).unwrap();
+    let size = format!("size={}k", need / 2 / 1024);
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", &size, "tmpfs", s(&small)])
+        .stderr(Stdio::null())
+        .status();
+    if !matches!(mounted, Ok(st) if st.success()) {
+        eprintln!("skipped: this machine does not let the test mount a tmpfs");
+        return;
+    }
+    let _unmount = Mounted(small.clone());
+    let db = small.join("lib");
+    let mut args = vec!["-q", "index", "--db", s(&db), "--jobs", "1", "--json"];
+    args.extend(&paths);
+    let o = sampleid(&args);
+    assert!(!o.status.success(), "a full disk is a failure");
+    let err = String::from_utf8_lossy(&o.stderr);
+    // The OS's words when a row file fills it, SQLite's when the database does.
+    assert!(
+        err.contains("No space left on device") || err.contains("database or disk is full"),
+        "the cause is named: {err}"
+    );
+    assert!(err.contains(s(&db)), "and where: {err}");
+    let reported: Vec<String> = json_lines(&o)
+        .iter()
+        .filter(|v| v["status"] == "indexed")
+        .map(|v| v["path"].as_str().unwrap().to_string())
+        .collect();
+    assert!(reported.len() < files.len(), "the disk filled before the end");
+    // The library opens, holds every song it reported, and finds them.
+    let have = listed(&db);
+    for r in &reported {
+        assert!(have.contains(r), "{r} was reported indexed and is listed: {have:?}");
+        let o = sampleid(&["-q", "query", "--db", s(&db), "--json", r]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+        assert_eq!(v["matches"][0]["reference"], r.as_str(), "{v}");
+    }
+    // Room again: the next run continues where the full disk stopped it.
+    let grown = format!("remount,size={}k", need * 3 / 1024);
+    assert!(
+        Command::new("mount")
+            .args(["-o", &grown, s(&small)])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let mut args = vec!["-q", "index", "--db", s(&db), "--jobs", "1"];
+    args.extend(&paths);
+    let o = sampleid(&args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(listed(&db).len(), files.len());
+}

@@ -6,20 +6,27 @@ use common::pool;
 use sampleid_features::FrontendConfig;
 use std::collections::HashSet;
 
-use sampleid_train::{Augment, PairConfig, PairKind, PairMaker};
+use sampleid_train::{Augment, PairConfig, PairKind, PairMaker, Pool};
+
+fn maker(pool: &Pool, cfg: PairConfig) -> PairMaker<'_> {
+    PairMaker {
+        pool,
+        cfg,
+        frontend: FrontendConfig::default(),
+    }
+}
 
 #[test]
 fn vocoder_pairs_are_encoder_inputs_and_deterministic() {
     let dir = tempfile::tempdir().unwrap();
     let pool = pool(dir.path());
-    let maker = PairMaker {
-        pool: &pool,
-        cfg: PairConfig {
+    let maker = maker(
+        &pool,
+        PairConfig {
             augment: Augment::Audio,
             ..PairConfig::default()
         },
-        frontend: FrontendConfig::default(),
-    };
+    );
     let a = maker.batch(7, 8).unwrap();
     let b = maker.batch(7, 8).unwrap();
     let c = maker.batch(8, 8).unwrap();
@@ -61,11 +68,7 @@ fn stem_pairs_share_the_anchor_stems() {
         gain_db: 0.0,
         ..PairConfig::default()
     };
-    let maker = PairMaker {
-        pool: &pool,
-        cfg,
-        frontend: FrontendConfig::default(),
-    };
+    let maker = maker(&pool, cfg);
     let mut rng = sampleid_transform::Rng::new(5);
     let (a, p, _) = maker.audio_pair(&mut rng).unwrap().unwrap();
     let dot: f64 = a.iter().zip(&p).map(|(x, y)| (*x as f64) * (*y as f64)).sum();
@@ -79,14 +82,13 @@ fn stem_pairs_share_the_anchor_stems() {
 fn spectrogram_pairs_are_encoder_inputs_and_deterministic() {
     let dir = tempfile::tempdir().unwrap();
     let pool = pool(dir.path());
-    let maker = PairMaker {
-        pool: &pool,
-        cfg: PairConfig {
+    let maker = maker(
+        &pool,
+        PairConfig {
             augment: Augment::Spectrogram,
             ..PairConfig::default()
         },
-        frontend: FrontendConfig::default(),
-    };
+    );
     let a = maker.batch(7, 16).unwrap();
     let b = maker.batch(7, 16).unwrap();
     for (x, y) in a.iter().zip(&b) {
@@ -108,26 +110,24 @@ fn the_recipe_knobs_do_what_they_say() {
     let dir = tempfile::tempdir().unwrap();
     let pool = pool(dir.path());
     for augment in [Augment::Audio, Augment::Spectrogram] {
-        let plain = PairMaker {
-            pool: &pool,
-            cfg: PairConfig {
+        let plain = maker(
+            &pool,
+            PairConfig {
                 warp_probability: 0.0,
                 augment,
                 ..PairConfig::default()
             },
-            frontend: FrontendConfig::default(),
-        };
+        );
         let kinds: HashSet<_> = plain.batch(3, 12).unwrap().iter().map(|p| p.kind).collect();
         assert_eq!(kinds, HashSet::from([PairKind::Plain]), "{augment:?}");
     }
-    let audio_id = PairMaker {
-        pool: &pool,
-        cfg: PairConfig {
+    let audio_id = maker(
+        &pool,
+        PairConfig {
             audio_id_probability: 1.0,
             ..PairConfig::default()
         },
-        frontend: FrontendConfig::default(),
-    };
+    );
     assert!(audio_id.batch(4, 8).unwrap().iter().all(|p| p.kind == PairKind::Plain));
     // One style's part of the pool, and a same-style batch from it.
     let orchestral = pool.of_style("orchestral", 2);
@@ -140,14 +140,13 @@ fn the_recipe_knobs_do_what_they_say() {
         "too few tracks: all stay"
     );
     assert_eq!(pool.styles(2), vec!["electronic".to_string(), "orchestral".to_string()]);
-    let same = PairMaker {
-        pool: &pool,
-        cfg: PairConfig {
+    let same = maker(
+        &pool,
+        PairConfig {
             same_style_probability: 1.0,
             ..PairConfig::default()
         },
-        frontend: FrontendConfig::default(),
-    };
+    );
     assert_eq!(same.batch(5, 4).unwrap().len(), 4);
     let bad = PairConfig {
         warp_probability: 1.5,

@@ -49,6 +49,18 @@ fn listed(db: &Path) -> Vec<String> {
         .collect()
 }
 
+/// Asserts that every song `reported` indexed is listed in `db` (the promise
+/// a kill or a full disk must keep).
+fn assert_listed(db: &Path, reported: &[String], when: &str) {
+    let now = listed(db);
+    for r in reported {
+        assert!(
+            now.contains(r),
+            "{when}: {r} was reported indexed but is missing: {now:?}"
+        );
+    }
+}
+
 /// Runs `sampleid index --jobs 1 --json` over `lib` into `db` and SIGKILLs it
 /// after it has reported `after` songs indexed (after 300 ms when `after`
 /// is 0: somewhere in start-up or the first song); returns the songs it
@@ -89,13 +101,8 @@ fn a_killed_index_keeps_what_it_reported_and_continues() {
     // One file at a time; kill the process right after it reports the first song.
     let reported = index_killed(&db, &lib, 1);
     assert_eq!(reported.len(), 1);
+    assert_listed(&db, &reported, "after the kill");
     let after_kill = listed(&db);
-    for r in &reported {
-        assert!(
-            after_kill.contains(r),
-            "{r} was reported indexed but is missing: {after_kill:?}"
-        );
-    }
     // Continue: everything ends up indexed once; what was there is skipped.
     let o = sampleid(&["-q", "index", "--db", s(&db), "--json", s(&lib)]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -294,13 +301,7 @@ fn repeated_kills_lose_nothing_that_was_reported() {
     let mut reported: Vec<String> = Vec::new();
     for kill_after in [0usize, 1, 2] {
         reported.extend(index_killed(&db, &lib, kill_after));
-        let now = listed(&db);
-        for r in &reported {
-            assert!(
-                now.contains(r),
-                "after a kill, {r} (reported indexed) is missing: {now:?}"
-            );
-        }
+        assert_listed(&db, &reported, "after a kill");
     }
     let o = sampleid(&["-q", "index", "--db", s(&db), "--json", s(&lib)]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -381,9 +382,8 @@ fn a_full_disk_is_a_clear_error_and_loses_nothing() {
         .collect();
     assert!(reported.len() < files.len(), "the disk filled before the end");
     // The library opens, holds every song it reported, and finds them.
-    let have = listed(&db);
+    assert_listed(&db, &reported, "after the full disk");
     for r in &reported {
-        assert!(have.contains(r), "{r} was reported indexed and is listed: {have:?}");
         let o = sampleid(&["-q", "query", "--db", s(&db), "--json", r]);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();

@@ -363,7 +363,8 @@ pub struct ServeArgs {
     #[arg(long)]
     pub addr: Option<String>,
     /// Serve queries only; the library can then be written by `sampleid index`
-    /// at the same time (the server sees songs added before it started).
+    /// and `sampleid delete` at the same time (the server reopens it when it
+    /// changes, every [serve] reload_every_s).
     #[arg(long)]
     pub read_only: bool,
     /// Requests decoded and searched at once (default: one per core).

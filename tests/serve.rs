@@ -390,6 +390,182 @@ fn queries_run_while_songs_are_added_and_never_see_half_a_song() {
     assert_eq!(a["matches"][0]["reference"], "nebula-20s.ogg", "{a}");
 }
 
+/// Writes `head` at once, then `request` and endless `x`s byte by byte, one
+/// every `every`, until the server answers or closes; what it answered
+/// (empty when it closed without an answer) and when.
+fn trickle(url: &str, head: &[u8], request: &[u8], every: Duration) -> (String, Duration) {
+    use std::io::{Read, Write};
+    let addr = url.trim_start_matches("http://");
+    let mut tcp = std::net::TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_millis(1))).unwrap();
+    let began = Instant::now();
+    tcp.write_all(head).unwrap();
+    let mut got = Vec::new();
+    for b in request.iter().chain(std::iter::repeat(&b'x')) {
+        let mut buf = [0u8; 4096];
+        match tcp.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                got.extend_from_slice(&buf[..n]);
+                if got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    break;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock || e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(_) => break,
+        }
+        if tcp.write_all(std::slice::from_ref(b)).is_err() {
+            // Closed: read what came before it.
+            tcp.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+            let _ = tcp.read_to_end(&mut got);
+            break;
+        }
+        assert!(
+            began.elapsed() < Duration::from_secs(60),
+            "the server never cut the client off"
+        );
+        std::thread::sleep(every);
+    }
+    (String::from_utf8_lossy(&got).into_owned(), began.elapsed())
+}
+
+#[test]
+fn slow_clients_are_cut_off_and_overload_is_answered_503_or_429() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = library(tmp.path());
+    let config = tmp.path().join("serve.toml");
+    std::fs::write(
+        &config,
+        "[serve]\nheader_timeout_s = 1.5\nbody_timeout_s = 2.0\nmax_pending = 1\nworkers = 1\n",
+    )
+    .unwrap();
+    let srv = Server::start(
+        &["--db", s(&db), "--addr", "127.0.0.1:0", "--config", s(&config)],
+        Some(TOKEN),
+    )
+    .unwrap();
+
+    // Headers at one byte a second: disconnected after the header timeout.
+    let (got, took) = trickle(
+        &srv.url,
+        b"",
+        b"POST /v1/query HTTP/1.1\r\nHost: x\r\n",
+        Duration::from_secs(1),
+    );
+    assert!(!got.contains("200"), "{got}");
+    assert!(
+        took > Duration::from_secs(1) && took < Duration::from_secs(6),
+        "cut off after {took:?}"
+    );
+    // A connection that sends nothing (or stays idle after an answer) is closed too.
+    {
+        use std::io::Read;
+        let mut tcp = std::net::TcpStream::connect(srv.url.trim_start_matches("http://")).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let began = Instant::now();
+        let n = tcp.read(&mut [0u8; 64]).unwrap_or(0);
+        assert!(
+            n == 0 && began.elapsed() < Duration::from_secs(6),
+            "{n} bytes after {:?}",
+            began.elapsed()
+        );
+    }
+
+    // A body at a few bytes a second: 408 after the body timeout, and while it
+    // trickles it holds the one place for audio requests, so a query is
+    // answered 503 with Retry-After at once.
+    let head = b"POST /v1/query HTTP/1.1\r\nHost: x\r\nContent-Type: audio/wav\r\nContent-Length: 100000\r\n\r\n";
+    let (got, took) = std::thread::scope(|scope| {
+        let slow = scope.spawn(|| trickle(&srv.url, head, b"RIFF", Duration::from_millis(20)));
+        std::thread::sleep(Duration::from_millis(1000));
+        let clip = std::fs::read(fixture("query-nebula-pitch1-mixed.wav")).unwrap();
+        let r = agent()
+            .post(&srv.url("/v1/query"))
+            .header("Content-Type", "audio/wav")
+            .send(&clip[..])
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 503);
+        let retry: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+        assert!((1..=60).contains(&retry), "{retry}");
+        slow.join().unwrap()
+    });
+    assert!(got.starts_with("HTTP/1.1 408"), "{got}");
+    assert!(
+        took > Duration::from_secs(2) && took < Duration::from_secs(8),
+        "answered after {took:?}"
+    );
+    // The place is free again: the query is answered.
+    let clip = std::fs::read(fixture("query-nebula-pitch1-mixed.wav")).unwrap();
+    let (st, a) = post(&srv.url("/v1/query"), None, "audio/wav", &clip);
+    assert_eq!(st, 200, "{a}");
+    drop(srv);
+
+    // A rate limit per client: the burst, then 429 with Retry-After; the
+    // page and /healthz are not counted.
+    std::fs::write(&config, "[serve]\nrate_limit_per_minute = 6\nrate_limit_burst = 3\n").unwrap();
+    let srv = Server::start(
+        &["--db", s(&db), "--addr", "127.0.0.1:0", "--config", s(&config)],
+        Some(TOKEN),
+    )
+    .unwrap();
+    for _ in 0..3 {
+        assert_eq!(get(&srv.url("/v1/songs")).0, 200);
+    }
+    let r = agent().get(&srv.url("/v1/songs")).call().unwrap();
+    assert_eq!(r.status().as_u16(), 429);
+    let retry: u64 = r.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=10).contains(&retry), "{retry}");
+    assert_eq!(get(&srv.url("/healthz")).0, 200);
+}
+
+#[test]
+fn a_read_only_server_sees_songs_indexed_after_it_started() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = library(tmp.path());
+    let config = tmp.path().join("serve.toml");
+    std::fs::write(&config, "[serve]\nreload_every_s = 0.2\n").unwrap();
+    let srv = Server::start(
+        &[
+            "--db",
+            s(&db),
+            "--addr",
+            "127.0.0.1:0",
+            "--read-only",
+            "--config",
+            s(&config),
+        ],
+        None,
+    )
+    .unwrap();
+    assert_eq!(get(&srv.url("/v1/songs")).1["total"], 3);
+    let o = sampleid(&["-q", "index", "--db", s(&db), s(&fixture("nebula-20s.ogg"))]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while get(&srv.url("/v1/songs")).1["total"] != 4 {
+        assert!(Instant::now() < deadline, "the new song never appeared");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let clip = std::fs::read(fixture("query-nebula-pitch1-mixed.wav")).unwrap();
+    let (st, a) = post(&srv.url("/v1/query"), None, "audio/wav", &clip);
+    assert_eq!(st, 200, "{a}");
+    let first = a["matches"][0]["reference"].as_str().unwrap_or_default();
+    assert!(first.ends_with("nebula-20s.ogg"), "{a}");
+    // A deleted song goes away the same way.
+    let id = get(&srv.url("/v1/songs")).1["songs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["path"].as_str().unwrap().ends_with("nebula-20s.ogg"))
+        .unwrap()["id"]
+        .to_string();
+    let o = sampleid(&["-q", "delete", "--db", s(&db), &id]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    while get(&srv.url("/v1/songs")).1["total"] != 3 {
+        assert!(Instant::now() < deadline, "the deleted song stayed");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 #[test]
 fn writes_need_a_token_and_public_addresses_need_one_set() {
     let tmp = tempfile::tempdir().unwrap();

@@ -3,17 +3,23 @@
 //! Every error is `{"error": MESSAGE, "code": CODE}` with a fitting status:
 //! 400 bad input (corrupt, empty or silent audio, a malformed form), 401 a
 //! missing or wrong token, 403 a read-only server, 404 no such song or
-//! route, 405 a wrong method, 413 a body or clip over the limits, 415 audio
-//! in a format sampleid cannot decode, 500 anything else (logged).
+//! route, 405 a wrong method, 408 a body slower than `[serve]
+//! body_timeout_s`, 413 a body or clip over the limits, 415 audio in a
+//! format sampleid cannot decode, 429 a client over its rate limit, 503 a
+//! server at its admission caps (both with `Retry-After`), 500 anything
+//! else (logged).
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::multipart::MultipartRejection;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Query, Request, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequest, Multipart, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use sampleid_audio::AudioError;
@@ -22,6 +28,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
+use super::limits::Pass;
 use super::{AppState, web};
 
 /// The API's description (OpenAPI 3.1).
@@ -58,8 +65,100 @@ pub fn router(state: Arc<AppState>) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), rate_limit))
         .layer(cors(&state.serve.cors_origins))
         .with_state(state)
+}
+
+/// The client's address: the connection's peer, or with `[serve]
+/// forwarded_for` the last `X-Forwarded-For` entry (the one the proxy added).
+fn client_ip(st: &AppState, req: &Request) -> Option<IpAddr> {
+    if st.serve.forwarded_for {
+        let forwarded = req
+            .headers()
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|a| a.trim().parse::<IpAddr>().ok())
+            .next_back();
+        if forwarded.is_some() {
+            return forwarded;
+        }
+    }
+    req.extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(a)| a.ip())
+}
+
+/// `[serve] rate_limit_per_minute` per client on the API (`/v1/…`); the
+/// page and `/healthz` are not counted.
+async fn rate_limit(State(st): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    if let Some(rate) = &st.rate
+        && req.uri().path().starts_with("/v1/")
+        && let Some(ip) = client_ip(&st, &req)
+        && let Err(wait) = rate.check(ip, Instant::now())
+    {
+        drain(req, &st).await;
+        return ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!(
+                "more than {} requests a minute from {ip}; retry in {wait} s",
+                st.serve.rate_limit_per_minute
+            ),
+        )
+        .retry_after(wait)
+        .into_response();
+    }
+    next.run(req).await
+}
+
+/// What a request that carries audio holds while admitted.
+struct Admitted<'a> {
+    _pending: Pass<'a>,
+    _upload: Option<Pass<'a>>,
+}
+
+/// [`admit`], reading and dropping the body of a refused request.
+async fn admit_or_drain(st: &AppState, req: Request, upload: bool) -> Result<(Admitted<'_>, Request), ApiError> {
+    match admit(st, upload) {
+        Ok(a) => Ok((a, req)),
+        Err(e) => {
+            drain(req, st).await;
+            Err(e)
+        }
+    }
+}
+
+/// Admits a request that carries audio (and, for `upload`, a song upload),
+/// or answers 503 with a `Retry-After` from the queue and the mean work time.
+fn admit(st: &AppState, upload: bool) -> Result<Admitted<'_>, ApiError> {
+    let busy = |what: &str, inside: usize| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            format!("the server is at its limit of {what}; retry later"),
+        )
+        .retry_after(st.service_time.retry_after(inside, st.worker_count))
+    };
+    let pending = st
+        .pending
+        .enter()
+        .ok_or_else(|| busy("requests carrying audio ([serve] max_pending)", st.pending.inside()))?;
+    let upload = if upload {
+        Some(
+            st.uploads
+                .enter()
+                .ok_or_else(|| busy("song uploads at once ([serve] max_uploads)", st.pending.inside()))?,
+        )
+    } else {
+        None
+    };
+    Ok(Admitted {
+        _pending: pending,
+        _upload: upload,
+    })
 }
 
 /// CORS for the configured origins only (none by default: browsers then
@@ -83,6 +182,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Seconds for the `Retry-After` header (429, 503).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -91,7 +192,13 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
         }
+    }
+
+    fn retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
     }
 
     fn bad_request(message: impl Into<String>) -> Self {
@@ -130,6 +237,14 @@ impl IntoResponse for ApiError {
         if self.status == StatusCode::UNAUTHORIZED {
             resp.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Some(s) = self.retry_after {
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(s));
+        }
+        if self.status == StatusCode::REQUEST_TIMEOUT {
+            // The rest of a slow body is not read: the connection cannot be reused.
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         resp
     }
@@ -230,7 +345,31 @@ fn format_hint(name: &str, content_type: Option<&str>) -> Option<String> {
 
 /// Reads the audio of a request: the body itself, or the first file field
 /// (or a field named `file` / `audio`) of a `multipart/form-data` body.
+/// The whole body must arrive within `[serve] body_timeout_s` (else 408).
 async fn read_audio(req: Request, st: &AppState, name: Option<&str>, default_name: &str) -> Result<Upload, ApiError> {
+    let limit = Duration::from_secs_f64(st.serve.body_timeout_s);
+    tokio::time::timeout(limit, read_audio_body(req, st, name, default_name))
+        .await
+        .unwrap_or_else(|_| Err(body_timeout(st)))
+}
+
+fn body_timeout(st: &AppState) -> ApiError {
+    ApiError::new(
+        StatusCode::REQUEST_TIMEOUT,
+        "body_timeout",
+        format!(
+            "the request body did not arrive within {} s ([serve] body_timeout_s)",
+            st.serve.body_timeout_s
+        ),
+    )
+}
+
+async fn read_audio_body(
+    req: Request,
+    st: &AppState,
+    name: Option<&str>,
+    default_name: &str,
+) -> Result<Upload, ApiError> {
     if declared_too_large(&req, st) {
         drain(req, st).await;
         return Err(body_error(StatusCode::PAYLOAD_TOO_LARGE, String::new()));
@@ -279,20 +418,23 @@ async fn read_audio(req: Request, st: &AppState, name: Option<&str>, default_nam
 }
 
 /// Reads and drops a request's body before an early error answer, frame by
-/// frame (nothing is kept), up to four times the size limit: a client still
-/// sending would otherwise see the connection reset instead of the answer.
-/// A larger body is cut off there.
+/// frame (nothing is kept), up to four times the size limit and for at most
+/// `[serve] body_timeout_s`: a client still sending would otherwise see the
+/// connection reset instead of the answer. A larger or slower body is cut off.
 async fn drain(req: Request, st: &AppState) {
     use http_body_util::BodyExt;
     let cap = (st.serve.max_body_mb * 4e6) as usize;
     let mut body = req.into_body();
-    let mut seen = 0usize;
-    while let Some(Ok(frame)) = body.frame().await {
-        seen += frame.data_ref().map_or(0, |d| d.len());
-        if seen > cap {
-            break;
+    let read = async {
+        let mut seen = 0usize;
+        while let Some(Ok(frame)) = body.frame().await {
+            seen += frame.data_ref().map_or(0, |d| d.len());
+            if seen > cap {
+                break;
+            }
         }
-    }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs_f64(st.serve.body_timeout_s), read).await;
 }
 
 /// A handler's query parameters with its request; a bad parameter is a 400,
@@ -335,17 +477,18 @@ async fn blocking<T: Send + 'static>(
         )
     })?;
     let s = st.clone();
-    tokio::task::spawn_blocking(move || f(&s))
-        .await
-        .map_err(|e| {
-            tracing::error!("worker failed: {e}");
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "internal error (see the server log)",
-            )
-        })?
-        .map_err(ApiError::from_engine)
+    let began = Instant::now();
+    let done = tokio::task::spawn_blocking(move || f(&s)).await;
+    st.service_time.record(began.elapsed());
+    done.map_err(|e| {
+        tracing::error!("worker failed: {e}");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error (see the server log)",
+        )
+    })?
+    .map_err(ApiError::from_engine)
 }
 
 impl Upload {
@@ -356,7 +499,7 @@ impl Upload {
 }
 
 async fn healthz(State(st): State<Arc<AppState>>) -> axum::Json<Value> {
-    let songs = st.lib.len();
+    let songs = st.lib().len();
     axum::Json(json!({
         "status": "ok",
         "version": env!("CARGO_PKG_VERSION"),
@@ -372,7 +515,7 @@ async fn openapi() -> Response {
 }
 
 async fn stats(State(st): State<Arc<AppState>>) -> Result<axum::Json<Value>, ApiError> {
-    let stats = st.lib.stats().map_err(ApiError::from_engine)?;
+    let stats = st.lib().stats().map_err(ApiError::from_engine)?;
     Ok(axum::Json(json!(stats)))
 }
 
@@ -388,7 +531,7 @@ async fn list_songs(
     page: Result<Query<Page>, axum::extract::rejection::QueryRejection>,
 ) -> Result<axum::Json<Value>, ApiError> {
     let Query(page) = page.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    let songs = st.lib.songs();
+    let songs = st.lib().songs();
     let limit = page.limit.unwrap_or(songs.len());
     let slice: Vec<_> = songs.iter().skip(page.offset).take(limit).collect();
     Ok(axum::Json(
@@ -406,7 +549,7 @@ async fn get_song(
     id: Result<Path<i64>, axum::extract::rejection::PathRejection>,
 ) -> Result<axum::Json<Value>, ApiError> {
     let id = song_id(id)?;
-    let song = st.lib.song(id).ok_or_else(|| no_song(id))?;
+    let song = st.lib().song(id).ok_or_else(|| no_song(id))?;
     Ok(axum::Json(json!(song)))
 }
 
@@ -425,7 +568,7 @@ async fn delete_song(
 ) -> Result<axum::Json<Value>, ApiError> {
     authorize(&st, &headers)?;
     let id = song_id(id)?;
-    let deleted = blocking(&st, move |st| st.lib.delete(id)).await?;
+    let deleted = blocking(&st, move |st| st.lib().delete(id)).await?;
     if !deleted {
         return Err(no_song(id));
     }
@@ -448,9 +591,10 @@ async fn add_song(
         drain(req, &st).await;
         return Err(e);
     }
+    let (_admitted, req) = admit_or_drain(&st, req, true).await?;
     let (p, req) = query_params(params, req, &st).await?;
     let up = read_audio(req, &st, p.name.as_deref(), "upload").await?;
-    let outcome = blocking(&st, move |st| st.lib.add(&up.source(st.serve.max_song_s), None)).await?;
+    let outcome = blocking(&st, move |st| st.lib().add(&up.source(st.serve.max_song_s), None)).await?;
     let (status, id) = match &outcome {
         IndexOutcome::Indexed { id, path, .. } => {
             tracing::info!(id, name = %path, "indexed");
@@ -466,7 +610,7 @@ async fn add_song(
         }
     };
     let mut body = json!(outcome);
-    body["song"] = json!(id.and_then(|id| st.lib.song(id)));
+    body["song"] = json!(id.and_then(|id| st.lib().song(id)));
     Ok((status, axum::Json(body)).into_response())
 }
 
@@ -486,6 +630,7 @@ async fn query(
     params: Result<Query<QueryParams>, axum::extract::rejection::QueryRejection>,
     req: Request,
 ) -> Result<axum::Json<Value>, ApiError> {
+    let (_admitted, req) = admit_or_drain(&st, req, false).await?;
     let (p, req) = query_params(params, req, &st).await?;
     if let Some(c) = p.min_confidence.filter(|c| !(0.0..=1.0).contains(c)) {
         drain(req, &st).await;
@@ -500,7 +645,10 @@ async fn query(
         stage: p.stage.unwrap_or_default(),
         min_confidence: p.min_confidence,
     };
-    let line = blocking(&st, move |st| st.lib.identify(&up.source(st.serve.max_query_s), &opts)).await?;
+    let line = blocking(&st, move |st| {
+        st.lib().identify(&up.source(st.serve.max_query_s), &opts)
+    })
+    .await?;
     Ok(axum::Json(json!(line)))
 }
 
@@ -509,9 +657,10 @@ async fn match_audio(
     params: Result<Query<NameParam>, axum::extract::rejection::QueryRejection>,
     req: Request,
 ) -> Result<axum::Json<Value>, ApiError> {
+    let (_admitted, req) = admit_or_drain(&st, req, false).await?;
     let (p, req) = query_params(params, req, &st).await?;
     let up = read_audio(req, &st, p.name.as_deref(), "clip").await?;
-    let passages = blocking(&st, move |st| st.lib.passages(&up.source(st.serve.max_query_s))).await?;
+    let passages = blocking(&st, move |st| st.lib().passages(&up.source(st.serve.max_query_s))).await?;
     Ok(axum::Json(json!(passages)))
 }
 
@@ -529,13 +678,14 @@ async fn genre(
             "this library has no genre classifier; train one with `sampleid genre train --labels LABELS.csv --db DIR` and restart the server",
         ));
     }
+    let (_admitted, req) = admit_or_drain(&st, req, false).await?;
     let (p, req) = query_params(params, req, &st).await?;
     let up = read_audio(req, &st, p.name.as_deref(), "clip").await?;
     let p = blocking(&st, move |st| {
         let Some(classifier) = &st.genre else {
             return Err(Error::NotFound("no classifier".into()));
         };
-        st.lib.engine()?.classify(classifier, &up.source(st.serve.max_song_s))
+        st.lib().engine()?.classify(classifier, &up.source(st.serve.max_song_s))
     })
     .await?;
     Ok(axum::Json(json!(p)))

@@ -12,12 +12,14 @@
 //! the other requests wait their turn.
 
 mod api;
+mod conn;
+mod limits;
 mod web;
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result, bail};
 use sampleid_engine::Library;
@@ -50,6 +52,33 @@ pub struct ServeConfig {
     /// After writes, the ANN index is saved at least this often (s); it is
     /// also saved at shutdown (and rebuilt from the rows if it is ever stale).
     pub ann_save_every_s: f64,
+    /// A request's line and headers must arrive within this many seconds of
+    /// the connection becoming ready for one (a new connection, or a
+    /// keep-alive connection after its last answer); slower clients, idle
+    /// keep-alive connections included, are disconnected.
+    pub header_timeout_s: f64,
+    /// A request's whole body must arrive within this many seconds of its
+    /// headers; a slower upload is answered 408 and disconnected.
+    pub body_timeout_s: f64,
+    /// Requests that carry audio (queries, matches, uploads) admitted at once:
+    /// receiving, waiting for a worker or being worked on. More are answered
+    /// 503 with `Retry-After` instead of queueing without bound.
+    pub max_pending: usize,
+    /// Song uploads (`POST /v1/songs`) admitted at once; more are answered 503
+    /// with `Retry-After`. Each holds its body (up to `max_body_mb`) in memory.
+    pub max_uploads: usize,
+    /// Requests per minute that one client (IP address) may make to `/v1/`;
+    /// beyond it (after `rate_limit_burst`), 429 with `Retry-After`. 0: no limit.
+    pub rate_limit_per_minute: f64,
+    /// Requests a client may make at once before `rate_limit_per_minute` applies.
+    pub rate_limit_burst: f64,
+    /// Take the client's address for the rate limit from the last entry of
+    /// `X-Forwarded-For`, which only a reverse proxy in front may set
+    /// (docs/serve.md). Off: the connection's peer address.
+    pub forwarded_for: bool,
+    /// A read-only server checks this often (s) whether another process
+    /// (`sampleid index`, `sampleid delete`) changed the library, and reopens it.
+    pub reload_every_s: f64,
 }
 
 impl Default for ServeConfig {
@@ -63,6 +92,14 @@ impl Default for ServeConfig {
             token: None,
             cors_origins: Vec::new(),
             ann_save_every_s: 300.0,
+            header_timeout_s: 20.0,
+            body_timeout_s: 120.0,
+            max_pending: 64,
+            max_uploads: 4,
+            rate_limit_per_minute: 0.0,
+            rate_limit_burst: 30.0,
+            forwarded_for: false,
+            reload_every_s: 2.0,
         }
     }
 }
@@ -77,6 +114,18 @@ impl ServeConfig {
         if !positive(self.ann_save_every_s) {
             bail!("[serve] ann_save_every_s must be positive");
         }
+        if !positive(self.header_timeout_s) || !positive(self.body_timeout_s) || !positive(self.reload_every_s) {
+            bail!("[serve] header_timeout_s, body_timeout_s and reload_every_s must be positive");
+        }
+        if self.max_pending == 0 || self.max_uploads == 0 {
+            bail!("[serve] max_pending and max_uploads must be at least 1");
+        }
+        if !(self.rate_limit_per_minute.is_finite() && self.rate_limit_per_minute >= 0.0) {
+            bail!("[serve] rate_limit_per_minute must be 0 (no limit) or positive");
+        }
+        if self.rate_limit_per_minute > 0.0 && !(self.rate_limit_burst.is_finite() && self.rate_limit_burst >= 1.0) {
+            bail!("[serve] rate_limit_burst must be at least 1");
+        }
         Ok(())
     }
 }
@@ -86,23 +135,64 @@ const MIN_TOKEN_LEN: usize = 16;
 
 /// What every request handler shares.
 pub struct AppState {
-    /// The library with its engine (models loaded once, shared by all requests).
-    pub lib: Library,
+    /// The library with its engine (models loaded once, shared by all
+    /// requests). A read-only server swaps in a freshly opened one when
+    /// another process changed the library; requests keep the one they began with.
+    library: RwLock<Arc<Library>>,
     pub serve: ServeConfig,
     /// `Some`: writes are enabled and must carry this token.
     pub token: Option<String>,
     /// Bounds CPU-heavy requests running at once.
     pub workers: tokio::sync::Semaphore,
+    /// `workers`' size.
+    pub worker_count: usize,
+    /// Requests carrying audio admitted at once (`[serve] max_pending`).
+    pub pending: limits::Gate,
+    /// Song uploads admitted at once (`[serve] max_uploads`).
+    pub uploads: limits::Gate,
+    /// Mean work time per request, for `Retry-After`.
+    pub service_time: limits::ServiceTime,
+    /// Per-client request limit (`[serve] rate_limit_per_minute`), if set.
+    pub rate: Option<limits::RateLimiter>,
     /// The genre classifier saved next to the library (`sampleid genre train --db`).
     pub genre: Option<sampleid_genre::Classifier>,
     pub started: Instant,
 }
 
 impl AppState {
+    /// The library as it is now (a read-only server may reopen it between requests).
+    pub fn lib(&self) -> Arc<Library> {
+        self.library.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
     /// Saves the ANN index if writes changed it.
     pub fn save_ann(&self) -> Result<()> {
-        self.lib.save_ann_if_changed().context("cannot save the ANN index")
+        self.lib().save_ann_if_changed().context("cannot save the ANN index")
     }
+
+    /// Reopens a read-only library (another process changed it); the open
+    /// one keeps answering until the new one is ready.
+    fn reload(&self) -> Result<usize> {
+        let old = self.lib();
+        let engine = old.engine()?.clone();
+        let fresh = Library::open(old.dir(), &engine)
+            .with_context(|| format!("cannot reopen the library {}", old.dir().display()))?;
+        let songs = fresh.len();
+        *self.library.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(fresh);
+        Ok(songs)
+    }
+}
+
+/// What changes on disk when another process commits to a library: the
+/// SQLite database and its write-ahead log (length and modification time).
+fn disk_stamp(dir: &Path) -> Vec<Option<(u64, SystemTime)>> {
+    ["library.sqlite", "library.sqlite-wal"]
+        .iter()
+        .map(|f| {
+            let m = std::fs::metadata(dir.join(f)).ok()?;
+            Some((m.len(), m.modified().ok()?))
+        })
+        .collect()
 }
 
 /// A random token for a loopback server started without one (hex, 128 bits).
@@ -176,11 +266,18 @@ pub fn state(args: &ServeArgs, cfg: &Config, model: Option<&Path>, addr: &Socket
         0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         n => n,
     };
+    let rate = (serve.rate_limit_per_minute > 0.0)
+        .then(|| limits::RateLimiter::new(serve.rate_limit_per_minute, serve.rate_limit_burst));
     Ok(Arc::new(AppState {
-        lib,
+        library: RwLock::new(Arc::new(lib)),
+        pending: limits::Gate::new(serve.max_pending),
+        uploads: limits::Gate::new(serve.max_uploads),
+        service_time: limits::ServiceTime::default(),
+        rate,
         serve,
         token,
         workers: tokio::sync::Semaphore::new(workers),
+        worker_count: workers,
         genre,
         started: Instant::now(),
     }))
@@ -205,7 +302,7 @@ pub fn run(args: &ServeArgs, cfg: &Config, model: Option<&Path>) -> Result<()> {
         println!(
             "sampleid serving {} ({} songs, {}) on http://{local}/",
             args.db.display(),
-            state.lib.len(),
+            state.lib().len(),
             if state.token.is_some() { "writable" } else { "read-only" }
         );
         let saver = state.clone();
@@ -221,15 +318,41 @@ pub fn run(args: &ServeArgs, cfg: &Config, model: Option<&Path>) -> Result<()> {
                 }
             }
         });
-        axum::serve(listener, api::router(state.clone()))
-            .with_graceful_shutdown(shutdown_signal())
-            .await
-            .context("the server stopped")?;
+        if state.token.is_none() {
+            tokio::spawn(watch_library(state.clone()));
+        }
+        let header_timeout = Duration::from_secs_f64(state.serve.header_timeout_s);
+        conn::serve(listener, api::router(state.clone()), header_timeout, shutdown_signal()).await;
         tracing::info!("shutting down");
         let s = state.clone();
         tokio::task::spawn_blocking(move || s.save_ann()).await??;
         anyhow::Ok(())
     })
+}
+
+/// A read-only server's watch for other processes' writes: every
+/// `reload_every_s`, a changed database or log reopens the library.
+async fn watch_library(state: Arc<AppState>) {
+    let dir = state.lib().dir().to_path_buf();
+    let every = Duration::from_secs_f64(state.serve.reload_every_s);
+    let mut seen = disk_stamp(&dir);
+    loop {
+        tokio::time::sleep(every).await;
+        let now = disk_stamp(&dir);
+        if now == seen {
+            continue;
+        }
+        let s = state.clone();
+        match tokio::task::spawn_blocking(move || s.reload()).await {
+            Ok(Ok(songs)) => {
+                tracing::info!(songs, "the library changed on disk; reopened");
+                seen = now;
+            }
+            // A writer in the middle of its first commit, say: try again next time.
+            Ok(Err(e)) => tracing::warn!("{e:#}"),
+            Err(e) => tracing::error!("reload task: {e}"),
+        }
+    }
 }
 
 async fn shutdown_signal() {

@@ -699,8 +699,9 @@ pub enum BenchCommand {
     /// search (exact and HNSW, by PCA dimension), P@1 / MAP and time per query.
     Matching(BenchMatchingArgs),
     /// Load test of a running `sampleid serve`: CLIENTS concurrent clients
-    /// post query clips to /v1/query for DURATION seconds; reports throughput,
-    /// latency percentiles and errors (scripts/bench-serve runs it on a 10 h library).
+    /// post query clips to /v1/query for DURATION seconds (with --uploads,
+    /// also upload, check and delete songs); reports throughput, latency
+    /// percentiles, errors and the server's memory (scripts/bench-serve).
     Serve(BenchServeArgs),
     #[cfg(feature = "lab")]
     /// Build a version-identification benchmark: mma pieces rendered several
@@ -750,6 +751,15 @@ pub struct BenchServeArgs {
     /// Write every request (client, clip, status, ms) as JSON lines here.
     #[arg(long, value_name = "FILE")]
     pub log: Option<PathBuf>,
+    /// Mixed load: songs (files or directories) that clients upload to
+    /// `POST /v1/songs`, query by a 10 s excerpt right after each 201, and
+    /// delete again (`--mix`). Needs a writable server and its token
+    /// (`SAMPLEID_TOKEN`). The songs must not be in the library already.
+    #[arg(long, value_name = "PATH", num_args = 1..)]
+    pub uploads: Vec<PathBuf>,
+    /// Shares of queries, uploads and deletes in mixed load (QUERIES:UPLOADS:DELETES).
+    #[arg(long, default_value = "8:1:1", value_name = "Q:U:D")]
+    pub mix: String,
     /// JSON instead of text: one object per line (see the command's help).
     #[arg(long)]
     pub json: bool,

@@ -507,7 +507,16 @@ async fn healthz(State(st): State<Arc<AppState>>) -> axum::Json<Value> {
         "writable": st.token.is_some(),
         "genre": st.genre.as_ref().map(|c| c.info.classes.clone()),
         "uptime_s": st.started.elapsed().as_secs_f64(),
+        "rss_mb": resident_mb(),
     }))
+}
+
+/// The server's resident memory in MB (Linux; `None` elsewhere), for
+/// monitoring and the load test's memory samples.
+fn resident_mb() -> Option<f64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: f64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096.0 / 1e6)
 }
 
 async fn openapi() -> Response {

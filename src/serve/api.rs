@@ -14,10 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::multipart::MultipartRejection;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequest, Multipart, Path, Query, Request, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -27,6 +24,8 @@ use sampleid_engine::{Error, IdentifyOptions, IndexOutcome, Source};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use sampleid_upload::{Limits, Upload};
 
 use super::limits::Pass;
 use super::{AppState, web};
@@ -250,30 +249,6 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<BytesRejection> for ApiError {
-    fn from(r: BytesRejection) -> Self {
-        body_error(r.status(), r.body_text())
-    }
-}
-
-impl From<MultipartRejection> for ApiError {
-    fn from(r: MultipartRejection) -> Self {
-        Self::bad_request(r.body_text())
-    }
-}
-
-fn body_error(status: StatusCode, text: String) -> ApiError {
-    if status == StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::new(
-            status,
-            "body_too_large",
-            "the request body is larger than the server's limit ([serve] max_body_mb)",
-        )
-    } else {
-        ApiError::new(status, "bad_request", text)
-    }
-}
-
 /// Writes need the server's bearer token (compared in constant time).
 fn authorize(st: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
     let Some(token) = &st.token else {
@@ -303,138 +278,24 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// An audio upload: its bytes, a display name and a format hint. The name is
-/// a label only (stored as the song's path for uploads); it never reaches the
-/// filesystem.
-struct Upload {
-    bytes: Bytes,
-    name: String,
-    ext: Option<String>,
-}
-
-/// A client's file name reduced to a label: last path component, no control
-/// characters, at most 200 characters.
-fn clean_name(raw: &str) -> Option<String> {
-    let base = raw.rsplit(['/', '\\']).next().unwrap_or("");
-    let s: String = base.chars().filter(|c| !c.is_control()).take(200).collect();
-    let s = s.trim();
-    (!s.is_empty() && s != "." && s != "..").then(|| s.to_string())
-}
-
-/// The format hint from a name's extension or the content type.
-fn format_hint(name: &str, content_type: Option<&str>) -> Option<String> {
-    if let Some((_, ext)) = name.rsplit_once('.')
-        && (1..=5).contains(&ext.len())
-        && ext.chars().all(|c| c.is_ascii_alphanumeric())
-    {
-        return Some(ext.to_ascii_lowercase());
+/// The body limits of `[serve]`.
+fn limits(st: &AppState) -> Limits {
+    Limits {
+        max_body_bytes: (st.serve.max_body_mb * 1e6) as u64,
+        body_timeout: Duration::from_secs_f64(st.serve.body_timeout_s),
     }
-    let ct = content_type?.split(';').next()?.trim().to_ascii_lowercase();
-    let ext = match ct.as_str() {
-        "audio/wav" | "audio/x-wav" | "audio/wave" | "audio/vnd.wave" => "wav",
-        "audio/mpeg" | "audio/mp3" => "mp3",
-        "audio/flac" | "audio/x-flac" => "flac",
-        "audio/ogg" | "audio/vorbis" | "application/ogg" => "ogg",
-        "audio/opus" => "opus",
-        "audio/mp4" | "audio/m4a" | "audio/x-m4a" | "audio/aac" => "m4a",
-        "audio/aiff" | "audio/x-aiff" => "aiff",
-        _ => return None,
-    };
-    Some(ext.into())
 }
 
-/// Reads the audio of a request: the body itself, or the first file field
-/// (or a field named `file` / `audio`) of a `multipart/form-data` body.
-/// The whole body must arrive within `[serve] body_timeout_s` (else 408).
+/// The audio of a request (`sampleid_upload::read_audio` under `[serve]`'s limits).
 async fn read_audio(req: Request, st: &AppState, name: Option<&str>, default_name: &str) -> Result<Upload, ApiError> {
-    let limit = Duration::from_secs_f64(st.serve.body_timeout_s);
-    tokio::time::timeout(limit, read_audio_body(req, st, name, default_name))
+    sampleid_upload::read_audio(req, &limits(st), name, default_name)
         .await
-        .unwrap_or_else(|_| Err(body_timeout(st)))
+        .map_err(|e| ApiError::new(e.status(), e.code(), e.to_string()))
 }
 
-fn body_timeout(st: &AppState) -> ApiError {
-    ApiError::new(
-        StatusCode::REQUEST_TIMEOUT,
-        "body_timeout",
-        format!(
-            "the request body did not arrive within {} s ([serve] body_timeout_s)",
-            st.serve.body_timeout_s
-        ),
-    )
-}
-
-async fn read_audio_body(
-    req: Request,
-    st: &AppState,
-    name: Option<&str>,
-    default_name: &str,
-) -> Result<Upload, ApiError> {
-    if declared_too_large(&req, st) {
-        drain(req, st).await;
-        return Err(body_error(StatusCode::PAYLOAD_TOO_LARGE, String::new()));
-    }
-    let content_type = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let is_form = content_type
-        .as_deref()
-        .is_some_and(|c| c.to_ascii_lowercase().starts_with("multipart/form-data"));
-    let (bytes, field_name, field_type) = if is_form {
-        let mut form = Multipart::from_request(req, &()).await?;
-        let mut found = None;
-        while let Some(field) = form
-            .next_field()
-            .await
-            .map_err(|e| body_error(e.status(), e.body_text()))?
-        {
-            if field.file_name().is_some_and(|n| !n.is_empty()) || matches!(field.name(), Some("file" | "audio")) {
-                let fname = field.file_name().map(str::to_string);
-                let ftype = field.content_type().map(str::to_string);
-                let bytes = field.bytes().await.map_err(|e| body_error(e.status(), e.body_text()))?;
-                found = Some((bytes, fname, ftype));
-                break;
-            }
-        }
-        found.ok_or_else(|| ApiError::bad_request("the form has no file; send the audio in a field named `file`"))?
-    } else {
-        (Bytes::from_request(req, &()).await?, None, content_type)
-    };
-    if bytes.is_empty() {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "empty_audio",
-            "the request has no audio (empty body)",
-        ));
-    }
-    let name = name
-        .and_then(clean_name)
-        .or_else(|| field_name.as_deref().and_then(clean_name))
-        .unwrap_or_else(|| default_name.to_string());
-    let ext = format_hint(&name, field_type.as_deref());
-    Ok(Upload { bytes, name, ext })
-}
-
-/// Reads and drops a request's body before an early error answer, frame by
-/// frame (nothing is kept), up to four times the size limit and for at most
-/// `[serve] body_timeout_s`: a client still sending would otherwise see the
-/// connection reset instead of the answer. A larger or slower body is cut off.
+/// Reads and drops a refused request's body (`sampleid_upload::drain`).
 async fn drain(req: Request, st: &AppState) {
-    use http_body_util::BodyExt;
-    let cap = (st.serve.max_body_mb * 4e6) as usize;
-    let mut body = req.into_body();
-    let read = async {
-        let mut seen = 0usize;
-        while let Some(Ok(frame)) = body.frame().await {
-            seen += frame.data_ref().map_or(0, |d| d.len());
-            if seen > cap {
-                break;
-            }
-        }
-    };
-    let _ = tokio::time::timeout(Duration::from_secs_f64(st.serve.body_timeout_s), read).await;
+    sampleid_upload::drain(req, &limits(st)).await;
 }
 
 /// A handler's query parameters with its request; a bad parameter is a 400,
@@ -452,16 +313,6 @@ async fn query_params<T>(
             Err(ApiError::bad_request(e.body_text()))
         }
     }
-}
-
-/// Whether a request's declared body length is over the size limit.
-fn declared_too_large(req: &Request, st: &AppState) -> bool {
-    let limit = (st.serve.max_body_mb * 1e6) as u64;
-    req.headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-        .is_some_and(|n| n > limit)
 }
 
 /// Runs CPU-heavy work on a blocking thread once a worker slot is free.
@@ -491,11 +342,9 @@ async fn blocking<T: Send + 'static>(
     .map_err(ApiError::from_engine)
 }
 
-impl Upload {
-    /// The upload as an engine input, refused when longer than `max_s` seconds.
-    fn source(self, max_s: f64) -> Source {
-        Source::bytes(Vec::from(self.bytes), self.name, self.ext.as_deref()).with_max_duration(max_s)
-    }
+/// An upload as an engine input, refused when longer than `max_s` seconds.
+fn source(up: Upload, max_s: f64) -> Source {
+    Source::bytes(Vec::from(up.bytes), up.name, up.ext.as_deref()).with_max_duration(max_s)
 }
 
 async fn healthz(State(st): State<Arc<AppState>>) -> axum::Json<Value> {
@@ -603,7 +452,7 @@ async fn add_song(
     let (_admitted, req) = admit_or_drain(&st, req, true).await?;
     let (p, req) = query_params(params, req, &st).await?;
     let up = read_audio(req, &st, p.name.as_deref(), "upload").await?;
-    let outcome = blocking(&st, move |st| st.lib().add(&up.source(st.serve.max_song_s), None)).await?;
+    let outcome = blocking(&st, move |st| st.lib().add(&source(up, st.serve.max_song_s), None)).await?;
     let (status, id) = match &outcome {
         IndexOutcome::Indexed { id, path, .. } => {
             tracing::info!(id, name = %path, "indexed");
@@ -655,7 +504,7 @@ async fn query(
         min_confidence: p.min_confidence,
     };
     let line = blocking(&st, move |st| {
-        st.lib().identify(&up.source(st.serve.max_query_s), &opts)
+        st.lib().identify(&source(up, st.serve.max_query_s), &opts)
     })
     .await?;
     Ok(axum::Json(json!(line)))
@@ -669,7 +518,7 @@ async fn match_audio(
     let (_admitted, req) = admit_or_drain(&st, req, false).await?;
     let (p, req) = query_params(params, req, &st).await?;
     let up = read_audio(req, &st, p.name.as_deref(), "clip").await?;
-    let passages = blocking(&st, move |st| st.lib().passages(&up.source(st.serve.max_query_s))).await?;
+    let passages = blocking(&st, move |st| st.lib().passages(&source(up, st.serve.max_query_s))).await?;
     Ok(axum::Json(json!(passages)))
 }
 
@@ -694,7 +543,9 @@ async fn genre(
         let Some(classifier) = &st.genre else {
             return Err(Error::NotFound("no classifier".into()));
         };
-        st.lib().engine()?.classify(classifier, &up.source(st.serve.max_song_s))
+        st.lib()
+            .engine()?
+            .classify(classifier, &source(up, st.serve.max_song_s))
     })
     .await?;
     Ok(axum::Json(json!(p)))
@@ -703,26 +554,6 @@ async fn genre(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn client_names_are_labels_not_paths() {
-        assert_eq!(clean_name("../../etc/passwd").as_deref(), Some("passwd"));
-        assert_eq!(clean_name("C:\\music\\a.mp3").as_deref(), Some("a.mp3"));
-        assert_eq!(clean_name("..").as_deref(), None);
-        assert_eq!(clean_name("a\u{0}b\nc.wav").as_deref(), Some("abc.wav"));
-        assert_eq!(clean_name(&"x".repeat(500)).map(|s| s.len()), Some(200));
-    }
-
-    #[test]
-    fn hints_come_from_the_name_then_the_content_type() {
-        assert_eq!(format_hint("a.MP3", None).as_deref(), Some("mp3"));
-        assert_eq!(
-            format_hint("clip", Some("audio/x-wav; codecs=1")).as_deref(),
-            Some("wav")
-        );
-        assert_eq!(format_hint("clip", Some("text/plain")), None);
-        assert_eq!(format_hint("a.tar.verylong", None), None);
-    }
 
     #[test]
     fn tokens_compare_whole() {

@@ -83,10 +83,27 @@ fn ann_err(e: impl std::fmt::Display) -> IndexError {
 /// as "Failed to serialize into stream", which on a full disk names neither
 /// the file nor the cause. The buffer is transient (the graph's size, 2.8 MB
 /// per hour of audio).
-pub(crate) fn save_usearch(index: &Index, path: &std::path::Path) -> Result<(), IndexError> {
+/// Returns the SHA-256 of the bytes written, to be recorded beside the file
+/// (see [`load_usearch`]).
+pub(crate) fn save_usearch(index: &Index, path: &std::path::Path) -> Result<String, IndexError> {
     let mut buf = vec![0u8; index.serialized_length()];
     index.save_to_buffer(&mut buf).map_err(ann_err)?;
-    sampleid_fsio::atomic_write(path, &buf).map_err(crate::io(path))
+    sampleid_fsio::atomic_write(path, &buf).map_err(crate::io(path))?;
+    Ok(crate::hash::sha256_bytes(&buf))
+}
+
+/// Loads a usearch graph saved by [`save_usearch`] into `index`, only when
+/// the file's bytes are the ones written (`sha256`, recorded beside it):
+/// usearch trusts the graph it loads, and a damaged one makes a search read
+/// out of bounds (a segmentation fault; found by fuzzing damaged
+/// libraries). False (nothing loaded) when the file is missing, damaged or
+/// has no recorded digest: the caller rebuilds the graph from the rows.
+pub(crate) fn load_usearch(index: &Index, path: &std::path::Path, sha256: Option<&str>) -> bool {
+    let Ok(bytes) = std::fs::read(path) else { return false };
+    if sha256 != Some(crate::hash::sha256_bytes(&bytes).as_str()) {
+        return false;
+    }
+    index.load_from_buffer(&bytes).is_ok()
 }
 
 #[derive(Serialize, Deserialize)]
@@ -95,6 +112,9 @@ struct Saved {
     rows: u64,
     /// Vectors present (rows added minus rows removed).
     size: usize,
+    /// SHA-256 of `ann.usearch` (absent before it was recorded: rebuilt).
+    #[serde(default)]
+    sha256: Option<String>,
 }
 
 impl Ann {
@@ -109,8 +129,8 @@ impl Ann {
                     .and_then(|b| serde_json::from_slice(&b).ok());
                 let mut from = 0;
                 if let Some(s) = saved.filter(|s| s.rows <= lib.rows) {
-                    match index.load(&file.to_string_lossy()) {
-                        Ok(()) if index.size() == s.size => from = s.rows,
+                    match load_usearch(&index, &file, s.sha256.as_deref()) {
+                        true if index.size() == s.size => from = s.rows,
                         _ => {
                             tracing::warn!("the saved ANN index is stale or damaged; rebuilding it");
                             index.reset().map_err(ann_err)?;
@@ -226,19 +246,19 @@ impl Ann {
     }
 
     pub(crate) fn save(&self, dir: &std::path::Path, rows: u64) -> Result<(), IndexError> {
-        let size = match self {
+        let (size, sha256) = match self {
             Self::Exact | Self::IvfPq(None, _) => return Ok(()),
             Self::IvfPq(Some(ix), _) => {
                 ix.save(&dir.join("ivfpq.bin"))?;
-                ix.size()
+                (ix.size(), None)
             }
             Self::Hnsw(index) => {
-                save_usearch(index, &dir.join("ann.usearch"))?;
-                index.size()
+                let sha256 = save_usearch(index, &dir.join("ann.usearch"))?;
+                (index.size(), Some(sha256))
             }
         };
         let json = dir.join("ann.json");
-        let body = serde_json::to_vec(&Saved { rows, size }).expect("serialisable");
+        let body = serde_json::to_vec(&Saved { rows, size, sha256 }).expect("serialisable");
         sampleid_fsio::atomic_write(&json, &body).map_err(crate::io(&json))
     }
 

@@ -34,6 +34,9 @@ struct Saved {
     last_song: i64,
     /// Vectors present.
     size: usize,
+    /// SHA-256 of `shingles.usearch` (absent before it was recorded: rebuilt).
+    #[serde(default)]
+    sha256: Option<String>,
 }
 
 pub(crate) struct Shingles {
@@ -56,8 +59,8 @@ impl Shingles {
             .and_then(|b| serde_json::from_slice(&b).ok());
         let mut from = 0;
         if let Some(s) = saved.filter(|s| s.model == model.id()) {
-            match index.load(&lib.dir.join("shingles.usearch").to_string_lossy()) {
-                Ok(()) if index.size() == s.size && index.dimensions() == model.dim() => from = s.last_song,
+            match crate::ann::load_usearch(&index, &lib.dir.join("shingles.usearch"), s.sha256.as_deref()) {
+                true if index.size() == s.size && index.dimensions() == model.dim() => from = s.last_song,
                 _ => {
                     tracing::warn!("the saved shingle index is stale or damaged; rebuilding it");
                     index.reset().map_err(err)?;
@@ -127,12 +130,13 @@ impl Shingles {
 
     /// Writes the graph and what it covers (`last_song`: the newest song id added).
     pub(crate) fn save(&self, dir: &Path, last_song: i64) -> Result<(), IndexError> {
-        crate::ann::save_usearch(&self.index, &dir.join("shingles.usearch"))?;
+        let sha256 = crate::ann::save_usearch(&self.index, &dir.join("shingles.usearch"))?;
         let json = dir.join("shingles.json");
         let body = serde_json::to_vec(&Saved {
             model: self.model.id(),
             last_song,
             size: self.index.size(),
+            sha256: Some(sha256),
         })
         .expect("serialisable");
         sampleid_fsio::atomic_write(&json, &body).map_err(crate::io(&json))

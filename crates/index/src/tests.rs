@@ -131,6 +131,60 @@ fn uncommitted_rows_are_cut_and_a_stale_ann_is_rebuilt() {
     );
 }
 
+/// Fuzzing damaged libraries (`fuzz/regressions/library-ann-usearch-overwritten-segfault`):
+/// usearch trusts the graph it loads, and a graph whose neighbour lists
+/// were overwritten made a search read out of bounds (a segmentation
+/// fault). A saved graph is loaded only when its bytes are the ones
+/// written (their SHA-256 is recorded beside them); otherwise it is rebuilt
+/// from the rows, as is one saved before the digest was recorded.
+#[test]
+fn a_damaged_saved_ann_graph_is_rebuilt_not_searched() {
+    for (file, json) in [("ann.usearch", "ann.json"), ("shingles.usearch", "shingles.json")] {
+        let dir = tempfile::tempdir().unwrap();
+        let model = shingle_model(&[101, 102, 103], 20);
+        {
+            let mut lib = Library::open_writer(dir.path(), &layout(), &cfg(AnnKind::Hnsw)).unwrap();
+            lib.enable_shingles(model.clone(), 10.0).unwrap();
+            for s in 1..=3u64 {
+                let (f, n) = song(s, 20);
+                lib.add(
+                    &format!("song{s}.wav"),
+                    &format!("h{s}"),
+                    60.0,
+                    &f,
+                    &n,
+                    &tune(100 + s, 600),
+                )
+                .unwrap();
+            }
+            lib.save_ann().unwrap();
+        }
+        let saved = std::fs::read_to_string(dir.path().join(json)).unwrap();
+        assert!(saved.contains("\"sha256\":\""), "{json}: {saved}");
+        // The neighbour lists (the end of the file) overwritten, the size kept.
+        let path = dir.path().join(file);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let half = bytes.len() / 2;
+        bytes[half..].fill(0x7f);
+        std::fs::write(&path, &bytes).unwrap();
+        let mut lib = Library::open(dir.path()).unwrap();
+        let (f, _) = song(2, 20);
+        assert_eq!(lib.nearest(&f[7 * 16..8 * 16], 3).unwrap()[0].0, 27, "{file}");
+        lib.enable_shingles(model.clone(), 10.0).unwrap();
+        assert_eq!(shingle_top(&lib, 102, &model).0, ids_of(&lib, "song2.wav"), "{file}");
+        // A graph saved before the digest was recorded is rebuilt too.
+        drop(lib);
+        let old: serde_json::Value = serde_json::from_str(&saved).unwrap();
+        let mut old = old.as_object().unwrap().clone();
+        old.remove("sha256");
+        std::fs::write(dir.path().join(json), serde_json::to_vec(&old).unwrap()).unwrap();
+        let mut lib = Library::open(dir.path()).unwrap();
+        assert_eq!(lib.nearest(&f[7 * 16..8 * 16], 3).unwrap()[0].0, 27, "{file}");
+        lib.enable_shingles(model.clone(), 10.0).unwrap();
+        assert_eq!(shingle_top(&lib, 102, &model).0, ids_of(&lib, "song2.wav"), "{file}");
+    }
+}
+
 #[test]
 fn a_second_writer_and_a_different_model_are_refused() {
     let dir = tempfile::tempdir().unwrap();

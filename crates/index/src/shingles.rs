@@ -7,7 +7,6 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use rayon::prelude::*;
 use sampleid_matching::{QueryShingle, ScalarKind, ShingleHit, ShingleModel, best_per_recording, new_hnsw};
 use serde::{Deserialize, Serialize};
 use usearch::Index;
@@ -111,9 +110,11 @@ impl Shingles {
                 .reserve_capacity_and_threads(need.max(2 * self.index.capacity()), crate::ann::search_threads())
                 .map_err(err)?;
         }
-        shingles
-            .par_iter()
-            .try_for_each(|(start, v)| self.index.add(key(song.id, *start), v).map_err(err))?;
+        // One after another, as the fingerprint graph (`ann.rs`, `add_range`):
+        // parallel adds made another graph on every build.
+        for (start, v) in &shingles {
+            self.index.add(key(song.id, *start), v).map_err(err)?;
+        }
         self.live.insert(song.id);
         Ok(())
     }

@@ -5,6 +5,8 @@
 //! - `settings` loads the bytes as a settings file ([`settings`]).
 //! - `library` damages the files of a small real library and opens it for
 //!   query ([`library::damaged`]).
+//! - `upload` reads the body of an HTTP request (raw or a multipart form) as
+//!   `sampleid serve` does ([`upload::upload`]).
 //!
 //! Errors are the expected outcome of most inputs; a panic, a hang or an
 //! allocation beyond libFuzzer's limits is a finding.
@@ -13,6 +15,7 @@ use sampleid_audio::{AudioConfig, AudioStream};
 use sampleid_engine::Settings;
 
 pub mod library;
+pub mod upload;
 
 /// Decodes `data` (with `extension` as the format hint) to its end.
 pub fn decode(data: &[u8], extension: &str) {

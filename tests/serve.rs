@@ -653,6 +653,93 @@ fn writes_need_a_token_and_public_addresses_need_one_set() {
     assert_eq!(header("http://evil.example"), None);
 }
 
+/// The short version of `scripts/torture`'s server rounds: a writable server
+/// killed (SIGKILL) while it takes an upload keeps every song it answered
+/// 201 for, whole, and the next server carries on.
+#[test]
+fn a_server_killed_during_an_upload_keeps_what_it_answered() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = library(tmp.path());
+    let nebula = std::fs::read(fixture("nebula-20s.ogg")).unwrap();
+    let coherence = std::fs::read(fixture("coherence-10s-ffmpeg-seek.ogg")).unwrap();
+    for delay_ms in [0u64, 40, 120] {
+        let mut srv = Server::start(&["--db", s(&db), "--addr", "127.0.0.1:0"], Some(TOKEN)).unwrap();
+        let (_, before) = get(&srv.url("/v1/songs"));
+        let had = paths_of(&before);
+        // Deleted in a completed request: must stay gone.
+        let gone = before["songs"][0]["id"].as_i64().unwrap();
+        let (st, d) = delete(&srv.url(&format!("/v1/songs/{gone}")), Some(TOKEN));
+        assert_eq!(st, 200, "{d}");
+        // One upload answered, then another killed in flight.
+        let (st, up) = post(&srv.url("/v1/songs?name=first.ogg"), Some(TOKEN), "audio/ogg", &nebula);
+        assert!(st == 201 || st == 200, "{up}");
+        let answered = up["song"]["id"].as_i64().unwrap();
+        std::thread::scope(|scope| {
+            let url = srv.url("/v1/songs?name=second.ogg");
+            let body = &coherence;
+            let upload = scope.spawn(move || {
+                agent()
+                    .post(&url)
+                    .header("Authorization", &format!("Bearer {TOKEN}"))
+                    .send(&body[..])
+                    .map(|r| r.status().as_u16())
+            });
+            std::thread::sleep(Duration::from_millis(delay_ms));
+            srv.child.kill().unwrap();
+            srv.child.wait().unwrap();
+            let _ = upload.join().unwrap();
+        });
+        drop(srv);
+        // The library opens; the answered song is there and finds itself;
+        // the deleted one stayed deleted; nothing else was lost.
+        let o = sampleid(&["list", "--db", s(&db), "--json"]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let listed: Vec<Value> = String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let ids: Vec<i64> = listed.iter().map(|s| s["id"].as_i64().unwrap()).collect();
+        assert!(
+            ids.contains(&answered),
+            "song {answered} was answered 201 and is gone: {ids:?}"
+        );
+        assert!(
+            !ids.contains(&gone),
+            "song {gone} came back after its delete was answered"
+        );
+        let paths: Vec<String> = listed.iter().map(|s| s["path"].as_str().unwrap().to_string()).collect();
+        for p in had.iter().skip(1) {
+            assert!(paths.contains(p), "{p} was lost");
+        }
+        let q = sampleid(&[
+            "query",
+            "--db",
+            s(&db),
+            "--json",
+            s(&fixture("query-nebula-pitch1-mixed.wav")),
+        ]);
+        let a: Value = serde_json::from_slice(&q.stdout).unwrap();
+        assert!(
+            a["matches"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|m| m["song_id"] == answered),
+            "the answered upload does not find itself: {a}"
+        );
+        // Put the deleted song back for the next round (its bytes, a new id).
+        let name = before["songs"][0]["path"].as_str().unwrap().to_string();
+        let o = sampleid(&["-q", "index", "--db", s(&db), &name]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let o = sampleid(&["-q", "delete", "--db", s(&db), &answered.to_string()]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    // The next server carries on.
+    let srv = Server::start(&["--db", s(&db), "--addr", "127.0.0.1:0"], Some(TOKEN)).unwrap();
+    let (st, up) = post(&srv.url("/v1/songs?name=again.ogg"), Some(TOKEN), "audio/ogg", &nebula);
+    assert!(st == 201 || st == 200, "{up}");
+}
+
 #[test]
 fn a_library_with_a_genre_classifier_answers_genre_queries() {
     let tmp = tempfile::tempdir().unwrap();

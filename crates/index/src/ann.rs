@@ -253,6 +253,44 @@ impl Ann {
         self.add_range(lib, first, first + n).map(|_| ())
     }
 
+    /// The same kind of index over the rows as a compaction renumbers them:
+    /// each of `moves` is (old first row, new first row, rows) of a live
+    /// song. An HNSW graph is built anew (usearch cannot rename keys; rows
+    /// added one after another in new row order, as [`Ann::add_range`]);
+    /// IVF-PQ keeps its quantisers and only renumbers its lists.
+    pub(crate) fn rebuilt(
+        &self,
+        lib: &Library,
+        cfg: &IndexConfig,
+        moves: &[(u64, u64, u64)],
+    ) -> Result<Self, IndexError> {
+        match self {
+            Self::Exact => Ok(Self::Exact),
+            Self::IvfPq(None, c) => Ok(Self::IvfPq(None, c.clone())),
+            Self::IvfPq(Some(ix), c) => {
+                let map = |row: u64| {
+                    let i = moves.partition_point(|m| m.0 <= row).checked_sub(1)?;
+                    let (from, to, n) = moves[i];
+                    (row < from + n).then(|| to + (row - from))
+                };
+                Ok(Self::IvfPq(Some(ix.renumbered(&map)), c.clone()))
+            }
+            Self::Hnsw(_) => {
+                let index = new_index(lib.layout.dim, cfg)?;
+                let n: u64 = moves.iter().map(|m| m.2).sum();
+                index
+                    .reserve_capacity_and_threads((n as usize).max(1), search_threads())
+                    .map_err(ann_err)?;
+                for &(from, to, n) in moves {
+                    for i in 0..n {
+                        index.add(to + i, &lib.fingerprint(from + i)).map_err(ann_err)?;
+                    }
+                }
+                Ok(Self::Hnsw(index))
+            }
+        }
+    }
+
     pub(crate) fn remove(&mut self, first: u64, n: u64) -> Result<(), IndexError> {
         if let Self::Hnsw(index) = self {
             for r in first..first + n {

@@ -191,6 +191,28 @@ impl IvfPq {
         self.codes[l].extend(code);
     }
 
+    /// The same index with every id passed through `map`; ids it maps to
+    /// `None` (deleted rows) are dropped. The quantisers and the codes stay.
+    pub(crate) fn renumbered(&self, map: &dyn Fn(u64) -> Option<u64>) -> Self {
+        let mut out = Self {
+            dim: self.dim,
+            m: self.m,
+            centroids: self.centroids.clone(),
+            codebooks: self.codebooks.clone(),
+            ids: vec![Vec::new(); self.ids.len()],
+            codes: vec![Vec::new(); self.codes.len()],
+        };
+        for (l, ids) in self.ids.iter().enumerate() {
+            for (j, &id) in ids.iter().enumerate() {
+                if let Some(new) = map(id) {
+                    out.ids[l].push(new);
+                    out.codes[l].extend_from_slice(&self.codes[l][j * self.m..(j + 1) * self.m]);
+                }
+            }
+        }
+        out
+    }
+
     /// Vectors held.
     pub(crate) fn size(&self) -> usize {
         self.ids.iter().map(Vec::len).sum()

@@ -32,8 +32,15 @@
 //! reported indexed only after that commit. Opening for writing cuts the row
 //! files back to the committed count, so a process killed at any moment
 //! leaves a library that opens and holds every song it reported.
+//!
+//! Deleted songs' rows stay in the files until [`Library::prepare_compaction`]
+//! and [`Library::finish_compaction`] copy the live rows into a new
+//! generation of the row files (`fingerprints-1.f16`, …; generation 0 has
+//! the plain names) and switch to it in one SQLite transaction; a writer
+//! opening the library removes the files of every other generation.
 
 mod ann;
+mod compact;
 mod ivfpq;
 mod shingles;
 mod store;
@@ -48,6 +55,7 @@ use serde::{Deserialize, Serialize};
 
 use ann::Ann;
 pub use ann::{AnnKind, IndexConfig};
+pub use compact::{Compacted, Compaction};
 pub use ivfpq::IvfPqConfig;
 pub use sampleid_landmarks::LandmarkIndex;
 use sampleid_landmarks::codec::{self, PEAK_BYTES, QUAD_BYTES};
@@ -153,6 +161,9 @@ pub struct Stats {
     pub segments: u64,
     /// Rows of deleted songs still in the row files.
     pub dead_segments: u64,
+    /// Bytes of deleted songs' rows still in the row files (all of them),
+    /// which `sampleid compact` reclaims.
+    pub dead_bytes: u64,
     /// Bytes on disk, all files.
     pub bytes: u64,
     pub bytes_per_hour: f64,
@@ -207,6 +218,9 @@ pub struct Library {
     ann: Ann,
     /// The chroma shingles, once the engine has enabled them.
     shingles: Option<Shingles>,
+    /// Generation of the row files (meta `generation`; 0 when absent): a
+    /// compaction writes the next one.
+    generation: u64,
     /// Held while writing: other writers are refused.
     _lock: Option<File>,
 }
@@ -332,7 +346,19 @@ impl Library {
     /// Opens an existing library for reading (queries). Rows appended by a
     /// writer after this call are not seen until the library is opened again.
     pub fn open(dir: &Path) -> Result<Self, IndexError> {
-        Self::open_inner(dir, None)
+        // A compaction in another process may remove the row files of the
+        // generation this open read, between the read and the opening of
+        // the files: the next try reads the new generation.
+        let mut tries = 0;
+        loop {
+            match Self::open_inner(dir, None) {
+                Err(IndexError::Io { err, .. }) if err.kind() == std::io::ErrorKind::NotFound && tries < 3 => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                r => return r,
+            }
+        }
     }
 
     fn open_inner(dir: &Path, lock: Option<File>) -> Result<Self, IndexError> {
@@ -344,6 +370,9 @@ impl Library {
         let conn = Connection::open(&db).map_err(sql)?;
         conn.execute_batch("PRAGMA synchronous=FULL; PRAGMA busy_timeout=5000;")
             .map_err(sql)?;
+        // One read transaction for the counts and the songs: a writer
+        // committing meanwhile (another process) cannot make them disagree.
+        conn.execute_batch("BEGIN").map_err(sql)?;
         let meta = |k: &str| -> Result<String, IndexError> {
             conn.query_row("SELECT value FROM meta WHERE key=?1", [k], |r| r.get(0))
                 .optional()
@@ -396,12 +425,17 @@ impl Library {
             Err(IndexError::Damaged(_)) => None,
             Err(e) => return Err(e),
         };
+        let generation = count("generation")?;
         let writer = lock.is_some();
-        let fingerprints = RowFile::open(&dir.join("fingerprints.f16"), layout.dim * 2, rows, writer)?;
-        let nodes = RowFile::open(&dir.join("nodes.i8"), layout.node_bytes, rows, writer)?;
-        let chroma = RowFile::open(&dir.join("chroma.u8"), CHROMA_BYTES, chroma_rows, writer)?;
-        let peak_file = RowFile::open(&dir.join("peaks.lm"), PEAK_BYTES, peak_rows, writer)?;
-        let quad_file = RowFile::open(&dir.join("quads.lm"), QUAD_BYTES, quad_rows, writer)?;
+        if writer {
+            remove_other_generations(dir, generation);
+        }
+        let path = |kind: RowKind| kind.path(dir, generation);
+        let fingerprints = RowFile::open(&path(RowKind::Fingerprints), layout.dim * 2, rows, writer)?;
+        let nodes = RowFile::open(&path(RowKind::Nodes), layout.node_bytes, rows, writer)?;
+        let chroma = RowFile::open(&path(RowKind::Chroma), CHROMA_BYTES, chroma_rows, writer)?;
+        let peak_file = RowFile::open(&path(RowKind::Peaks), PEAK_BYTES, peak_rows, writer)?;
+        let quad_file = RowFile::open(&path(RowKind::Quads), QUAD_BYTES, quad_rows, writer)?;
         let mut lib = Self {
             dir: dir.to_path_buf(),
             conn: std::sync::Mutex::new(conn),
@@ -421,9 +455,15 @@ impl Library {
             landmarks: LandmarkIndex::new(PairConfig::default()),
             ann: Ann::Exact,
             shingles: None,
+            generation,
             _lock: lock,
         };
         lib.load_songs()?;
+        lib.conn
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .execute_batch("COMMIT")
+            .map_err(lib.sql())?;
         match landmark_version.as_deref() {
             Some(sampleid_landmarks::STORED_VERSION) => lib.load_landmarks()?,
             Some(v) => tracing::warn!(
@@ -916,11 +956,83 @@ impl Library {
             hours,
             segments: live,
             dead_segments: self.rows - live,
+            dead_bytes: {
+                let [seg, chroma, peaks, quads] = self.dead_rows();
+                seg * (self.layout.dim * 2 + self.layout.node_bytes) as u64
+                    + chroma * CHROMA_BYTES as u64
+                    + peaks * PEAK_BYTES as u64
+                    + quads * QUAD_BYTES as u64
+            },
             bytes,
             bytes_per_hour: if hours > 0.0 { bytes as f64 / hours } else { 0.0 },
             ann: self.cfg.ann,
             layout: self.layout.clone(),
         })
+    }
+}
+
+/// The row files of a library.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RowKind {
+    Fingerprints,
+    Nodes,
+    Chroma,
+    Peaks,
+    Quads,
+}
+
+impl RowKind {
+    pub(crate) const ALL: [RowKind; 5] = [Self::Fingerprints, Self::Nodes, Self::Chroma, Self::Peaks, Self::Quads];
+
+    fn stem_ext(self) -> (&'static str, &'static str) {
+        match self {
+            Self::Fingerprints => ("fingerprints", "f16"),
+            Self::Nodes => ("nodes", "i8"),
+            Self::Chroma => ("chroma", "u8"),
+            Self::Peaks => ("peaks", "lm"),
+            Self::Quads => ("quads", "lm"),
+        }
+    }
+
+    /// The file of this kind in generation `generation` (0: the plain name,
+    /// as libraries from before compaction have it).
+    pub(crate) fn path(self, dir: &Path, generation: u64) -> PathBuf {
+        let (stem, ext) = self.stem_ext();
+        match generation {
+            0 => dir.join(format!("{stem}.{ext}")),
+            g => dir.join(format!("{stem}-{g}.{ext}")),
+        }
+    }
+
+    /// The generation of a row file named `name`, when it is one.
+    fn generation_of(name: &str) -> Option<u64> {
+        Self::ALL.iter().find_map(|k| {
+            let (stem, ext) = k.stem_ext();
+            let base = name.strip_prefix(stem)?.strip_suffix(ext)?.strip_suffix('.')?;
+            match base {
+                "" => Some(0),
+                g => g.strip_prefix('-')?.parse().ok().filter(|&g| g > 0),
+            }
+        })
+    }
+}
+
+/// Removes the row files of every generation but `keep`: left by a
+/// compaction that was killed before its commit (the newer one) or after
+/// it (the older one). Best effort: a file that stays is only disk space.
+fn remove_other_generations(dir: &Path, keep: u64) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(g) = name.to_str().and_then(RowKind::generation_of) else {
+            continue;
+        };
+        if g != keep {
+            match std::fs::remove_file(e.path()) {
+                Ok(()) => tracing::info!(file = %e.path().display(), "removed the row file of another generation"),
+                Err(err) => tracing::warn!(file = %e.path().display(), "cannot remove: {err}"),
+            }
+        }
     }
 }
 

@@ -98,6 +98,25 @@ impl Shingles {
         Ok(me)
     }
 
+    /// A graph of the live songs' shingles alone (a compaction's: a saved
+    /// or long-running graph keeps the deleted songs' vectors).
+    pub(crate) fn fresh(&self, lib: &Library) -> Result<Self, IndexError> {
+        let index = new_hnsw(self.model.dim(), ScalarKind::F32).map_err(err)?;
+        index
+            .reserve_capacity_and_threads(1, crate::ann::search_threads())
+            .map_err(err)?;
+        let mut me = Self {
+            model: self.model.clone(),
+            index,
+            live: HashSet::new(),
+            frame_rate: self.frame_rate,
+        };
+        for s in &lib.songs {
+            me.add(lib, s)?;
+        }
+        Ok(me)
+    }
+
     /// Adds a song's shingles (none when it has no chroma).
     pub(crate) fn add(&mut self, lib: &Library, song: &Song) -> Result<(), IndexError> {
         if song.chroma_frames == 0 {

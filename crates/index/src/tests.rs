@@ -554,3 +554,180 @@ fn a_library_whose_creation_was_cut_short_says_so_and_can_be_created_again() {
     drop(w);
     assert!(Library::open(dir.path()).is_ok());
 }
+
+/// The row files of generation `g` of a library, as bytes.
+fn row_bytes(dir: &Path, g: u64) -> Vec<Vec<u8>> {
+    RowKind::ALL
+        .iter()
+        .map(|k| std::fs::read(k.path(dir, g)).unwrap_or_default())
+        .collect()
+}
+
+/// Adds song `s` (with chroma and landmarks) to `lib`.
+fn add_full(lib: &mut Library, s: u64) -> Song {
+    let (f, n) = song(s, 10 + s as usize);
+    lib.add_with_landmarks(
+        &format!("s{s}.wav"),
+        &format!("h{s}"),
+        60.0,
+        &f,
+        &n,
+        &tune(100 + s, 600),
+        &landmarks(s as u32, 20 + 4 * s as u32),
+    )
+    .unwrap()
+}
+
+#[test]
+fn compaction_keeps_the_live_songs_exactly_and_reclaims_the_deleted_ones() {
+    for kind in [AnnKind::Exact, AnnKind::Hnsw, AnnKind::IvfPq] {
+        let (dir, fresh) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let model = shingle_model(&[101, 102, 103], 12);
+        let mut ivf = cfg(kind);
+        ivf.ivfpq.train_rows = 40;
+        let mut lib = Library::open_writer(dir.path(), &layout(), &ivf).unwrap();
+        lib.enable_shingles(model.clone(), 10.0).unwrap();
+        let songs: Vec<Song> = (1..=5).map(|s| add_full(&mut lib, s)).collect();
+        for s in [&songs[1], &songs[3]] {
+            assert!(lib.delete(s.id).unwrap());
+        }
+        let before = lib.stats().unwrap();
+        assert_eq!(before.dead_segments, 12 + 14);
+        assert!(before.dead_bytes > 0);
+        let query = song(3, 13).0[4 * 16..5 * 16].to_vec();
+        let near_before: Vec<(String, u64)> = lib
+            .nearest(&query, 5)
+            .unwrap()
+            .iter()
+            .map(|(r, _)| lib.song_of(*r).map(|(s, seg)| (s.hash.clone(), seg)).unwrap())
+            .collect();
+
+        let total = |g| row_bytes(dir.path(), g).iter().map(Vec::len).sum::<usize>();
+        let old_bytes = total(0);
+        let done = lib.compact().unwrap();
+        assert_eq!((done.songs, done.generation), (3, 1), "{kind:?}");
+        assert_eq!((old_bytes - total(1)) as u64, before.dead_bytes);
+        assert_eq!(done.segments_removed, 26);
+        assert_eq!(done.chroma_frames_removed, 2 * 600);
+        assert_eq!((done.peaks_removed, done.quads_removed), (28 + 36, 7 + 9));
+        assert_eq!(lib.dead_rows(), [0; 4]);
+        assert_eq!(lib.stats().unwrap().dead_bytes, 0);
+
+        // The same bytes as a library that only ever held the live songs.
+        {
+            let mut other = Library::open_writer(fresh.path(), &layout(), &ivf).unwrap();
+            for s in [1, 3, 5] {
+                add_full(&mut other, s);
+            }
+        }
+        assert_eq!(row_bytes(dir.path(), 1), row_bytes(fresh.path(), 0), "{kind:?}");
+        assert!(
+            !RowKind::Fingerprints.path(dir.path(), 0).exists(),
+            "the old files are removed"
+        );
+
+        // Ids, rows, landmarks and shingles follow; answers are the same.
+        let ids: Vec<i64> = lib.songs().iter().map(|s| s.id).collect();
+        assert_eq!(ids, vec![songs[0].id, songs[2].id, songs[4].id]);
+        let near_after: Vec<(String, u64)> = lib
+            .nearest(&query, 5)
+            .unwrap()
+            .iter()
+            .map(|(r, _)| lib.song_of(*r).map(|(s, seg)| (s.hash.clone(), seg)).unwrap())
+            .collect();
+        assert_eq!(near_after, near_before, "{kind:?}");
+        assert_eq!(near_after[0], ("h3".to_string(), 4));
+        let stored = lib.song_landmarks(lib.song(songs[2].id).unwrap()).unwrap();
+        assert_eq!((stored.peaks, stored.quads.len()), (landmarks(3, 32).peaks, 8));
+        assert!(lib.landmarks().contains(songs[4].id as u32));
+        assert!(!lib.landmarks().contains(songs[1].id as u32));
+        assert_eq!(
+            lib.shingle_count(),
+            3 * model.count(600),
+            "deleted songs' shingles are gone"
+        );
+        assert_eq!(shingle_top(&lib, 103, &model).0, songs[2].id);
+
+        // It goes on: a new song, a reopening (reader and writer).
+        let s6 = add_full(&mut lib, 6);
+        assert_eq!(s6.first_row, 11 + 13 + 15);
+        drop(lib);
+        let reader = Library::open(dir.path()).unwrap();
+        assert_eq!(reader.generation(), 1);
+        assert_eq!(reader.songs().len(), 4);
+        let (s, seg) = reader.song_of(reader.nearest(&query, 1).unwrap()[0].0).unwrap();
+        assert_eq!((s.hash.as_str(), seg), ("h3", 4));
+        assert_eq!(reader.chroma(reader.song(s6.id).unwrap()).concat(), tune(106, 600));
+        drop(reader);
+        let lib = Library::open_writer(dir.path(), &layout(), &ivf).unwrap();
+        assert_eq!(lib.songs().len(), 4);
+    }
+}
+
+#[test]
+fn a_compaction_killed_before_or_after_its_commit_leaves_a_whole_library() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = shingle_model(&[101, 102, 103], 12);
+    let query = song(3, 13).0[2 * 16..3 * 16].to_vec();
+    let found = |lib: &Library| {
+        let (s, seg) = lib.song_of(lib.nearest(&query, 1).unwrap()[0].0).unwrap();
+        (s.hash.clone(), seg)
+    };
+    let old_files = {
+        let mut lib = Library::open_writer(dir.path(), &layout(), &cfg(AnnKind::Hnsw)).unwrap();
+        lib.enable_shingles(model.clone(), 10.0).unwrap();
+        let songs: Vec<Song> = (1..=4).map(|s| add_full(&mut lib, s)).collect();
+        lib.delete(songs[0].id).unwrap();
+        lib.save_ann().unwrap();
+        // Killed before the commit: the next generation's files are written, nothing else.
+        let prepared = lib.prepare_compaction().unwrap();
+        assert!(RowKind::Quads.path(dir.path(), 1).exists());
+        drop(prepared);
+        row_bytes(dir.path(), 0)
+    };
+    {
+        let reader = Library::open(dir.path()).unwrap();
+        assert_eq!((reader.generation(), reader.songs().len()), (0, 3));
+        assert_eq!(found(&reader), ("h3".to_string(), 2));
+        drop(reader);
+        let lib = Library::open_writer(dir.path(), &layout(), &cfg(AnnKind::Hnsw)).unwrap();
+        assert!(
+            !RowKind::Quads.path(dir.path(), 1).exists(),
+            "the uncommitted generation is removed"
+        );
+        assert_eq!(lib.dead_rows()[0], 11);
+    }
+    // A reader open across the compaction keeps its (removed) files.
+    let early = Library::open(dir.path()).unwrap();
+    {
+        let mut lib = Library::open_writer(dir.path(), &layout(), &cfg(AnnKind::Hnsw)).unwrap();
+        lib.enable_shingles(model.clone(), 10.0).unwrap();
+        lib.compact().unwrap();
+    }
+    assert_eq!(found(&early), ("h3".to_string(), 2));
+    drop(early);
+    // Killed after the commit, before the old files were removed and the
+    // graphs saved: the old files and no graph descriptors are on disk.
+    for (k, bytes) in RowKind::ALL.iter().zip(&old_files) {
+        std::fs::write(k.path(dir.path(), 0), bytes).unwrap();
+    }
+    std::fs::remove_file(dir.path().join("ann.json")).unwrap();
+    std::fs::remove_file(dir.path().join("shingles.json")).unwrap();
+    let reader = Library::open(dir.path()).unwrap();
+    assert_eq!((reader.generation(), reader.songs().len()), (1, 3));
+    assert_eq!(found(&reader), ("h3".to_string(), 2));
+    drop(reader);
+    let mut lib = Library::open_writer(dir.path(), &layout(), &cfg(AnnKind::Hnsw)).unwrap();
+    assert!(!RowKind::Fingerprints.path(dir.path(), 0).exists());
+    assert_eq!(lib.dead_rows(), [0; 4]);
+    // A compaction is refused (changing nothing) when songs changed since it was prepared.
+    let prepared = lib.prepare_compaction().unwrap();
+    add_full(&mut lib, 7);
+    let err = lib.finish_compaction(prepared).unwrap_err().to_string();
+    assert!(err.contains("changed since"), "{err}");
+    assert_eq!(lib.generation(), 1);
+    assert_eq!(lib.songs().len(), 4);
+    assert_eq!(found(&lib), ("h3".to_string(), 2));
+    let done = lib.compact().unwrap();
+    assert_eq!((done.generation, done.segments_removed), (2, 0));
+}

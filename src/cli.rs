@@ -118,7 +118,23 @@ pub enum Command {
     Align(AlignArgs),
 
     /// Remove songs from a library, by path as indexed or by id (see `list`).
+    ///
+    /// A deleted song's rows stay in the library's files (`stats` counts
+    /// them) until `sampleid compact`, or `delete --compact`, reclaims them.
+    #[command(verbatim_doc_comment)]
     Delete(DeleteArgs),
+
+    /// Reclaim the rows of deleted songs: the live songs' rows are copied
+    /// into new files and the search graphs rebuilt over them, then one
+    /// commit switches to them. Safe to kill at any moment (the library is
+    /// then as it was before or after); queries by other processes go on.
+    ///
+    /// With --json: {"songs", "generation", "segments_removed",
+    /// "chroma_frames_removed", "peaks_removed", "quads_removed",
+    /// "bytes_before", "bytes_after", "seconds"}, or {"compacted": false}
+    /// when no deleted song holds rows.
+    #[command(verbatim_doc_comment)]
+    Compact(DbArgs),
 
     /// List the songs of a library.
     List(DbArgs),
@@ -397,6 +413,9 @@ pub struct DeleteArgs {
     /// Paths as indexed (see `list`), or numeric song ids.
     #[arg(required = true)]
     pub songs: Vec<String>,
+    /// Then reclaim their rows (as `sampleid compact`).
+    #[arg(long)]
+    pub compact: bool,
 }
 
 #[derive(Debug, Args)]

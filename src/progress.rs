@@ -42,3 +42,12 @@ pub fn counter(unit: &str, quiet: bool) -> ProgressBar {
     bar.enable_steady_tick(std::time::Duration::from_millis(250));
     bar
 }
+
+/// A spinner with a fixed message, for one long step (`compact`, say).
+pub fn spinner(message: &str) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+    bar.set_style(ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}").expect("static template"));
+    bar.set_message(message.to_string());
+    bar.enable_steady_tick(std::time::Duration::from_millis(250));
+    bar
+}

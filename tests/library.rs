@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 mod common;
-use common::{fixture, s, sampleid, stdout};
+use common::{fixture, s, sampleid, stderr, stdout};
 
 fn json_lines(o: &Output) -> Vec<serde_json::Value> {
     stdout(o)
@@ -483,4 +483,121 @@ fn the_same_songs_added_in_another_order_give_the_same_answers() {
         assert_eq!(f, b, "the same songs in two orders answered differently");
         assert_eq!(f, a, "the same songs in the same order answered differently");
     }
+}
+
+#[test]
+fn a_compacted_library_answers_as_one_that_never_held_the_deleted_songs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let songs = music(&tmp.path().join("music"));
+    // Extras between the songs: 4 s excerpts of them, louder (other content).
+    let cfg = sampleid_audio::AudioConfig::default();
+    let rate = cfg.sample_rate;
+    let extras: Vec<PathBuf> = songs[..3]
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let a = sampleid_audio::decode_file(p, &cfg).unwrap();
+            let part: Vec<f32> = a.samples[(2 + i) * rate as usize..][..12 * rate as usize]
+                .iter()
+                .map(|x| (x * 1.5).clamp(-1.0, 1.0))
+                .collect();
+            let to = tmp.path().join(format!("extra{i}.wav"));
+            common::write_wav(&to, rate, &part);
+            to
+        })
+        .collect();
+    let queries = [
+        fixture("query-nebula-pitch1-mixed.wav"),
+        songs[4].clone(),
+        extras[1].clone(),
+    ];
+    // One file per run: a run commits its files in the order they finish
+    // encoding, and the row files are compared byte for byte below.
+    let index = |db: &Path, files: &[&PathBuf]| {
+        for f in files {
+            let o = sampleid(&["-q", "index", "--db", s(db), s(f)]);
+            assert!(o.status.success(), "{}", stderr(&o));
+        }
+    };
+    let answers = |db: &Path| -> Vec<serde_json::Value> {
+        let mut args = vec!["query", "--db", s(db), "--json", "--min-confidence", "0"];
+        args.extend(queries.iter().map(|p| s(p)));
+        let o = sampleid(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        json_lines(&o).iter().map(without_ids).collect()
+    };
+    let stats = |db: &Path| -> serde_json::Value {
+        let o = sampleid(&["stats", "--db", s(db), "--json"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        serde_json::from_str(&stdout(&o)).unwrap()
+    };
+
+    // Songs and extras interleaved, then the extras deleted and compacted.
+    let churned = tmp.path().join("churned");
+    let mixed: Vec<&PathBuf> = songs
+        .iter()
+        .enumerate()
+        .flat_map(|(i, p)| std::iter::once(p).chain(extras.get(i)))
+        .collect();
+    index(&churned, &mixed);
+    let mut args = vec!["-q", "delete", "--db", s(&churned)];
+    args.extend(extras.iter().map(|p| s(p)));
+    let o = sampleid(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let before = stats(&churned);
+    assert!(before["dead_segments"].as_u64().unwrap() > 0, "{before}");
+    let uncompacted = answers(&churned);
+    let o = sampleid(&["compact", "--db", s(&churned), "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let done: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(done["segments_removed"], before["dead_segments"], "{done}");
+    assert!(done["bytes_after"].as_u64() < done["bytes_before"].as_u64(), "{done}");
+    let after = stats(&churned);
+    assert_eq!(
+        (after["dead_segments"].as_u64(), after["dead_bytes"].as_u64()),
+        (Some(0), Some(0))
+    );
+    assert_eq!(after["segments"], before["segments"]);
+    // Nothing more to do the second time.
+    let o = sampleid(&["compact", "--db", s(&churned), "--json"]);
+    assert_eq!(stdout(&o).trim(), r#"{"compacted":false}"#);
+
+    // The same songs, never with the extras.
+    let clean = tmp.path().join("clean");
+    index(&clean, &songs.iter().collect::<Vec<_>>());
+    let compacted = answers(&churned);
+    assert_eq!(
+        compacted,
+        answers(&clean),
+        "compacted vs a library that never held the extras"
+    );
+    for (c, u) in compacted.iter().zip(&uncompacted) {
+        assert_eq!(c["matches"], u["matches"], "compaction changed an answer");
+    }
+    for name in [
+        "fingerprints-1.f16",
+        "nodes-1.i8",
+        "chroma-1.u8",
+        "peaks-1.lm",
+        "quads-1.lm",
+    ] {
+        let plain = name.replace("-1", "");
+        assert_eq!(
+            std::fs::read(churned.join(name)).unwrap(),
+            std::fs::read(clean.join(&plain)).unwrap(),
+            "{name}"
+        );
+        assert!(
+            !churned.join(&plain).exists(),
+            "{plain} of the old generation is removed"
+        );
+    }
+    // It goes on: another song joins the compacted library and is found.
+    index(&churned, &[&extras[0]]);
+    let o = sampleid(&["query", "--db", s(&churned), "--json", s(&extras[0])]);
+    let a = &json_lines(&o)[0];
+    assert!(
+        a["matches"][0]["reference"].as_str().unwrap().ends_with("extra0.wav"),
+        "{a}"
+    );
 }

@@ -943,3 +943,64 @@ fn the_page_identifies_a_chosen_file() {
     assert!(state["timelines"].as_u64().unwrap() >= 1, "{state}");
     assert_eq!(state["spectrogram"], "1", "the browser drew the spectrogram: {state}");
 }
+
+#[test]
+fn a_writable_server_compacts_after_deletes_and_keeps_answering() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = library(tmp.path());
+    let config = tmp.path().join("serve.toml");
+    std::fs::write(&config, "[serve]\ncompact_dead_fraction = 0.05\n").unwrap();
+    let srv = Server::start(
+        &["--db", s(&db), "--addr", "127.0.0.1:0", "--config", s(&config)],
+        Some(TOKEN),
+    )
+    .unwrap();
+    let nebula = std::fs::read(fixture("nebula-20s.ogg")).unwrap();
+    let (st, added) = post(&srv.url("/v1/songs?name=nebula.ogg"), Some(TOKEN), "audio/ogg", &nebula);
+    assert_eq!(st, 201, "{added}");
+    let songs = get(&srv.url("/v1/songs")).1;
+    let first = songs["songs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["path"].as_str().unwrap().ends_with("awakening-20s.ogg"))
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let (st, e) = delete(&srv.url(&format!("/v1/songs/{first}")), Some(TOKEN));
+    assert_eq!(st, 200, "{e}");
+    // The delete left a third of the rows dead: the server compacts.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let stats = get(&srv.url("/v1/stats")).1;
+        let busy = get(&srv.url("/healthz")).1["compacting"].as_bool().unwrap();
+        if stats["dead_segments"] == 0 && !busy {
+            assert_eq!(stats["songs"], 3, "{stats}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "never compacted: {stats}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(db.join("fingerprints-1.f16").exists() && !db.join("fingerprints.f16").exists());
+    // It answers from the compacted rows, and takes the next upload.
+    let clip = std::fs::read(fixture("query-nebula-pitch1-mixed.wav")).unwrap();
+    let (st, a) = post(&srv.url("/v1/query"), None, "audio/wav", &clip);
+    assert_eq!(
+        (st, a["matches"][0]["reference"].as_str()),
+        (200, Some("nebula.ogg")),
+        "{a}"
+    );
+    let awakening = std::fs::read(fixture("awakening-20s.ogg")).unwrap();
+    let (st, again) = post(
+        &srv.url("/v1/songs?name=again.ogg"),
+        Some(TOKEN),
+        "audio/ogg",
+        &awakening,
+    );
+    assert_eq!(st, 201, "a deleted song can come back: {again}");
+    assert_eq!(get(&srv.url("/v1/songs")).1["total"], 4);
+    assert!(srv.terminate().success());
+    // Another process sees the same library.
+    let o = sampleid(&["list", "--db", s(&db), "--json"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 4);
+}

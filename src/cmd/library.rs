@@ -1,5 +1,5 @@
-//! `sampleid index`, `delete`, `list`, `stats`: adapt [`sampleid_engine::Library`]'s
-//! `index`, `delete`, `songs` and `stats`.
+//! `sampleid index`, `delete`, `compact`, `list`, `stats`: adapt [`sampleid_engine::Library`]'s
+//! `index`, `delete`, `compact`, `songs` and `stats`.
 
 use std::path::Path;
 
@@ -127,10 +127,37 @@ pub fn index(args: &IndexArgs, cfg: &Config, model: Option<&Path>, quiet: bool) 
     Ok(summary.failed)
 }
 
+/// Opens a library to delete songs or compact it: with the models in use
+/// when they built it (a compaction then also rebuilds the chroma shingle
+/// graph without the deleted songs), else without models (the saved shingle
+/// graph stays as it is, still valid).
+fn open_maintained(db: &Path, cfg: &Config, model: Option<&Path>) -> Result<Library> {
+    let with_models = super::engine(cfg, model).and_then(|engine| {
+        let existing = Library::inspect(db)?;
+        let same = existing.stats()?.layout == engine.layout()?;
+        drop(existing);
+        if !same {
+            anyhow::bail!("other models");
+        }
+        Ok(Library::open_writer(db, &engine)?)
+    });
+    match with_models {
+        Ok(lib) => Ok(lib),
+        Err(e) => {
+            tracing::debug!("opening {} without models: {e:#}", db.display());
+            Library::maintain(db).with_context(|| format!("cannot open the library {} for writing", db.display()))
+        }
+    }
+}
+
 /// `sampleid delete`; returns the number of arguments that named no song.
-pub fn delete(args: &DeleteArgs) -> Result<usize> {
-    let lib = Library::maintain(&args.db)
-        .with_context(|| format!("cannot open the library {} for writing", args.db.display()))?;
+pub fn delete(args: &DeleteArgs, cfg: &Config, model: Option<&Path>) -> Result<usize> {
+    let lib = if args.compact {
+        open_maintained(&args.db, cfg, model)?
+    } else {
+        Library::maintain(&args.db)
+            .with_context(|| format!("cannot open the library {} for writing", args.db.display()))?
+    };
     let mut missing = 0;
     for target in &args.songs {
         let ids = lib.find(target);
@@ -144,7 +171,47 @@ pub fn delete(args: &DeleteArgs) -> Result<usize> {
         }
     }
     lib.save_ann().context("cannot save the ANN index")?;
+    if args.compact {
+        report_compaction(&lib, false)?;
+    }
     Ok(missing)
+}
+
+/// `sampleid compact`.
+pub fn compact(args: &DbArgs, cfg: &Config, model: Option<&Path>) -> Result<()> {
+    let lib = open_maintained(&args.db, cfg, model)?;
+    report_compaction(&lib, args.json)
+}
+
+fn report_compaction(lib: &Library, json: bool) -> Result<()> {
+    let started = std::time::Instant::now();
+    let spinner = crate::progress::spinner(&format!("compacting {}", lib.dir().display()));
+    let done = lib
+        .compact()
+        .with_context(|| format!("cannot compact the library {}", lib.dir().display()))?;
+    spinner.finish_and_clear();
+    let seconds = started.elapsed().as_secs_f64();
+    match (done, json) {
+        (None, true) => println!("{}", serde_json::json!({ "compacted": false })),
+        (None, false) => println!("nothing to compact: no deleted song holds rows"),
+        (Some(d), true) => {
+            let mut v = serde_json::to_value(&d)?;
+            v["seconds"] = serde_json::json!(seconds);
+            println!("{v}");
+        }
+        (Some(d), false) => println!(
+            "compacted {} songs: removed {} segments, {} chroma frames, {} peaks and {} quads of deleted songs; \
+             {:.1} MB → {:.1} MB in {seconds:.1} s",
+            d.songs,
+            d.segments_removed,
+            d.chroma_frames_removed,
+            d.peaks_removed,
+            d.quads_removed,
+            d.bytes_before as f64 / 1e6,
+            d.bytes_after as f64 / 1e6
+        ),
+    }
+    Ok(())
 }
 
 /// `sampleid list`.
@@ -172,7 +239,12 @@ pub fn stats(args: &DbArgs) -> Result<()> {
     } else {
         println!("songs        {}", st.songs);
         println!("audio        {:.2} h", st.hours);
-        println!("segments     {} (+{} of deleted songs)", st.segments, st.dead_segments);
+        println!(
+            "segments     {} (+{} of deleted songs, {:.1} MB: `sampleid compact` reclaims them)",
+            st.segments,
+            st.dead_segments,
+            st.dead_bytes as f64 / 1e6
+        );
         println!(
             "size         {:.1} MB ({:.2} MB per hour)",
             st.bytes as f64 / 1e6,

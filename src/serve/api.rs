@@ -342,6 +342,22 @@ async fn blocking<T: Send + 'static>(
     .map_err(ApiError::from_engine)
 }
 
+/// Runs a short library change (a commit, a delete) on the blocking pool
+/// without a worker: it may wait for a compaction, and queries should not.
+async fn unmetered<T: Send + 'static>(f: impl FnOnce() -> Result<T, Error> + Send + 'static) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| {
+            tracing::error!("worker failed: {e}");
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "internal error (see the server log)",
+            )
+        })?
+        .map_err(ApiError::from_engine)
+}
+
 /// An upload as an engine input, refused when longer than `max_s` seconds.
 fn source(up: Upload, max_s: f64) -> Source {
     Source::bytes(Vec::from(up.bytes), up.name, up.ext.as_deref()).with_max_duration(max_s)
@@ -357,6 +373,7 @@ async fn healthz(State(st): State<Arc<AppState>>) -> axum::Json<Value> {
         "genre": st.genre.as_ref().map(|c| c.info.classes.clone()),
         "uptime_s": st.started.elapsed().as_secs_f64(),
         "rss_mb": resident_mb(),
+        "compacting": st.compacting.load(std::sync::atomic::Ordering::SeqCst),
     }))
 }
 
@@ -426,11 +443,13 @@ async fn delete_song(
 ) -> Result<axum::Json<Value>, ApiError> {
     authorize(&st, &headers)?;
     let id = song_id(id)?;
-    let deleted = blocking(&st, move |st| st.lib().delete(id)).await?;
+    let lib = st.lib();
+    let deleted = unmetered(move || lib.delete(id)).await?;
     if !deleted {
         return Err(no_song(id));
     }
     tracing::info!(id, "deleted");
+    super::compact_in_background(&st);
     Ok(axum::Json(json!({"deleted": id})))
 }
 
@@ -452,7 +471,27 @@ async fn add_song(
     let (_admitted, req) = admit_or_drain(&st, req, true).await?;
     let (p, req) = query_params(params, req, &st).await?;
     let up = read_audio(req, &st, p.name.as_deref(), "upload").await?;
-    let outcome = blocking(&st, move |st| st.lib().add(&source(up, st.serve.max_song_s), None)).await?;
+    // Decoded and encoded on a worker; committed without one: a commit
+    // waits while a compaction runs (see `compact_in_background`), and must
+    // not hold a worker from the queries meanwhile.
+    let lib = st.lib();
+    let prepared = blocking(&st, {
+        let lib = lib.clone();
+        move |st| {
+            let src = source(up, st.serve.max_song_s);
+            let hash = src.content_hash()?;
+            if lib.read().find_hash(&hash).is_some() {
+                return lib.add(&src, None).map(Err);
+            }
+            let rows = lib.engine()?.reference_rows(&src, None)?;
+            Ok(Ok((src.name().to_string(), hash, rows)))
+        }
+    })
+    .await?;
+    let outcome = match prepared {
+        Err(known) => known,
+        Ok((name, hash, rows)) => unmetered(move || lib.commit(&name, &hash, &rows)).await?,
+    };
     let (status, id) = match &outcome {
         IndexOutcome::Indexed { id, path, .. } => {
             tracing::info!(id, name = %path, "indexed");

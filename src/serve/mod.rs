@@ -18,6 +18,7 @@ mod web;
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -79,6 +80,11 @@ pub struct ServeConfig {
     /// A read-only server checks this often (s) whether another process
     /// (`sampleid index`, `sampleid delete`) changed the library, and reopens it.
     pub reload_every_s: f64,
+    /// A writable server compacts its library in the background (as
+    /// `sampleid compact`) once deleted songs' rows hold this share of its
+    /// bytes on disk, checked after each delete and at start. Queries go
+    /// on meanwhile; uploads and deletes wait for its commit. 0: never.
+    pub compact_dead_fraction: f64,
 }
 
 impl Default for ServeConfig {
@@ -100,6 +106,7 @@ impl Default for ServeConfig {
             rate_limit_burst: 30.0,
             forwarded_for: false,
             reload_every_s: 2.0,
+            compact_dead_fraction: 0.25,
         }
     }
 }
@@ -119,6 +126,9 @@ impl ServeConfig {
         }
         if self.max_pending == 0 || self.max_uploads == 0 {
             bail!("[serve] max_pending and max_uploads must be at least 1");
+        }
+        if !(0.0..=1.0).contains(&self.compact_dead_fraction) {
+            bail!("[serve] compact_dead_fraction lies in [0, 1] (0: never compact)");
         }
         if !(self.rate_limit_per_minute.is_finite() && self.rate_limit_per_minute >= 0.0) {
             bail!("[serve] rate_limit_per_minute must be 0 (no limit) or positive");
@@ -157,6 +167,8 @@ pub struct AppState {
     /// The genre classifier saved next to the library (`sampleid genre train --db`).
     pub genre: Option<sampleid_genre::Classifier>,
     pub started: Instant,
+    /// True while a background compaction runs (one at a time).
+    pub compacting: AtomicBool,
 }
 
 impl AppState {
@@ -280,7 +292,46 @@ pub fn state(args: &ServeArgs, cfg: &Config, model: Option<&Path>, addr: &Socket
         worker_count: workers,
         genre,
         started: Instant::now(),
+        compacting: AtomicBool::new(false),
     }))
+}
+
+/// Starts a compaction of a writable server's library on the blocking pool
+/// when deleted songs hold `[serve] compact_dead_fraction` of its bytes and
+/// none is running. It takes no worker: queries keep both.
+pub fn compact_in_background(st: &Arc<AppState>) {
+    let threshold = st.serve.compact_dead_fraction;
+    if st.token.is_none() || threshold <= 0.0 {
+        return;
+    }
+    let lib = st.lib();
+    match lib.dead_fraction() {
+        Ok(f) if f >= threshold => {}
+        Ok(_) => return,
+        Err(e) => {
+            tracing::warn!("cannot measure the library for compaction: {e}");
+            return;
+        }
+    }
+    if st.compacting.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    let st = st.clone();
+    tokio::task::spawn_blocking(move || {
+        let began = Instant::now();
+        match lib.compact() {
+            Ok(Some(d)) => tracing::info!(
+                segments_removed = d.segments_removed,
+                mb_before = d.bytes_before as f64 / 1e6,
+                mb_after = d.bytes_after as f64 / 1e6,
+                seconds = began.elapsed().as_secs_f64(),
+                "compacted the library"
+            ),
+            Ok(None) => {}
+            Err(e) => tracing::error!("compaction failed (the library is unchanged): {e}"),
+        }
+        st.compacting.store(false, Ordering::SeqCst);
+    });
 }
 
 /// `sampleid serve`: runs until Ctrl-C / SIGTERM, then saves the ANN index.
@@ -320,6 +371,8 @@ pub fn run(args: &ServeArgs, cfg: &Config, model: Option<&Path>) -> Result<()> {
         });
         if state.token.is_none() {
             tokio::spawn(watch_library(state.clone()));
+        } else {
+            compact_in_background(&state);
         }
         let header_timeout = Duration::from_secs_f64(state.serve.header_timeout_s);
         conn::serve(listener, api::router(state.clone()), header_timeout, shutdown_signal()).await;

@@ -16,7 +16,8 @@
 //!   then the chroma alignment that gives place, time ratio and pitch),
 //!   [`Library::passages`] (audio matching), [`Library::add`] /
 //!   [`Library::index`] (one input, or many with a worker pool and a single
-//!   writer), [`Library::delete`], [`Library::songs`], [`Library::stats`].
+//!   writer), [`Library::delete`], [`Library::compact`] (reclaims deleted
+//!   songs' rows), [`Library::songs`], [`Library::stats`].
 //! - [`Source`]: an input, a file or bytes in memory.
 //! - Answers are plain serialisable types ([`Identification`], [`Passages`],
 //!   [`IndexOutcome`], [`GenrePrediction`]); failures are one [`Error`] enum.
@@ -59,7 +60,9 @@ pub use genre::GENRE_MODEL_FILE;
 pub use library::{AUDIO_EXTENSIONS, IdentifyOptions, IndexEvent, IndexOptions, Library, collect_inputs};
 pub use models::ModelSource;
 pub use pipeline::{ChromaInput, Engine, Progress, QueryInput, ReferenceRows, SILENCE_PEAK, Source, Stage};
-pub use results::{GenrePrediction, Identification, IndexOutcome, IndexSummary, Match, Passage, Passages, Song, Stats};
+pub use results::{
+    Compacted, GenrePrediction, Identification, IndexOutcome, IndexSummary, Match, Passage, Passages, Song, Stats,
+};
 pub use settings::{LandmarkSettings, Settings};
 
 /// The stage crates, for what the facade does not cover.

@@ -10,7 +10,7 @@
 use std::collections::{HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard, mpsc};
+use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard, mpsc};
 use std::time::Instant;
 
 use rayon::prelude::*;
@@ -20,7 +20,7 @@ use sampleid_index::{IndexConfig, Song, Stats};
 use crate::error::{Error, Result};
 use crate::fusion::Model;
 use crate::pipeline::{Engine, Progress, QueryInput, ReferenceRows, Source, Stage};
-use crate::results::{Identification, IndexOutcome, IndexSummary, Passage, Passages};
+use crate::results::{Compacted, Identification, IndexOutcome, IndexSummary, Passage, Passages};
 
 /// Extensions searched for inside directories (files named explicitly are
 /// always tried).
@@ -95,6 +95,10 @@ pub struct Library {
     index: RwLock<sampleid_index::Library>,
     writable: bool,
     ann_dirty: AtomicBool,
+    /// Held by every change of the songs (add, delete, save, compact): a
+    /// compaction prepared under shared access needs the songs unchanged
+    /// until it commits, while queries go on.
+    writing: Mutex<()>,
 }
 
 impl std::fmt::Debug for Library {
@@ -130,6 +134,7 @@ impl Library {
             index: RwLock::new(index),
             writable,
             ann_dirty: AtomicBool::new(false),
+            writing: Mutex::new(()),
         }
     }
 
@@ -202,6 +207,14 @@ impl Library {
         // A poisoned lock still guards a consistent library: every write
         // commits before it returns.
         self.index.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Serialises the changes of the songs (see `writing`).
+    fn writing(&self) -> Result<MutexGuard<'_, ()>> {
+        if !self.writable {
+            return Err(Error::ReadOnly(self.dir.display().to_string()));
+        }
+        Ok(self.writing.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     fn write(&self) -> Result<RwLockWriteGuard<'_, sampleid_index::Library>> {
@@ -710,6 +723,7 @@ impl Library {
     /// Commits a reference's rows under the write lock; durable when it returns.
     /// Content the library already holds (same `hash`) is skipped.
     pub fn commit(&self, name: &str, hash: &str, rows: &ReferenceRows) -> Result<IndexOutcome> {
+        let _writing = self.writing()?;
         let mut lib = self.write()?;
         if let Some(s) = lib.find_hash(hash) {
             return Ok(skipped(name, s));
@@ -867,6 +881,7 @@ impl Library {
 
     /// Deletes a song by id; false when there is none.
     pub fn delete(&self, id: i64) -> Result<bool> {
+        let _writing = self.writing()?;
         let deleted = self.write()?.delete(id)?;
         if deleted {
             self.ann_dirty.store(true, Ordering::SeqCst);
@@ -890,6 +905,7 @@ impl Library {
     /// Saves the ANN index (a cache of the rows: a library whose ANN file is
     /// stale rebuilds it when opened).
     pub fn save_ann(&self) -> Result<()> {
+        let _writing = self.writing()?;
         self.ann_dirty.store(false, Ordering::SeqCst);
         if let Err(e) = self.write()?.save_ann() {
             self.ann_dirty.store(true, Ordering::SeqCst);
@@ -904,6 +920,32 @@ impl Library {
             self.save_ann()?;
         }
         Ok(())
+    }
+}
+
+impl Library {
+    /// The share of the library's bytes on disk that deleted songs' rows
+    /// still hold (0–1): what a compaction would give back, at least.
+    pub fn dead_fraction(&self) -> Result<f64> {
+        let s = self.stats()?;
+        Ok((s.dead_bytes as f64 / s.bytes.max(1) as f64).min(1.0))
+    }
+
+    /// Reclaims the rows of deleted songs (see `sampleid_index::compact`):
+    /// the live songs' rows are copied into new files and the graphs
+    /// rebuilt over them while queries go on (only additions and deletes
+    /// wait), then one commit switches to them. `None` when no deleted
+    /// song holds rows. A kill at any moment leaves the library as it was
+    /// before or after.
+    pub fn compact(&self) -> Result<Option<Compacted>> {
+        let _writing = self.writing()?;
+        if self.read().dead_rows() == [0; 4] {
+            return Ok(None);
+        }
+        let prepared = self.read().prepare_compaction()?;
+        let done = self.write()?.finish_compaction(prepared)?;
+        self.ann_dirty.store(false, Ordering::SeqCst);
+        Ok(Some(done))
     }
 }
 

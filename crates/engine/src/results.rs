@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-pub use sampleid_index::{Song, Stats};
+pub use sampleid_index::{Compacted, Song, Stats};
 pub use sampleid_search::Match;
 
 /// The songs a clip contains (`sampleid query --json`, `POST /v1/query`).

@@ -10,10 +10,10 @@
 //!
 //! Kill-safe at every step: before the commit the library is the old one
 //! (the new files are removed by the next writer that opens it); after it,
-//! the new one (the old files are removed the same way). The saved graphs'
-//! descriptors (`ann.json`, `shingles.json`) are removed before the commit,
-//! so a kill before the new graphs are saved leaves them to be rebuilt,
-//! never a graph of the old row numbers that looks current.
+//! the new one (the old files are removed the same way). The saved
+//! fingerprint graph's descriptor (`ann.json`) is removed before the
+//! commit, so a kill before the new graph is saved leaves it to be
+//! rebuilt, never a graph of the old row numbers that looks current.
 //!
 //! In two steps so that a server keeps answering queries meanwhile:
 //! [`Library::prepare_compaction`] (shared access: the copy and the graphs,
@@ -249,13 +249,14 @@ impl Library {
         let chroma = RowFile::open(&path(RowKind::Chroma), CHROMA_BYTES, chroma_rows, true)?;
         let peak_file = RowFile::open(&path(RowKind::Peaks), PEAK_BYTES, peak_rows, true)?;
         let quad_file = RowFile::open(&path(RowKind::Quads), QUAD_BYTES, quad_rows, true)?;
-        for name in ["ann.json", "shingles.json"] {
-            let p = self.dir.join(name);
-            match std::fs::remove_file(&p) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(io(&p)(e)),
-            }
+        // The fingerprint graph's keys are row numbers: its descriptor goes
+        // before the commit. The shingle graph's keys are song ids and
+        // seconds, which a compaction keeps: a saved one stays valid.
+        let ann_json = self.dir.join("ann.json");
+        match std::fs::remove_file(&ann_json) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io(&ann_json)(e)),
         }
         sync_dir(&self.dir);
         {

@@ -712,7 +712,6 @@ fn a_compaction_killed_before_or_after_its_commit_leaves_a_whole_library() {
         std::fs::write(k.path(dir.path(), 0), bytes).unwrap();
     }
     std::fs::remove_file(dir.path().join("ann.json")).unwrap();
-    std::fs::remove_file(dir.path().join("shingles.json")).unwrap();
     let reader = Library::open(dir.path()).unwrap();
     assert_eq!((reader.generation(), reader.songs().len()), (1, 3));
     assert_eq!(found(&reader), ("h3".to_string(), 2));

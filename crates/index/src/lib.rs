@@ -352,7 +352,7 @@ impl Library {
         let mut tries = 0;
         loop {
             match Self::open_inner(dir, None) {
-                Err(IndexError::Io { err, .. }) if err.kind() == std::io::ErrorKind::NotFound && tries < 3 => {
+                Err(IndexError::Io { err, .. }) if err.kind() == std::io::ErrorKind::NotFound && tries < 10 => {
                     tries += 1;
                     std::thread::sleep(std::time::Duration::from_millis(20));
                 }

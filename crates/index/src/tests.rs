@@ -730,3 +730,44 @@ fn a_compaction_killed_before_or_after_its_commit_leaves_a_whole_library() {
     let done = lib.compact().unwrap();
     assert_eq!((done.generation, done.segments_removed), (2, 0));
 }
+
+#[test]
+fn readers_opening_during_repeated_compactions_always_see_a_whole_library() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_path_buf();
+    let mut lib = Library::open_writer(&path, &layout(), &cfg(AnnKind::Exact)).unwrap();
+    for s in 1..=4 {
+        add_full(&mut lib, s);
+    }
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let (path, done) = (path.clone(), done.clone());
+        std::thread::spawn(move || {
+            let mut opened = 0;
+            while !done.load(std::sync::atomic::Ordering::SeqCst) || opened == 0 {
+                let r = Library::open(&path).unwrap_or_else(|e| panic!("open #{opened}: {e}"));
+                // Every song's rows are there and read back as written.
+                for s in r.songs() {
+                    let seed: u64 = s.hash[1..].parse().unwrap();
+                    assert_eq!(r.chroma(s).concat(), tune(100 + seed, 600), "song {}", s.hash);
+                    let first = r.fingerprint(s.first_row);
+                    let want = &song(seed, 10 + seed as usize).0[..16];
+                    assert!(first.iter().zip(want).all(|(a, b)| (a - b).abs() < 1e-3));
+                }
+                opened += 1;
+            }
+            opened
+        })
+    };
+    for round in 0..12u64 {
+        add_full(&mut lib, 5 + round);
+        let oldest = lib.songs()[0].id;
+        lib.delete(oldest).unwrap();
+        lib.compact().unwrap();
+    }
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    let opened = reader.join().unwrap();
+    assert!(opened > 0);
+    assert_eq!(lib.generation(), 12);
+    assert_eq!(lib.songs().len(), 4);
+}

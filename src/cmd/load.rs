@@ -89,6 +89,9 @@ struct Report {
     by_kind: BTreeMap<Kind, KindReport>,
     /// The server's resident memory (MB, from `/healthz`), one sample a second.
     rss_mb: Vec<f64>,
+    /// The library's songs at each of those samples (uploads and deletes
+    /// change it: memory follows the library's size).
+    songs: Vec<u64>,
     /// Mean resident memory over the second and the last quarter of the run
     /// (after warm-up): flat memory keeps these close.
     rss_mb_second_quarter: f64,
@@ -298,7 +301,7 @@ pub fn run(args: &BenchServeArgs, quiet: bool) -> Result<()> {
     bar.set_message(format!("{} clients → {base}", args.clients));
     let samples = Mutex::new(Vec::<Sample>::new());
     let checks = Mutex::new(Vec::<String>::new());
-    let rss = Mutex::new(Vec::<f64>::new());
+    let rss = Mutex::new(Vec::<(f64, u64)>::new());
     let started = Instant::now();
     let deadline = started + Duration::from_secs_f64(args.duration_s);
     let auth = token.map(|t| format!("Bearer {t}")).unwrap_or_default();
@@ -314,7 +317,8 @@ pub fn run(args: &BenchServeArgs, quiet: bool) -> Result<()> {
                         && let Ok(v) = serde_json::from_str::<serde_json::Value>(&body)
                         && let Some(mb) = v["rss_mb"].as_f64()
                     {
-                        rss.lock().unwrap_or_else(|e| e.into_inner()).push(mb);
+                        let songs = v["songs"].as_u64().unwrap_or(0);
+                        rss.lock().unwrap_or_else(|e| e.into_inner()).push((mb, songs));
                     }
                     std::thread::sleep(Duration::from_secs(1));
                 }
@@ -511,7 +515,7 @@ pub fn run(args: &BenchServeArgs, quiet: bool) -> Result<()> {
         if part.is_empty() {
             f64::NAN
         } else {
-            part.iter().sum::<f64>() / part.len() as f64
+            part.iter().map(|r| r.0).sum::<f64>() / part.len() as f64
         }
     };
     let report = Report {
@@ -539,7 +543,8 @@ pub fn run(args: &BenchServeArgs, quiet: bool) -> Result<()> {
         by_kind,
         rss_mb_second_quarter: quarter(1),
         rss_mb_last_quarter: quarter(3),
-        rss_mb: rss,
+        rss_mb: rss.iter().map(|r| r.0).collect(),
+        songs: rss.iter().map(|r| r.1).collect(),
         server,
     };
     if args.json {

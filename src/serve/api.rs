@@ -329,7 +329,7 @@ async fn blocking<T: Send + 'static>(
     })?;
     let s = st.clone();
     let began = Instant::now();
-    let done = tokio::task::spawn_blocking(move || f(&s)).await;
+    let done = st.pool.run(move || f(&s)).await;
     st.service_time.record(began.elapsed());
     done.map_err(|e| {
         tracing::error!("worker failed: {e}");
@@ -342,10 +342,14 @@ async fn blocking<T: Send + 'static>(
     .map_err(ApiError::from_engine)
 }
 
-/// Runs a short library change (a commit, a delete) on the blocking pool
-/// without a worker: it may wait for a compaction, and queries should not.
-async fn unmetered<T: Send + 'static>(f: impl FnOnce() -> Result<T, Error> + Send + 'static) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f)
+/// Runs a library change (a commit, a delete) on the writer thread, not
+/// a worker: it may wait for a compaction, and queries should not.
+async fn unmetered<T: Send + 'static>(
+    st: &AppState,
+    f: impl FnOnce() -> Result<T, Error> + Send + 'static,
+) -> Result<T, ApiError> {
+    st.writer
+        .run(f)
         .await
         .map_err(|e| {
             tracing::error!("worker failed: {e}");
@@ -444,7 +448,7 @@ async fn delete_song(
     authorize(&st, &headers)?;
     let id = song_id(id)?;
     let lib = st.lib();
-    let deleted = unmetered(move || lib.delete(id)).await?;
+    let deleted = unmetered(&st, move || lib.delete(id)).await?;
     if !deleted {
         return Err(no_song(id));
     }
@@ -490,7 +494,7 @@ async fn add_song(
     .await?;
     let outcome = match prepared {
         Err(known) => known,
-        Ok((name, hash, rows)) => unmetered(move || lib.commit(&name, &hash, &rows)).await?,
+        Ok((name, hash, rows)) => unmetered(&st, move || lib.commit(&name, &hash, &rows)).await?,
     };
     let (status, id) = match &outcome {
         IndexOutcome::Indexed { id, path, .. } => {

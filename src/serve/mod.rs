@@ -8,12 +8,13 @@
 //! passages, add, delete, songs, stats) or [`sampleid_engine::Engine::classify`].
 //! Concurrency is the engine's: queries search under a shared read lock and
 //! only a song's commit takes the write lock, so no reader ever sees half a
-//! song. CPU-heavy work runs on blocking threads, at most `workers` at once;
+//! song. CPU-heavy work runs on `workers` dedicated threads (`pool.rs`);
 //! the other requests wait their turn.
 
 mod api;
 mod conn;
 mod limits;
+mod pool;
 mod web;
 
 use std::net::SocketAddr;
@@ -154,6 +155,11 @@ pub struct AppState {
     pub token: Option<String>,
     /// Bounds CPU-heavy requests running at once.
     pub workers: tokio::sync::Semaphore,
+    /// The threads that do the work the `workers` permits admit.
+    pub pool: pool::WorkerPool,
+    /// The one thread that changes the library (commits, deletes,
+    /// compactions, saves, a read-only server's reopening): see `pool.rs`.
+    pub writer: pool::WorkerPool,
     /// `workers`' size.
     pub worker_count: usize,
     /// Requests carrying audio admitted at once (`[serve] max_pending`).
@@ -289,6 +295,8 @@ pub fn state(args: &ServeArgs, cfg: &Config, model: Option<&Path>, addr: &Socket
         serve,
         token,
         workers: tokio::sync::Semaphore::new(workers),
+        pool: pool::WorkerPool::new(workers, "sampleid-worker").context("cannot start the worker threads")?,
+        writer: pool::WorkerPool::new(1, "sampleid-writer").context("cannot start the writer thread")?,
         worker_count: workers,
         genre,
         started: Instant::now(),
@@ -317,21 +325,42 @@ pub fn compact_in_background(st: &Arc<AppState>) {
         return;
     }
     let st = st.clone();
-    tokio::task::spawn_blocking(move || {
-        let began = Instant::now();
-        match lib.compact() {
-            Ok(Some(d)) => tracing::info!(
-                segments_removed = d.segments_removed,
-                mb_before = d.bytes_before as f64 / 1e6,
-                mb_after = d.bytes_after as f64 / 1e6,
-                seconds = began.elapsed().as_secs_f64(),
-                "compacted the library"
-            ),
-            Ok(None) => {}
-            Err(e) => tracing::error!("compaction failed (the library is unchanged): {e}"),
+    tokio::spawn(async move {
+        let done = st.writer.run(move || compact_now(&lib)).await;
+        if let Err(e) = done {
+            tracing::error!("compaction: {e}");
         }
         st.compacting.store(false, Ordering::SeqCst);
     });
+}
+
+/// Hands the allocator's free memory back to the system. glibc's malloc
+/// keeps what a thread freed in that thread's arena for its next use; a
+/// server whose uploads decode whole songs and whose compactions rebuild
+/// whole graphs grew without end with it (docs/reliability.md).
+pub fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free pages of the heap to the
+    // system; it is thread-safe and takes no pointer.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+fn compact_now(lib: &Library) {
+    let began = Instant::now();
+    match lib.compact() {
+        Ok(Some(d)) => tracing::info!(
+            segments_removed = d.segments_removed,
+            mb_before = d.bytes_before as f64 / 1e6,
+            mb_after = d.bytes_after as f64 / 1e6,
+            seconds = began.elapsed().as_secs_f64(),
+            "compacted the library"
+        ),
+        Ok(None) => {}
+        Err(e) => tracing::error!("compaction failed (the library is unchanged): {e}"),
+    }
+    release_free_memory();
 }
 
 /// `sampleid serve`: runs until Ctrl-C / SIGTERM, then saves the ANN index.
@@ -362,11 +391,18 @@ pub fn run(args: &ServeArgs, cfg: &Config, model: Option<&Path>) -> Result<()> {
             loop {
                 tokio::time::sleep(every).await;
                 let s = saver.clone();
-                match tokio::task::spawn_blocking(move || s.save_ann()).await {
+                match saver.writer.run(move || s.save_ann()).await {
                     Ok(Err(e)) => tracing::error!("{e:#}"),
                     Err(e) => tracing::error!("ANN save task: {e}"),
                     Ok(Ok(())) => {}
                 }
+            }
+        });
+        tokio::spawn(async {
+            let mut every = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                every.tick().await;
+                let _ = tokio::task::spawn_blocking(release_free_memory).await;
             }
         });
         if state.token.is_none() {
@@ -378,7 +414,11 @@ pub fn run(args: &ServeArgs, cfg: &Config, model: Option<&Path>) -> Result<()> {
         conn::serve(listener, api::router(state.clone()), header_timeout, shutdown_signal()).await;
         tracing::info!("shutting down");
         let s = state.clone();
-        tokio::task::spawn_blocking(move || s.save_ann()).await??;
+        state
+            .writer
+            .run(move || s.save_ann())
+            .await
+            .map_err(anyhow::Error::msg)??;
         anyhow::Ok(())
     })
 }
@@ -396,7 +436,7 @@ async fn watch_library(state: Arc<AppState>) {
             continue;
         }
         let s = state.clone();
-        match tokio::task::spawn_blocking(move || s.reload()).await {
+        match state.writer.run(move || s.reload()).await {
             Ok(Ok(songs)) => {
                 tracing::info!(songs, "the library changed on disk; reopened");
                 seen = now;

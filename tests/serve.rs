@@ -540,7 +540,8 @@ fn a_read_only_server_sees_songs_indexed_after_it_started() {
     assert_eq!(get(&srv.url("/v1/songs")).1["total"], 3);
     let o = sampleid(&["-q", "index", "--db", s(&db), s(&fixture("nebula-20s.ogg"))]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let deadline = Instant::now() + Duration::from_secs(30);
+    // Generous deadlines: on a loaded machine the reopening waits its turn.
+    let deadline = Instant::now() + Duration::from_secs(90);
     while get(&srv.url("/v1/songs")).1["total"] != 4 {
         assert!(Instant::now() < deadline, "the new song never appeared");
         std::thread::sleep(Duration::from_millis(100));
@@ -560,6 +561,7 @@ fn a_read_only_server_sees_songs_indexed_after_it_started() {
         .to_string();
     let o = sampleid(&["-q", "delete", "--db", s(&db), &id]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let deadline = Instant::now() + Duration::from_secs(90);
     while get(&srv.url("/v1/songs")).1["total"] != 3 {
         assert!(Instant::now() < deadline, "the deleted song stayed");
         std::thread::sleep(Duration::from_millis(100));

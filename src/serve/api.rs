@@ -315,7 +315,7 @@ async fn query_params<T>(
     }
 }
 
-/// Runs CPU-heavy work on a blocking thread once a worker slot is free.
+/// Runs CPU-heavy work on a worker thread once a worker slot is free.
 async fn blocking<T: Send + 'static>(
     st: &Arc<AppState>,
     f: impl FnOnce(&AppState) -> Result<T, Error> + Send + 'static,
@@ -331,6 +331,11 @@ async fn blocking<T: Send + 'static>(
     let began = Instant::now();
     let done = st.pool.run(move || f(&s)).await;
     st.service_time.record(began.elapsed());
+    answer(done)
+}
+
+/// A job's outcome as an answer: a panicked job is a 500 (logged).
+fn answer<T>(done: Result<Result<T, Error>, String>) -> Result<T, ApiError> {
     done.map_err(|e| {
         tracing::error!("worker failed: {e}");
         ApiError::new(
@@ -348,18 +353,7 @@ async fn unmetered<T: Send + 'static>(
     st: &AppState,
     f: impl FnOnce() -> Result<T, Error> + Send + 'static,
 ) -> Result<T, ApiError> {
-    st.writer
-        .run(f)
-        .await
-        .map_err(|e| {
-            tracing::error!("worker failed: {e}");
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "internal error (see the server log)",
-            )
-        })?
-        .map_err(ApiError::from_engine)
+    answer(st.writer.run(f).await)
 }
 
 /// An upload as an engine input, refused when longer than `max_s` seconds.

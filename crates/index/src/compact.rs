@@ -32,8 +32,7 @@ use serde::Serialize;
 use crate::ann::Ann;
 use crate::shingles::Shingles;
 use crate::store::RowFile;
-use crate::{CHROMA_BYTES, IndexError, Library, RowKind, Song, io, remove_other_generations, song_key};
-use sampleid_landmarks::codec::{PEAK_BYTES, QUAD_BYTES};
+use crate::{IndexError, Library, RowKind, Song, io, open_row_files, remove_other_generations, song_key};
 
 /// What a compaction did.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -242,13 +241,9 @@ impl Library {
             ));
         }
         let [rows, chroma_rows, peak_rows, quad_rows] = c.counts;
-        let path = |k: RowKind| k.path(&self.dir, c.generation);
         // Opened before the commit: after it, nothing may fail before the switch.
-        let fingerprints = RowFile::open(&path(RowKind::Fingerprints), self.layout.dim * 2, rows, true)?;
-        let nodes = RowFile::open(&path(RowKind::Nodes), self.layout.node_bytes, rows, true)?;
-        let chroma = RowFile::open(&path(RowKind::Chroma), CHROMA_BYTES, chroma_rows, true)?;
-        let peak_file = RowFile::open(&path(RowKind::Peaks), PEAK_BYTES, peak_rows, true)?;
-        let quad_file = RowFile::open(&path(RowKind::Quads), QUAD_BYTES, quad_rows, true)?;
+        let (fingerprints, nodes, chroma, peak_file, quad_file) =
+            open_row_files(&self.dir, c.generation, &self.layout, c.counts, true)?;
         // The fingerprint graph's keys are row numbers: its descriptor goes
         // before the commit. The shingle graph's keys are song ids and
         // seconds, which a compaction keeps: a saved one stays valid.
@@ -295,15 +290,14 @@ impl Library {
             }
             tx.commit().map_err(self.sql())?;
         }
-        let removed = |before: u64, after: u64| before - after;
         let [r0, c0, p0, q0] = c.before.counts;
         let report = |bytes_after| Compacted {
             songs: c.songs.len(),
             generation: c.generation,
-            segments_removed: removed(r0, rows),
-            chroma_frames_removed: removed(c0, chroma_rows),
-            peaks_removed: removed(p0, peak_rows),
-            quads_removed: removed(q0, quad_rows),
+            segments_removed: r0 - rows,
+            chroma_frames_removed: c0 - chroma_rows,
+            peaks_removed: p0 - peak_rows,
+            quads_removed: q0 - quad_rows,
             bytes_before: c.bytes_before,
             bytes_after,
         };

@@ -430,12 +430,13 @@ impl Library {
         if writer {
             remove_other_generations(dir, generation);
         }
-        let path = |kind: RowKind| kind.path(dir, generation);
-        let fingerprints = RowFile::open(&path(RowKind::Fingerprints), layout.dim * 2, rows, writer)?;
-        let nodes = RowFile::open(&path(RowKind::Nodes), layout.node_bytes, rows, writer)?;
-        let chroma = RowFile::open(&path(RowKind::Chroma), CHROMA_BYTES, chroma_rows, writer)?;
-        let peak_file = RowFile::open(&path(RowKind::Peaks), PEAK_BYTES, peak_rows, writer)?;
-        let quad_file = RowFile::open(&path(RowKind::Quads), QUAD_BYTES, quad_rows, writer)?;
+        let (fingerprints, nodes, chroma, peak_file, quad_file) = open_row_files(
+            dir,
+            generation,
+            &layout,
+            [rows, chroma_rows, peak_rows, quad_rows],
+            writer,
+        )?;
         let mut lib = Self {
             dir: dir.to_path_buf(),
             conn: std::sync::Mutex::new(conn),
@@ -1015,6 +1016,25 @@ impl RowKind {
             }
         })
     }
+}
+
+/// The row files of `generation`: fingerprints, nodes, chroma, peaks and
+/// quads, with `counts` committed rows (segments, chroma frames, peaks, quads).
+fn open_row_files(
+    dir: &Path,
+    generation: u64,
+    layout: &Layout,
+    [rows, chroma_rows, peak_rows, quad_rows]: [u64; 4],
+    writer: bool,
+) -> Result<(RowFile, RowFile, RowFile, RowFile, RowFile), IndexError> {
+    let path = |kind: RowKind| kind.path(dir, generation);
+    Ok((
+        RowFile::open(&path(RowKind::Fingerprints), layout.dim * 2, rows, writer)?,
+        RowFile::open(&path(RowKind::Nodes), layout.node_bytes, rows, writer)?,
+        RowFile::open(&path(RowKind::Chroma), CHROMA_BYTES, chroma_rows, writer)?,
+        RowFile::open(&path(RowKind::Peaks), PEAK_BYTES, peak_rows, writer)?,
+        RowFile::open(&path(RowKind::Quads), QUAD_BYTES, quad_rows, writer)?,
+    ))
 }
 
 /// Removes the row files of every generation but `keep`: left by a

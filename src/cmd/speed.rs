@@ -438,7 +438,7 @@ fn survival(audio: &[Vec<f32>], spec: &str, cfg: &Config, json: bool) -> Result<
             let q_quads = quads(&q_peaks, &cfg.engine.landmarks.query_quads);
             let mut kept = std::collections::HashSet::new();
             for q in &q_quads {
-                index.quads_near(q.hash, search.radius, (0.0, 1024.0), &mut |r| {
+                index.quads_near(q.hash, search.radius, (0.0, f64::INFINITY), &mut |r| {
                     let ok = (q.a.0 as f64 - r.quad.a.0 as f64 * s_t).abs() <= 10.0
                         && (q.a.1 as f64 - r.quad.a.1 as f64 * s_f).abs() <= 3.0;
                     if ok {
@@ -535,6 +535,7 @@ pub fn landmarks(args: &crate::cli::BenchLandmarksArgs, cfg: &Config) -> Result<
         }
         copy += 1;
     }
+    index.seal();
     let build_s = t0.elapsed().as_secs_f64();
     let (songs, peaks, pairs, n_quads) = index.sizes();
     // Queries.

@@ -209,6 +209,7 @@ impl Library {
             let (peaks, quads) = self.stored_landmarks(s)?;
             landmarks.insert(song_key(s.id)?, peaks, &quads);
         }
+        landmarks.seal();
         tracing::info!(
             generation,
             songs = songs.len(),

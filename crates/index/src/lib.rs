@@ -560,6 +560,7 @@ impl Library {
             let (peaks, quads) = self.stored_landmarks(s)?;
             index.insert(song_key(s.id)?, peaks, &quads);
         }
+        index.seal();
         self.landmarks = index;
         Ok(())
     }

@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 
 use sampleid_peaks::Peak;
 
-use crate::index::LandmarkIndex;
+use crate::index::{LandmarkIndex, QuadProbe};
 use crate::{LandmarkError, PairConfig, PairHash, Quad, QuadConfig, pairs, quads};
 
 /// Settings of the landmark search (`[landmarks.search]`).
@@ -513,48 +513,80 @@ fn quad_hypotheses(index: &LandmarkIndex, q: &QueryLandmarks, cfg: &SearchConfig
 
 fn quad_hypotheses_counted(index: &LandmarkIndex, q: &QueryLandmarks, cfg: &SearchConfig) -> (Vec<Hypothesis>, usize) {
     let mut hits: Vec<QuadHit> = Vec::new();
-    for qq in q.quads() {
+    // Probes in grid order: neighbouring query quads read neighbouring
+    // memory. The fine pitch coherence below (|A_q − s_f · A_r| ≤
+    // fine_pitch_bins with s_f = qdf / rdf) becomes a range of the
+    // reference's ρ = A_r / rdf, which the index probes directly; a hair
+    // wider, so that rounding at its edges leaves the decision to the test.
+    let quads = q.quads();
+    let mut order: Vec<(u32, usize)> = quads
+        .iter()
+        .enumerate()
+        .map(|(i, qq)| (crate::index::probe_order(qq.hash, cfg.radius), i))
+        .collect();
+    order.sort_unstable();
+    let probes: Vec<QuadProbe> = order
+        .iter()
+        .map(|&(_, i)| {
+            let qq = &quads[i];
+            let qdf = qq.b.1 as f64 - qq.a.1 as f64;
+            QuadProbe {
+                hash: qq.hash,
+                radius: cfg.radius,
+                rho: (
+                    (qq.a.1 as f64 - cfg.fine_pitch_bins) / qdf * (1.0 - 1e-9),
+                    (qq.a.1 as f64 + cfg.fine_pitch_bins) / qdf * (1.0 + 1e-9),
+                ),
+            }
+        })
+        .collect();
+    index.quads_near_each(&probes, &mut |k, r| {
+        let qq = &quads[order[k].1];
         let (qdt, qdf) = ((qq.b.0 - qq.a.0) as f64, qq.b.1 as f64 - qq.a.1 as f64);
-        // The reference's A bin that the coarse pitch coherence below allows.
-        let a_bins = (
-            qq.a.1 as f64 / (cfg.max_freq_scale * 1.03),
-            qq.a.1 as f64 / (cfg.min_freq_scale * 0.97),
-        );
-        index.quads_near(qq.hash, cfg.radius, a_bins, &mut |r| {
-            let rq = &r.quad;
-            let (rdt, rdf) = ((rq.b.0 - rq.a.0) as f64, rq.b.1 as f64 - rq.a.1 as f64);
-            if rdt <= 0.0 || rdf <= 0.0 {
+        let rq = &r.quad;
+        let (rdt, rdf) = ((rq.b.0 - rq.a.0) as f64, rq.b.1 as f64 - rq.a.1 as f64);
+        if rdt <= 0.0 || rdf <= 0.0 {
+            return;
+        }
+        let (s_t, s_f) = (qdt / rdt, qdf / rdf);
+        if !(cfg.min_time_scale..=cfg.max_time_scale).contains(&s_t)
+            || !(cfg.min_freq_scale..=cfg.max_freq_scale).contains(&s_f)
+        {
+            return;
+        }
+        let (qa_bin, ra_bin) = (qq.a.1 as f64, rq.a.1 as f64);
+        // Coarse pitch coherence: A itself moved by a factor in range …
+        if ra_bin > 0.0 {
+            let r = qa_bin / ra_bin;
+            if !(cfg.min_freq_scale * 0.97..=cfg.max_freq_scale * 1.03).contains(&r) {
                 return;
             }
-            let (s_t, s_f) = (qdt / rdt, qdf / rdf);
-            if !(cfg.min_time_scale..=cfg.max_time_scale).contains(&s_t)
-                || !(cfg.min_freq_scale..=cfg.max_freq_scale).contains(&s_f)
-            {
-                return;
-            }
-            let (qa_bin, ra_bin) = (qq.a.1 as f64, rq.a.1 as f64);
-            // Coarse pitch coherence: A itself moved by a factor in range …
-            if ra_bin > 0.0 {
-                let r = qa_bin / ra_bin;
-                if !(cfg.min_freq_scale * 0.97..=cfg.max_freq_scale * 1.03).contains(&r) {
-                    return;
-                }
-            }
-            // … and by the factor its quad's B − A spacing says.
-            if (qa_bin - ra_bin * s_f).abs() > cfg.fine_pitch_bins {
-                return;
-            }
-            hits.push(QuadHit {
-                song: r.song,
-                s_t,
-                s_f,
-                tau: rq.a.0 as f64 - qq.a.0 as f64 / s_t,
-                qa: (qq.a.0 as f64, qa_bin),
-                ra: (rq.a.0 as f64, ra_bin),
-            });
+        }
+        // … and by the factor its quad's B − A spacing says.
+        if (qa_bin - ra_bin * s_f).abs() > cfg.fine_pitch_bins {
+            return;
+        }
+        hits.push(QuadHit {
+            song: r.song,
+            s_t,
+            s_f,
+            tau: rq.a.0 as f64 - qq.a.0 as f64 / s_t,
+            qa: (qq.a.0 as f64, qa_bin),
+            ra: (rq.a.0 as f64, ra_bin),
         });
-    }
-    hits.sort_by(|a, b| a.song.cmp(&b.song).then(a.tau.total_cmp(&b.tau)));
+    });
+    // A total order, so that the grid's order of entries (which depends on
+    // when songs were merged into it) cannot change an answer.
+    hits.sort_by(|a, b| {
+        (a.song.cmp(&b.song))
+            .then(a.tau.total_cmp(&b.tau))
+            .then(a.qa.0.total_cmp(&b.qa.0))
+            .then(a.qa.1.total_cmp(&b.qa.1))
+            .then(a.ra.0.total_cmp(&b.ra.0))
+            .then(a.ra.1.total_cmp(&b.ra.1))
+            .then(a.s_t.total_cmp(&b.s_t))
+            .then(a.s_f.total_cmp(&b.s_f))
+    });
     let mut out = Vec::new();
     let mut start = 0;
     while start < hits.len() {

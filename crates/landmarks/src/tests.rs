@@ -274,3 +274,91 @@ fn search_finds_a_cut_with_extra_peaks_and_rejects_another_song() {
     );
     assert!(search(&index, &query, &cfg).is_empty());
 }
+
+/// Every stored quad a probe should find, by brute force: inside the hash
+/// box (on the grid's u16 quantisation), ρ in range, song live.
+fn brute_force(stored: &[(u32, Quad)], live: &dyn Fn(u32) -> bool, p: &index::QuadProbe) -> Vec<(u32, Quad)> {
+    let q = |v: f32| (v.clamp(0.0, 1.0) * 65535.0).round() as u16;
+    let mut out: Vec<(u32, Quad)> = stored
+        .iter()
+        .filter(|(song, quad)| {
+            let inside = (0..4)
+                .all(|k| q(p.hash[k] - p.radius) <= q(quad.hash[k]) && q(quad.hash[k]) <= q(p.hash[k] + p.radius));
+            let (a, b) = (quad.a.1 as f64, quad.b.1 as f64);
+            let rho_ok = b > a && a >= p.rho.0 * (b - a) && a <= p.rho.1 * (b - a);
+            inside && rho_ok && live(*song)
+        })
+        .map(|(s, quad)| {
+            (
+                *s,
+                Quad {
+                    hash: quad.hash.map(|v| q(v) as f32 / 65535.0),
+                    strength: 0.0,
+                    ..*quad
+                },
+            )
+        })
+        .collect();
+    out.sort_by(|x, y| format!("{x:?}").cmp(&format!("{y:?}")));
+    out
+}
+
+#[test]
+fn the_quad_grid_finds_what_a_brute_force_scan_finds_before_and_after_merging() {
+    // 40 songs of random peaks (over 40,000 reference quads: automatic
+    // merges into the array at 16,384 and 32,768, then a pending
+    // remainder), one of them deleted.
+    let mut index = LandmarkIndex::new(PairConfig::default());
+    let mut stored = Vec::new();
+    for song in 1..=40u32 {
+        let peaks = random_peaks(song as u64 * 7919, 120, 12);
+        let qs = quads(&peaks, &QuadConfig::reference());
+        stored.extend(qs.iter().map(|q| (song, *q)));
+        index.insert(song, peaks, &qs);
+    }
+    assert!(stored.len() > 40_000, "{} quads", stored.len());
+    index.remove(17);
+    // Probes near every 97th stored quad (so that they find something),
+    // moved in hash space, with wide and narrow ρ ranges and a few radii.
+    let mut rng = Rng(424_242);
+    let probes: Vec<index::QuadProbe> = stored
+        .iter()
+        .step_by(97)
+        .enumerate()
+        .map(|(i, (_, q))| {
+            let df = q.b.1 as f64 - q.a.1 as f64;
+            let w = [3.0, 30.0, 0.5][i % 3];
+            index::QuadProbe {
+                hash: q.hash.map(|v| v + (rng.next() as f32 - 0.5) * 0.04),
+                radius: [0.03, 0.01, 0.05][i % 3],
+                rho: ((q.a.1 as f64 - w) / df, (q.a.1 as f64 + w) / df),
+            }
+        })
+        .collect();
+    assert!(probes.len() > 200);
+    let live = |s: u32| s != 17;
+    let found = |index: &LandmarkIndex| {
+        let mut per_probe: Vec<Vec<(u32, Quad)>> = vec![Vec::new(); probes.len()];
+        index.quads_near_each(&probes, &mut |i, r| per_probe[i].push((r.song, r.quad)));
+        for v in &mut per_probe {
+            v.sort_by(|x, y| format!("{x:?}").cmp(&format!("{y:?}")));
+        }
+        per_probe
+    };
+    let expected: Vec<Vec<(u32, Quad)>> = probes.iter().map(|p| brute_force(&stored, &live, p)).collect();
+    assert!(
+        expected.iter().map(Vec::len).sum::<usize>() > 100,
+        "the probes must find something"
+    );
+    assert!(expected.iter().flatten().all(|(s, _)| *s != 17));
+    assert_eq!(found(&index), expected, "merged array and pending map together");
+    index.seal();
+    assert_eq!(found(&index), expected, "everything merged");
+    // One probe at a time gives the same.
+    for (i, p) in probes.iter().enumerate().step_by(10) {
+        let mut one = Vec::new();
+        index.quads_near(p.hash, p.radius, p.rho, &mut |r| one.push((r.song, r.quad)));
+        one.sort_by(|x, y| format!("{x:?}").cmp(&format!("{y:?}")));
+        assert_eq!(one, expected[i]);
+    }
+}

@@ -983,7 +983,7 @@ pub struct ModelArgs {
 
 #[derive(Debug, Args)]
 pub struct BenchPeaksArgs {
-    /// Audio files (decoded once, before timing).
+    /// Audio files (decoded first, timed apart from the landmark extraction).
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
 

@@ -555,12 +555,11 @@ fn quad_hypotheses_counted(index: &LandmarkIndex, q: &QueryLandmarks, cfg: &Sear
             return;
         }
         let (qa_bin, ra_bin) = (qq.a.1 as f64, rq.a.1 as f64);
-        // Coarse pitch coherence: A itself moved by a factor in range …
-        if ra_bin > 0.0 {
-            let r = qa_bin / ra_bin;
-            if !(cfg.min_freq_scale * 0.97..=cfg.max_freq_scale * 1.03).contains(&r) {
-                return;
-            }
+        // Coarse pitch coherence: A itself moved by a factor in range (a
+        // root at 0 Hz has none; the search before the ρ grid never saw
+        // those, as its root-bin cells started at bin 1) …
+        if ra_bin <= 0.0 || !(cfg.min_freq_scale * 0.97..=cfg.max_freq_scale * 1.03).contains(&(qa_bin / ra_bin)) {
+            return;
         }
         // … and by the factor its quad's B − A spacing says.
         if (qa_bin - ra_bin * s_f).abs() > cfg.fine_pitch_bins {

@@ -556,9 +556,9 @@ fn quad_hypotheses_counted(index: &LandmarkIndex, q: &QueryLandmarks, cfg: &Sear
         }
         let (qa_bin, ra_bin) = (qq.a.1 as f64, rq.a.1 as f64);
         // Coarse pitch coherence: A itself moved by a factor in range (a
-        // root at 0 Hz has none; the search before the ρ grid never saw
-        // those, as its root-bin cells started at bin 1) …
-        if ra_bin <= 0.0 || !(cfg.min_freq_scale * 0.97..=cfg.max_freq_scale * 1.03).contains(&(qa_bin / ra_bin)) {
+        // root at 0 Hz, which no scaling moves, is left to the fine test
+        // below: a query root within `fine_pitch_bins` of 0 Hz) …
+        if ra_bin > 0.0 && !(cfg.min_freq_scale * 0.97..=cfg.max_freq_scale * 1.03).contains(&(qa_bin / ra_bin)) {
             return;
         }
         // … and by the factor its quad's B − A spacing says.

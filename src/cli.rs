@@ -1015,6 +1015,12 @@ pub struct BenchLandmarksArgs {
     /// Hours of reference landmarks to reach with scaled copies.
     #[arg(long, default_value_t = 100.0)]
     pub hours: f64,
+
+    /// Hours (of the --hours) added after the rest was merged into the quad
+    /// grid's array, as songs uploaded to a running server are: they wait
+    /// in the index's pending map, which queries probe as well.
+    #[arg(long, default_value_t = 0.0)]
+    pub pending_hours: f64,
     /// Timed runs over the queries; the median per query is reported.
     #[arg(long, default_value_t = 3)]
     pub repeat: usize,

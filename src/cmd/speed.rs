@@ -536,7 +536,7 @@ pub fn landmarks(args: &crate::cli::BenchLandmarksArgs, cfg: &Config) -> Result<
     };
     let t0 = Instant::now();
     let mut index = LandmarkIndex::new(PairConfig::default());
-    let (mut seconds, mut song, mut copy) = (0.0, 0u32, 0usize);
+    let (mut seconds, mut song, mut copy, mut sealed) = (0.0, 0u32, 0usize, false);
     let factors = [1.0, 1.03, 0.97, 1.06, 0.94, 1.09, 0.91, 1.12, 0.89, 1.05, 0.95];
     'fill: loop {
         for (dense, sparse, s) in &sets {
@@ -545,6 +545,10 @@ pub fn landmarks(args: &crate::cli::BenchLandmarksArgs, cfg: &Config) -> Result<
             let d = scale(dense, st, sf);
             let q = quads(&scale(sparse, st, sf), &QuadConfig::reference());
             song += 1;
+            if !sealed && seconds >= (args.hours - args.pending_hours) * 3600.0 {
+                index.seal();
+                sealed = true;
+            }
             index.insert(song, d, &q);
             seconds += s * st;
             if seconds >= args.hours * 3600.0 {
@@ -553,7 +557,9 @@ pub fn landmarks(args: &crate::cli::BenchLandmarksArgs, cfg: &Config) -> Result<
         }
         copy += 1;
     }
-    index.seal();
+    if args.pending_hours <= 0.0 {
+        index.seal();
+    }
     let build_s = t0.elapsed().as_secs_f64();
     let (songs, peaks, pairs, n_quads) = index.sizes();
     // Queries.
@@ -600,7 +606,7 @@ pub fn landmarks(args: &crate::cli::BenchLandmarksArgs, cfg: &Config) -> Result<
     let p90_ms = crate::stats::percentile(&medians, 0.9) * 1000.0;
     let out = serde_json::json!({
         "hours": seconds / 3600.0, "real_hours": real_s / 3600.0, "songs": songs,
-        "peaks": peaks, "pairs": pairs, "quads": n_quads, "build_s": build_s,
+        "pending_quads": index.pending_quads(), "peaks": peaks, "pairs": pairs, "quads": n_quads, "build_s": build_s,
         "queries": queries.len(), "answered": found,
         "search_median_ms": median_ms, "search_p90_ms": p90_ms,
         "quad_hits_median": crate::stats::median(&hits),

@@ -26,6 +26,7 @@
 
 use std::collections::HashMap;
 
+use rustc_hash::FxHashMap;
 use sampleid_peaks::Peak;
 
 use crate::{PairConfig, Quad, pairs};
@@ -84,8 +85,9 @@ pub struct LandmarkIndex {
     /// … key k's entries being `cells[starts[k]..starts[k + 1]]` (empty
     /// until the first merge).
     starts: Vec<u32>,
-    /// Entries added since the last merge, by key.
-    pending: HashMap<u32, Vec<GridEntry>>,
+    /// Entries added since the last merge, by 4-D cell (their ρ is tested
+    /// while scanning: one lookup per cell instead of one per ρ cell).
+    pending: FxHashMap<u32, Vec<GridEntry>>,
     n_pending: usize,
     n_quads: usize,
     peaks: HashMap<u32, Vec<Peak>>,
@@ -116,6 +118,16 @@ impl GridEntry {
                 b: (self.a_frame + self.b_dt as u32, self.b_bin as u32),
                 strength: 0.0,
             },
+        }
+    }
+
+    /// The cell of ρ = A bin / (B bin − A bin) (the last when B is not
+    /// above A).
+    fn rho_cell(&self) -> u32 {
+        if self.b_bin > self.a_bin {
+            rho_cell(self.a_bin as f64 / (self.b_bin - self.a_bin) as f64)
+        } else {
+            RHO_CELLS - 1
         }
     }
 
@@ -195,8 +207,13 @@ fn prefetch<T>(x: &T) {
 /// triangle c₀ ≤ c₂ (a pair the other way round, which no quad has, shares
 /// its mirror's key).
 fn key(c: [u32; 4], r: u32) -> u32 {
+    r + RHO_CELLS * cell_key(c)
+}
+
+/// The 4-D part of a key.
+fn cell_key(c: [u32; 4]) -> u32 {
     let (x, y) = (c[0].min(c[2]), c[0].max(c[2]));
-    r + RHO_CELLS * (y * (y + 1) / 2 + x + TRIANGLE * (c[1] + CELLS * c[3]))
+    y * (y + 1) / 2 + x + TRIANGLE * (c[1] + CELLS * c[3])
 }
 
 impl LandmarkIndex {
@@ -226,15 +243,7 @@ impl LandmarkIndex {
                 b_bin: q.b.1.min(u16::MAX as u32) as u16,
                 b_dt: q.b.0.saturating_sub(q.a.0).min(u16::MAX as u32) as u16,
             };
-            let rho = if e.b_bin > e.a_bin {
-                e.a_bin as f64 / (e.b_bin - e.a_bin) as f64
-            } else {
-                f64::INFINITY
-            };
-            self.pending
-                .entry(key(q.hash.map(cell), rho_cell(rho)))
-                .or_default()
-                .push(e);
+            self.pending.entry(cell_key(q.hash.map(cell))).or_default().push(e);
             self.n_pending += 1;
             self.n_quads += 1;
         }
@@ -289,26 +298,31 @@ impl LandmarkIndex {
         for (k, n) in starts[1..].iter_mut().enumerate() {
             *n = old(k).len() as u32;
         }
-        for (&k, v) in &self.pending {
-            starts[k as usize + 1] += v.len() as u32;
+        // The pending entries by whole key, in insertion order within a key.
+        let mut pending: Vec<(u32, GridEntry)> = self
+            .pending
+            .iter()
+            .flat_map(|(&c, v)| v.iter().map(move |e| (e.rho_cell() + RHO_CELLS * c, *e)))
+            .collect();
+        pending.sort_by_key(|(k, _)| *k);
+        for (k, _) in &pending {
+            starts[*k as usize + 1] += 1;
         }
         for k in 0..KEYS {
             starts[k + 1] += starts[k];
         }
-        let mut keys: Vec<u32> = self.pending.keys().copied().collect();
-        keys.sort_unstable();
-        let mut next = keys.iter().peekable();
+        let mut next = pending.iter().peekable();
         let mut cells = Vec::with_capacity(starts[KEYS] as usize);
         for k in 0..KEYS {
             cells.extend_from_slice(old(k));
-            if next.next_if(|&&p| p as usize == k).is_some() {
-                cells.extend_from_slice(&self.pending[&(k as u32)]);
+            while let Some((_, e)) = next.next_if(|(p, _)| *p as usize == k) {
+                cells.push(*e);
             }
         }
         debug_assert_eq!(cells.len(), starts[KEYS] as usize);
         self.cells = cells;
         self.starts = starts;
-        self.pending = HashMap::new();
+        self.pending = FxHashMap::default();
         self.n_pending = 0;
     }
 
@@ -379,16 +393,18 @@ impl LandmarkIndex {
                 scan(&self.cells[a..b]);
             }
             if self.n_pending > 0 {
-                let (rlo, rhi) = (rho_cell(p.rho.0), rho_cell(p.rho.1));
                 p.for_each_cell(|c| {
-                    for r in rlo..=rhi {
-                        if let Some(list) = self.pending.get(&key(c, r)) {
-                            scan(list);
-                        }
+                    if let Some(list) = self.pending.get(&cell_key(c)) {
+                        scan(list);
                     }
                 });
             }
         }
+    }
+
+    /// Quads added since the last merge (searched in the pending map).
+    pub fn pending_quads(&self) -> usize {
+        self.n_pending
     }
 
     /// (live songs, stored peaks, pair postings, quads).

@@ -159,15 +159,18 @@ fn rho_cell(rho: f64) -> u32 {
 /// Where a range query of `hash` starts in the grid's order (for visiting
 /// query quads in memory order).
 pub fn probe_order(hash: [f32; 4], radius: f32) -> u32 {
-    key(hash.map(|v| cell(v - radius)), 0)
+    cell_key(hash.map(|v| cell(v - radius)))
 }
 
 /// One range query of [`LandmarkIndex::quads_near_each`]: stored quads
 /// within `radius` of `hash` in every coordinate, with ρ in `rho`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct QuadProbe {
+    /// The query quad's hash.
     pub hash: [f32; 4],
+    /// Half the box's side in every hash coordinate.
     pub radius: f32,
+    /// Inclusive range of the stored quad's ρ = A bin / (B bin − A bin).
     pub rho: (f64, f64),
 }
 
@@ -203,14 +206,13 @@ fn prefetch<T>(x: &T) {
     let _ = x;
 }
 
-/// A grid key: ρ's cell varies fastest; (c₀, c₂) as a position in the
-/// triangle c₀ ≤ c₂ (a pair the other way round, which no quad has, shares
-/// its mirror's key).
+/// A grid key: ρ's cell varies fastest.
 fn key(c: [u32; 4], r: u32) -> u32 {
     r + RHO_CELLS * cell_key(c)
 }
 
-/// The 4-D part of a key.
+/// The 4-D part of a key: (c₀, c₂) as a position in the triangle c₀ ≤ c₂
+/// (a pair the other way round, which no quad has, shares its mirror's key).
 fn cell_key(c: [u32; 4]) -> u32 {
     let (x, y) = (c[0].min(c[2]), c[0].max(c[2]));
     y * (y + 1) / 2 + x + TRIANGLE * (c[1] + CELLS * c[3])

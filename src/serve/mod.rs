@@ -84,7 +84,8 @@ pub struct ServeConfig {
     /// A writable server compacts its library in the background (as
     /// `sampleid compact`) once deleted songs' rows hold this share of its
     /// bytes on disk, checked after each delete and at start. Queries go
-    /// on meanwhile; uploads and deletes wait for its commit. 0: never.
+    /// on meanwhile, and so do uploads and deletes (only the commit, which
+    /// catches up with them, holds them back briefly). 0: never.
     pub compact_dead_fraction: f64,
 }
 
@@ -306,7 +307,8 @@ pub fn state(args: &ServeArgs, cfg: &Config, model: Option<&Path>, addr: &Socket
 
 /// Starts a compaction of a writable server's library on the blocking pool
 /// when deleted songs hold `[serve] compact_dead_fraction` of its bytes and
-/// none is running. It takes no worker: queries keep both.
+/// none is running. It takes neither a query worker nor the writer thread,
+/// but a thread of its own at a lower priority.
 pub fn compact_in_background(st: &Arc<AppState>) {
     let threshold = st.serve.compact_dead_fraction;
     if st.token.is_none() || threshold <= 0.0 {
@@ -324,14 +326,22 @@ pub fn compact_in_background(st: &Arc<AppState>) {
     if st.compacting.swap(true, Ordering::SeqCst) {
         return;
     }
-    let st = st.clone();
-    tokio::spawn(async move {
-        let done = st.writer.run(move || compact_now(&lib)).await;
-        if let Err(e) = done {
-            tracing::error!("compaction: {e}");
-        }
+    // On a thread of its own, not the writer thread: uploads and deletes
+    // go on while the compaction copies (the library serialises the commits
+    // themselves). At a lower priority, so that queries and uploads come
+    // first on a busy machine (docs/reliability.md).
+    let state = st.clone();
+    let spawned = std::thread::Builder::new()
+        .name("sampleid-compact".into())
+        .spawn(move || {
+            lower_this_threads_priority();
+            compact_now(&lib);
+            state.compacting.store(false, Ordering::SeqCst);
+        });
+    if let Err(e) = spawned {
+        tracing::error!("cannot start the compaction thread: {e}");
         st.compacting.store(false, Ordering::SeqCst);
-    });
+    }
 }
 
 /// Hands the allocator's free memory back to the system. glibc's malloc
@@ -344,6 +354,20 @@ pub fn release_free_memory() {
     // system; it is thread-safe and takes no pointer.
     unsafe {
         libc::malloc_trim(0);
+    }
+}
+
+/// Lowers the calling thread's scheduling priority (nice 10): background
+/// work that should take only the CPU that requests leave.
+fn lower_this_threads_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: gettid and setpriority take no pointer; on Linux a thread id
+    // as PRIO_PROCESS's `who` sets that thread's nice value alone.
+    unsafe {
+        let tid = libc::gettid();
+        if libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, 10) != 0 {
+            tracing::debug!("cannot lower the compaction thread's priority");
+        }
     }
 }
 

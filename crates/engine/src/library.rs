@@ -95,10 +95,11 @@ pub struct Library {
     index: RwLock<sampleid_index::Library>,
     writable: bool,
     ann_dirty: AtomicBool,
-    /// Held by every change of the songs (add, delete, save, compact): a
-    /// compaction prepared under shared access needs the songs unchanged
-    /// until it commits, while queries go on.
+    /// Held by every change of the songs (add, delete, save, a
+    /// compaction's commit): one writer at a time.
     writing: Mutex<()>,
+    /// Held by a compaction from its beginning to its commit: one at a time.
+    compacting: Mutex<()>,
 }
 
 impl std::fmt::Debug for Library {
@@ -135,6 +136,7 @@ impl Library {
             writable,
             ann_dirty: AtomicBool::new(false),
             writing: Mutex::new(()),
+            compacting: Mutex::new(()),
         }
     }
 
@@ -933,17 +935,33 @@ impl Library {
 
     /// Reclaims the rows of deleted songs (see `sampleid_index::compact`):
     /// the live songs' rows are copied into new files and the graphs
-    /// rebuilt over them while queries go on (only additions and deletes
-    /// wait), then one commit switches to them. `None` when no deleted
+    /// rebuilt over them while queries, additions and deletes go on, then
+    /// one commit switches to them. `None` when no deleted
     /// song holds rows. A kill at any moment leaves the library as it was
     /// before or after.
     pub fn compact(&self) -> Result<Option<Compacted>> {
-        let _writing = self.writing()?;
+        if !self.writable {
+            return Err(Error::ReadOnly(self.dir.display().to_string()));
+        }
+        let _compacting = self.compacting.lock().unwrap_or_else(|e| e.into_inner());
         if self.read().dead_rows() == [0; 4] {
             return Ok(None);
         }
-        let prepared = self.read().prepare_compaction()?;
-        let done = self.write()?.finish_compaction(prepared)?;
+        // Song by song, the shared lock held only to copy a song's rows
+        // out: queries go on, and songs are added and deleted between the
+        // steps (the commit catches up with them). A commit waiting for the
+        // write lock holds new queries back, so nothing long may run under
+        // the shared lock.
+        let mut c = self.read().begin_compaction()?;
+        loop {
+            let rows = self.read().compaction_rows(&c)?;
+            match rows {
+                Some(rows) => c.take(rows)?,
+                None => break,
+            };
+        }
+        let _writing = self.writing()?;
+        let done = self.write()?.finish_compaction(c)?;
         self.ann_dirty.store(false, Ordering::SeqCst);
         Ok(Some(done))
     }

@@ -305,3 +305,49 @@ fn the_fused_answer_is_calibrated_and_says_no_match_for_unknown_music() {
         assert!(m.evidence.neural.is_some() || m.evidence.landmarks.is_some(), "{m:?}");
     }
 }
+
+/// Songs added and deleted while a compaction runs on another thread are
+/// kept (or stay deleted) whatever the interleaving: the compaction's
+/// finish catches up with them, and nothing waits for the whole copy.
+#[test]
+fn songs_added_and_deleted_while_a_compaction_runs_are_kept_and_stay_deleted() {
+    use sampleid_engine::Stage;
+    let tmp = tempfile::tempdir().unwrap();
+    let engine = engine();
+    let (lib, all) = library_of_three(tmp.path(), &engine);
+    lib.add(&Source::file(&all[3]), None).unwrap();
+    let id_of = |lib: &Library, p: &Path| lib.find(&p.display().to_string());
+    let first = id_of(&lib, &all[0]);
+    assert!(lib.delete(first[0]).unwrap());
+    assert!(lib.dead_fraction().unwrap() > 0.0);
+    std::thread::scope(|scope| {
+        let compaction = scope.spawn(|| lib.compact());
+        // The deleted song again (a new id), and another one deleted.
+        let again = lib.add(&Source::file(&all[0]), None).unwrap();
+        assert!(matches!(again, IndexOutcome::Indexed { .. }), "{again:?}");
+        assert!(lib.delete(id_of(&lib, &all[1])[0]).unwrap());
+        let done = compaction.join().unwrap().unwrap();
+        assert!(done.is_some(), "the first song's rows were dead");
+    });
+    // Whatever the second delete's rows are (reclaimed, or dead for the
+    // next compaction), a second compaction leaves none.
+    lib.compact().unwrap();
+    assert_eq!(lib.stats().unwrap().dead_segments, 0);
+    let opts = IdentifyOptions {
+        stage: Stage::Landmarks,
+        ..IdentifyOptions::default()
+    };
+    for (i, song) in all.iter().enumerate() {
+        let answer = lib.identify(&Source::file(song), &opts).unwrap();
+        let top = answer.matches.first().map(|m| m.reference.clone());
+        if i == 1 {
+            assert_eq!(top, None, "the deleted song stays deleted: {answer:?}");
+        } else {
+            assert_eq!(top, Some(song.display().to_string()), "{answer:?}");
+        }
+    }
+    // The same after reopening.
+    drop(lib);
+    let lib = Library::open_writer(&tmp.path().join("lib"), &engine).unwrap();
+    assert_eq!(lib.stats().unwrap().songs, 3);
+}

@@ -253,20 +253,32 @@ impl Ann {
         self.add_range(lib, first, first + n).map(|_| ())
     }
 
-    /// The same kind of index over the rows as a compaction renumbers them:
-    /// each of `moves` is (old first row, new first row, rows) of a live
-    /// song. An HNSW graph is built anew (usearch cannot rename keys; rows
-    /// added one after another in new row order, as [`Ann::add_range`]);
-    /// IVF-PQ keeps its quantisers and only renumbers its lists.
-    pub(crate) fn rebuilt(
+    /// A compaction's index as it begins (see `compact.rs`), over the rows
+    /// as it renumbers them: each of `moves` is (old first row, new first
+    /// row, rows) of a live song. IVF-PQ keeps its quantisers and only
+    /// renumbers its lists, whole at once. An HNSW graph is made empty, with
+    /// room for them all, and takes each song's vectors as it is copied
+    /// ([`Ann::add_vectors`]): usearch cannot rename keys, and rows added one
+    /// after another in row order, as [`Ann::add_range`], make the same
+    /// graph on every run.
+    pub(crate) fn compaction_start(
         &self,
         lib: &Library,
         cfg: &IndexConfig,
         moves: &[(u64, u64, u64)],
     ) -> Result<Self, IndexError> {
         match self {
+            Self::Hnsw(_) => {
+                let index = new_index(lib.layout.dim, cfg)?;
+                let n: u64 = moves.iter().map(|m| m.2).sum();
+                index
+                    .reserve_capacity_and_threads((n as usize).max(1), search_threads())
+                    .map_err(ann_err)?;
+                Ok(Self::Hnsw(index))
+            }
             Self::Exact => Ok(Self::Exact),
             Self::IvfPq(None, c) => Ok(Self::IvfPq(None, c.clone())),
+            // The quantisers stay; only the lists are renumbered.
             Self::IvfPq(Some(ix), c) => {
                 let map = |row: u64| {
                     let i = moves.partition_point(|m| m.0 <= row).checked_sub(1)?;
@@ -275,20 +287,45 @@ impl Ann {
                 };
                 Ok(Self::IvfPq(Some(ix.renumbered(&map)), c.clone()))
             }
-            Self::Hnsw(_) => {
-                let index = new_index(lib.layout.dim, cfg)?;
-                let n: u64 = moves.iter().map(|m| m.2).sum();
-                index
-                    .reserve_capacity_and_threads((n as usize).max(1), search_threads())
-                    .map_err(ann_err)?;
-                for &(from, to, n) in moves {
-                    for i in 0..n {
-                        index.add(to + i, &lib.fingerprint(from + i)).map_err(ann_err)?;
-                    }
+        }
+    }
+
+    /// Whether this is an HNSW graph.
+    pub(crate) fn is_hnsw(&self) -> bool {
+        matches!(self, Self::Hnsw(_))
+    }
+
+    /// Adds `vectors` (whole rows, row-major), keyed as rows `to ..` (a
+    /// compaction's renumbering), one after another in row order.
+    pub(crate) fn add_vectors(&mut self, to: u64, vectors: &[f32], dim: usize) -> Result<(), IndexError> {
+        let n = vectors.len() / dim.max(1);
+        match self {
+            Self::Exact | Self::IvfPq(None, _) => Ok(()),
+            Self::IvfPq(Some(ix), _) => {
+                for (i, v) in vectors.chunks_exact(dim).enumerate() {
+                    ix.add(to + i as u64, v);
                 }
-                Ok(Self::Hnsw(index))
+                Ok(())
+            }
+            Self::Hnsw(index) => {
+                let need = index.size() + n;
+                if need > index.capacity() {
+                    index
+                        .reserve_capacity_and_threads(need.max(2 * index.capacity()), search_threads())
+                        .map_err(ann_err)?;
+                }
+                for (i, v) in vectors.chunks_exact(dim).enumerate() {
+                    index.add(to + i as u64, v).map_err(ann_err)?;
+                }
+                Ok(())
             }
         }
+    }
+
+    /// IVF-PQ: trains (and adds every live row) once the library has
+    /// enough rows; anything else: nothing.
+    pub(crate) fn train_if_due(&mut self, lib: &Library) -> Result<(), IndexError> {
+        self.maybe_train(lib).map(|_| ())
     }
 
     pub(crate) fn remove(&mut self, first: u64, n: u64) -> Result<(), IndexError> {

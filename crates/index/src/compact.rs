@@ -15,17 +15,30 @@
 //! commit, so a kill before the new graph is saved leaves it to be
 //! rebuilt, never a graph of the old row numbers that looks current.
 //!
-//! In two steps so that a server keeps answering queries meanwhile:
-//! [`Library::prepare_compaction`] (shared access: the copy and the graphs,
-//! the long part) and [`Library::finish_compaction`] (exclusive: the commit
-//! and the switch, milliseconds). The writer must not add or delete songs
-//! between them; if it did, the finish refuses and changes nothing.
+//! In steps, so that a server keeps answering queries *and taking songs*
+//! meanwhile: [`Library::begin_compaction`], then per song
+//! [`Library::compaction_rows`] (shared access for a memory copy of the
+//! song's rows) and [`Compaction::take`] (the long part, the files and the
+//! graphs, without the library), then [`Library::finish_compaction`]
+//! (exclusive: the catch-up, the commit and the switch). Songs may be added
+//! and deleted between the steps: the finish catches up with them (the
+//! added songs' rows are appended to the new files and their vectors,
+//! landmarks and shingles added; the deleted ones leave the new indexes
+//! and keep dead rows for the next compaction), so only the songs changed
+//! meanwhile are handled under exclusive access. Measured in
+//! `docs/reliability.md`: a server's uploads and deletes waited for a whole
+//! compaction (about 95 s at 14 h) when it held the writer, and queries
+//! stalled behind commits waiting for steps that held the shared lock
+//! through the graph's insertions.
 
+use std::collections::HashSet;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
+use std::time::Instant;
 
 use rusqlite::params;
+use sampleid_landmarks::codec;
 use sampleid_landmarks::{LandmarkIndex, PairConfig};
 use serde::Serialize;
 
@@ -52,26 +65,36 @@ pub struct Compacted {
     pub bytes_after: u64,
 }
 
-/// The committed counts and live songs a compaction was prepared from.
+/// The committed counts and live songs a compaction began from.
 #[derive(Debug, Clone, PartialEq)]
 struct Snapshot {
     generation: u64,
-    counts: [u64; 4],
     ids: Vec<i64>,
 }
 
-/// A compaction written but not yet committed (see the module docs).
+/// A compaction under way, not yet committed (see the module docs).
 pub struct Compaction {
     before: Snapshot,
     generation: u64,
-    /// The live songs with their new ranges, in row order.
+    /// The songs live when it began, with their ranges in the current
+    /// files, and the same songs with their new ranges, in row order.
+    old: Vec<Song>,
     songs: Vec<Song>,
+    /// Songs of `old` copied so far.
+    copied: usize,
     /// New committed rows, chroma frames, peaks, quads.
     counts: [u64; 4],
+    /// The next generation's row files, in [`RowKind::ALL`] order.
+    files: Vec<(std::path::PathBuf, BufWriter<File>)>,
     ann: Ann,
+    /// Whether the graph takes each song's vectors as it is copied (HNSW),
+    /// or was made whole when the compaction began (IVF-PQ renumbers its
+    /// lists; exact search has nothing to build).
+    ann_per_song: bool,
     shingles: Option<Shingles>,
     landmarks: LandmarkIndex,
     bytes_before: u64,
+    started: Instant,
 }
 
 impl std::fmt::Debug for Compaction {
@@ -79,21 +102,18 @@ impl std::fmt::Debug for Compaction {
         f.debug_struct("Compaction")
             .field("generation", &self.generation)
             .field("songs", &self.songs.len())
+            .field("copied", &self.copied)
             .field("counts", &self.counts)
             .finish_non_exhaustive()
     }
 }
 
-/// Writes the rows `ranges` (first, count) of `from` one after another
-/// into a new file at `path`, synced.
-fn write_rows(path: &Path, from: &RowFile, ranges: impl Iterator<Item = (u64, u64)>) -> Result<(), IndexError> {
-    let file = File::create(path).map_err(io(path))?;
-    let mut out = BufWriter::with_capacity(1 << 20, file);
-    for (first, n) in ranges {
-        out.write_all(from.rows(first, n)).map_err(io(path))?;
+impl Compaction {
+    /// Whether every song it began with is copied ([`Library::compaction_step`]
+    /// has nothing left to do).
+    pub fn is_prepared(&self) -> bool {
+        self.copied == self.old.len()
     }
-    let file = out.into_inner().map_err(|e| io(path)(e.into_error()))?;
-    file.sync_all().map_err(io(path))
 }
 
 /// Syncs a directory's entries (best effort: not every filesystem can).
@@ -120,7 +140,6 @@ impl Library {
     fn snapshot(&self) -> Snapshot {
         Snapshot {
             generation: self.generation,
-            counts: [self.rows, self.chroma_rows, self.peak_rows, self.quad_rows],
             ids: self.songs.iter().map(|s| s.id).collect(),
         }
     }
@@ -142,104 +161,136 @@ impl Library {
         self.generation
     }
 
-    /// Writes the live songs' rows into the next generation of the row
-    /// files and builds the indexes over them, changing nothing the library
-    /// reads: queries go on meanwhile. Writers only; the writer must add
-    /// and delete nothing until [`Library::finish_compaction`].
-    pub fn prepare_compaction(&self) -> Result<Compaction, IndexError> {
+    /// Begins a compaction: the next generation's row files are created
+    /// (empty) and the new indexes made, changing nothing the library
+    /// reads. Writers only. Then [`Library::compaction_step`] until it says
+    /// done, then [`Library::finish_compaction`]; songs may be added and
+    /// deleted in between.
+    pub fn begin_compaction(&self) -> Result<Compaction, IndexError> {
         if self._lock.is_none() {
             return Err(IndexError::Input("the library is open for reading only".into()));
         }
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         let bytes_before = dir_bytes(&self.dir);
         let generation = self.generation + 1;
-        let mut songs = self.songs.clone();
+        let old = self.songs.clone();
+        let mut songs = old.clone();
         let mut next = [0u64; 4];
         for s in &mut songs {
-            s.first_row = next[0];
-            s.chroma_first = next[1];
-            s.peaks_first = next[2];
-            s.quads_first = next[3];
-            next[0] += s.segments;
-            next[1] += s.chroma_frames;
-            next[2] += s.peaks;
-            next[3] += s.quads;
+            place(s, &mut next);
         }
-        let old = &self.songs;
-        let path = |k: RowKind| k.path(&self.dir, generation);
-        write_rows(
-            &path(RowKind::Fingerprints),
-            &self.fingerprints,
-            old.iter().map(|s| (s.first_row, s.segments)),
-        )?;
-        write_rows(
-            &path(RowKind::Nodes),
-            &self.nodes,
-            old.iter().map(|s| (s.first_row, s.segments)),
-        )?;
-        write_rows(
-            &path(RowKind::Chroma),
-            &self.chroma,
-            old.iter().map(|s| (s.chroma_first, s.chroma_frames)),
-        )?;
-        write_rows(
-            &path(RowKind::Peaks),
-            &self.peak_file,
-            old.iter().map(|s| (s.peaks_first, s.peaks)),
-        )?;
-        write_rows(
-            &path(RowKind::Quads),
-            &self.quad_file,
-            old.iter().map(|s| (s.quads_first, s.quads)),
-        )?;
-        sync_dir(&self.dir);
-        let copied = started.elapsed().as_secs_f64();
-
-        // The indexes are built from the old rows (the same bytes), keyed
-        // as the new rows will be.
+        let mut files = Vec::new();
+        for k in RowKind::ALL {
+            let path = k.path(&self.dir, generation);
+            let file = File::create(&path).map_err(io(&path))?;
+            files.push((path, BufWriter::with_capacity(1 << 20, file)));
+        }
+        // The graphs are built from the old rows (the same bytes), keyed as
+        // the new rows will be.
         let moves: Vec<(u64, u64, u64)> = old
             .iter()
             .zip(&songs)
             .map(|(o, n)| (o.first_row, n.first_row, o.segments))
             .collect();
-        let ann = self.ann.rebuilt(self, &self.cfg, &moves)?;
-        let shingles = self.shingles.as_ref().map(|sh| sh.fresh(self)).transpose()?;
-        let mut landmarks = LandmarkIndex::new(PairConfig::default());
-        for s in old.iter().filter(|s| s.peaks > 0) {
-            let (peaks, quads) = self.stored_landmarks(s)?;
-            landmarks.insert(song_key(s.id)?, peaks, &quads);
-        }
-        landmarks.seal();
-        tracing::info!(
-            generation,
-            songs = songs.len(),
-            copy_s = copied,
-            total_s = started.elapsed().as_secs_f64(),
-            "compaction prepared"
-        );
+        let ann = self.ann.compaction_start(self, &self.cfg, &moves)?;
+        let ann_per_song = ann.is_hnsw();
+        let shingles = self.shingles.as_ref().map(|sh| sh.empty()).transpose()?;
         Ok(Compaction {
             before: self.snapshot(),
             generation,
+            old,
             songs,
+            copied: 0,
             counts: next,
+            files,
             ann,
+            ann_per_song,
             shingles,
-            landmarks,
+            landmarks: LandmarkIndex::new(PairConfig::default()),
             bytes_before,
+            started,
         })
     }
 
+    /// The next song a compaction copies, its rows copied out of the
+    /// library (shared access, a memory copy: hold the lock for this only),
+    /// for [`Compaction::take`], which does the work without the library.
+    /// `None` when every song is copied.
+    pub fn compaction_rows(&self, c: &Compaction) -> Result<Option<SongRows>, IndexError> {
+        if self.generation != c.before.generation {
+            return Err(IndexError::Input(
+                "another compaction finished since this one began; begin it again".into(),
+            ));
+        }
+        Ok(c.old
+            .get(c.copied)
+            .map(|old| self.song_rows(old, c.songs[c.copied].clone())))
+    }
+
+    /// One step: [`Library::compaction_rows`] and [`Compaction::take`].
+    /// Returns whether every song is copied.
+    pub fn compaction_step(&self, c: &mut Compaction) -> Result<bool, IndexError> {
+        match self.compaction_rows(c)? {
+            None => Ok(true),
+            Some(rows) => c.take(rows),
+        }
+    }
+
+    /// Song `old`'s rows, to be placed as `new` says.
+    fn song_rows(&self, old: &Song, new: Song) -> SongRows {
+        let copy = |f: &RowFile, first: u64, n: u64| f.rows(first, n).to_vec();
+        SongRows {
+            bytes: [
+                copy(&self.fingerprints, old.first_row, old.segments),
+                copy(&self.nodes, old.first_row, old.segments),
+                copy(&self.chroma, old.chroma_first, old.chroma_frames),
+                copy(&self.peak_file, old.peaks_first, old.peaks),
+                copy(&self.quad_file, old.quads_first, old.quads),
+            ],
+            new,
+            dim: self.layout.dim,
+        }
+    }
+
+    /// [`Library::begin_compaction`] and every step: the live songs' rows in
+    /// the next generation's files and the indexes over them, not yet
+    /// committed.
+    pub fn prepare_compaction(&self) -> Result<Compaction, IndexError> {
+        let mut c = self.begin_compaction()?;
+        while !self.compaction_step(&mut c)? {}
+        Ok(c)
+    }
+
     /// Commits a prepared compaction and switches to it; the old row files
-    /// are removed and the new graphs saved. Refused, with nothing changed,
-    /// when the library is not as it was when the compaction was prepared.
-    pub fn finish_compaction(&mut self, c: Compaction) -> Result<Compacted, IndexError> {
+    /// are removed and the new graphs saved. Songs added or deleted since it
+    /// began are caught up with first (see the module docs). Refused, with
+    /// nothing changed, when it is not prepared or another compaction
+    /// finished since it began.
+    pub fn finish_compaction(&mut self, mut c: Compaction) -> Result<Compacted, IndexError> {
         if self._lock.is_none() {
             return Err(IndexError::Input("the library is open for reading only".into()));
         }
-        if self.snapshot() != c.before {
+        if self.generation != c.before.generation {
             return Err(IndexError::Input(
-                "the library changed since the compaction was prepared; prepare it again".into(),
+                "another compaction finished since this one began; begin it again".into(),
             ));
+        }
+        if !c.is_prepared() {
+            return Err(IndexError::Input(format!(
+                "the compaction has copied {} of {} songs; finish its steps first",
+                c.copied,
+                c.old.len()
+            )));
+        }
+        let (added, deleted) = self.catch_up(&mut c)?;
+        for (path, out) in std::mem::take(&mut c.files) {
+            let file = out.into_inner().map_err(|e| io(&path)(e.into_error()))?;
+            file.sync_all().map_err(io(&path))?;
+        }
+        sync_dir(&self.dir);
+        c.landmarks.seal();
+        if added + deleted > 0 {
+            tracing::info!(added, deleted, "compaction caught up with the songs changed meanwhile");
         }
         let [rows, chroma_rows, peak_rows, quad_rows] = c.counts;
         // Opened before the commit: after it, nothing may fail before the switch.
@@ -291,14 +342,16 @@ impl Library {
             }
             tx.commit().map_err(self.sql())?;
         }
-        let [r0, c0, p0, q0] = c.before.counts;
+        // The old files hold every row of the new ones (the songs added
+        // meanwhile included) and the dead rows.
+        let [r0, c0, p0, q0] = [self.rows, self.chroma_rows, self.peak_rows, self.quad_rows];
         let report = |bytes_after| Compacted {
             songs: c.songs.len(),
             generation: c.generation,
-            segments_removed: r0 - rows,
-            chroma_frames_removed: c0 - chroma_rows,
-            peaks_removed: p0 - peak_rows,
-            quads_removed: q0 - quad_rows,
+            segments_removed: r0.saturating_sub(rows),
+            chroma_frames_removed: c0.saturating_sub(chroma_rows),
+            peaks_removed: p0.saturating_sub(peak_rows),
+            quads_removed: q0.saturating_sub(quad_rows),
             bytes_before: c.bytes_before,
             bytes_after,
         };
@@ -312,6 +365,14 @@ impl Library {
             self.shingles = c.shingles;
         }
         self.songs = c.songs.clone();
+        // Songs added meanwhile may have brought an untrained IVF-PQ
+        // library to its training size.
+        let mut ann = std::mem::replace(&mut self.ann, Ann::Exact);
+        let trained = ann.train_if_due(self);
+        self.ann = ann;
+        if let Err(e) = trained {
+            tracing::warn!("compacted, but IVF-PQ could not be trained yet: {e}");
+        }
         remove_other_generations(&self.dir, self.generation);
         if let Err(e) = self.save_ann() {
             // Committed: the graphs are rebuilt from the rows at the next open.
@@ -326,5 +387,119 @@ impl Library {
     pub fn compact(&mut self) -> Result<Compacted, IndexError> {
         let c = self.prepare_compaction()?;
         self.finish_compaction(c)
+    }
+
+    /// Brings a prepared compaction up to the songs as they are now:
+    /// returns (songs added, songs deleted) since it began.
+    fn catch_up(&self, c: &mut Compaction) -> Result<(usize, usize), IndexError> {
+        let live: HashSet<i64> = self.songs.iter().map(|s| s.id).collect();
+        let began: HashSet<i64> = c.before.ids.iter().copied().collect();
+        let mut deleted = 0;
+        for s in c.songs.iter().filter(|s| !live.contains(&s.id)) {
+            // Its rows stay in the new files, dead, for the next compaction.
+            c.ann.remove(s.first_row, s.segments)?;
+            c.landmarks.remove(song_key(s.id)?);
+            if let Some(sh) = &mut c.shingles {
+                sh.remove(s)?;
+            }
+            deleted += 1;
+        }
+        c.songs.retain(|s| live.contains(&s.id));
+        let added: Vec<Song> = self.songs.iter().filter(|s| !began.contains(&s.id)).cloned().collect();
+        for old in &added {
+            let mut new = old.clone();
+            place(&mut new, &mut c.counts);
+            // Every kind of index takes them one by one (IVF-PQ encodes them).
+            c.absorb(&self.song_rows(old, new.clone()), true)?;
+            c.songs.push(new);
+        }
+        Ok((added.len(), deleted))
+    }
+}
+
+/// Gives `s` the ranges at `next` (rows, chroma frames, peaks, quads) and
+/// moves `next` past them.
+fn place(s: &mut Song, next: &mut [u64; 4]) {
+    s.first_row = next[0];
+    s.chroma_first = next[1];
+    s.peaks_first = next[2];
+    s.quads_first = next[3];
+    next[0] += s.segments;
+    next[1] += s.chroma_frames;
+    next[2] += s.peaks;
+    next[3] += s.quads;
+}
+
+/// One song's rows copied out of a library for a compaction (see
+/// [`Library::compaction_rows`]), in [`RowKind::ALL`] order.
+pub struct SongRows {
+    bytes: [Vec<u8>; 5],
+    /// The song as the compaction places it.
+    new: Song,
+    dim: usize,
+}
+
+impl std::fmt::Debug for SongRows {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SongRows")
+            .field("song", &self.new.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Compaction {
+    /// Copies a song's rows (from [`Library::compaction_rows`]) into the
+    /// new files and indexes; the library is not needed, so its lock need
+    /// not be held. Returns whether every song is copied.
+    pub fn take(&mut self, rows: SongRows) -> Result<bool, IndexError> {
+        match self.songs.get(self.copied) {
+            Some(s) if s.id == rows.new.id && !self.is_prepared() => {}
+            _ => {
+                return Err(IndexError::Input(format!(
+                    "song {} is not the next one this compaction copies",
+                    rows.new.id
+                )));
+            }
+        }
+        self.absorb(&rows, self.ann_per_song)?;
+        self.copied += 1;
+        if self.is_prepared() {
+            tracing::info!(
+                generation = self.generation,
+                songs = self.songs.len(),
+                seconds = self.started.elapsed().as_secs_f64(),
+                "compaction prepared"
+            );
+        }
+        Ok(self.is_prepared())
+    }
+
+    /// Appends `rows` to the new files, where `rows.new` places them, and
+    /// adds the song to the new indexes; the graph only when `with_ann`.
+    fn absorb(&mut self, rows: &SongRows, with_ann: bool) -> Result<(), IndexError> {
+        for ((path, out), bytes) in self.files.iter_mut().zip(&rows.bytes) {
+            out.write_all(bytes).map_err(io(path))?;
+        }
+        let [fingerprints, _, chroma, peaks, quads] = &rows.bytes;
+        let song = &rows.new;
+        if with_ann {
+            self.ann
+                .add_vectors(song.first_row, &crate::store::f16_to_f32(fingerprints), rows.dim)?;
+        }
+        if let Some(sh) = &mut self.shingles {
+            // Keyed by song id and second, which a compaction keeps.
+            let frames: Vec<[u8; crate::CHROMA_BYTES]> = chroma
+                .chunks_exact(crate::CHROMA_BYTES)
+                .map(|c| c.try_into().expect("whole frames"))
+                .collect();
+            sh.add_chroma(song.id, &frames)?;
+        }
+        if song.peaks > 0 {
+            let damaged = |e: sampleid_landmarks::LandmarkError| IndexError::Damaged(e.to_string());
+            let peaks = codec::decode_peaks(peaks).map_err(damaged)?;
+            let quads = codec::decode_quads(quads).map_err(damaged)?;
+            self.landmarks.insert(song_key(song.id)?, peaks, &quads);
+        }
+        Ok(())
     }
 }

@@ -98,23 +98,19 @@ impl Shingles {
         Ok(me)
     }
 
-    /// A graph of the live songs' shingles alone (a compaction's: a saved
-    /// or long-running graph keeps the deleted songs' vectors).
-    pub(crate) fn fresh(&self, lib: &Library) -> Result<Self, IndexError> {
+    /// An empty graph of the same model (a compaction's, which then takes
+    /// each live song as it is copied).
+    pub(crate) fn empty(&self) -> Result<Self, IndexError> {
         let index = new_hnsw(self.model.dim(), ScalarKind::F32).map_err(err)?;
         index
             .reserve_capacity_and_threads(1, crate::ann::search_threads())
             .map_err(err)?;
-        let mut me = Self {
+        Ok(Self {
             model: self.model.clone(),
             index,
             live: HashSet::new(),
             frame_rate: self.frame_rate,
-        };
-        for s in &lib.songs {
-            me.add(lib, s)?;
-        }
-        Ok(me)
+        })
     }
 
     /// Adds a song's shingles (none when it has no chroma).
@@ -122,7 +118,15 @@ impl Shingles {
         if song.chroma_frames == 0 {
             return Ok(());
         }
-        let shingles = self.model.reference(&lib.chroma(song));
+        self.add_chroma(song.id, &lib.chroma(song))
+    }
+
+    /// Adds the shingles of song `id` whose stored chroma is `chroma`.
+    pub(crate) fn add_chroma(&mut self, id: i64, chroma: &[[u8; crate::CHROMA_BYTES]]) -> Result<(), IndexError> {
+        if chroma.is_empty() {
+            return Ok(());
+        }
+        let shingles = self.model.reference(chroma);
         let need = self.index.size() + shingles.len();
         if need > self.index.capacity() {
             self.index
@@ -132,9 +136,9 @@ impl Shingles {
         // One after another, as the fingerprint graph (`ann.rs`, `add_range`):
         // parallel adds made another graph on every build.
         for (start, v) in &shingles {
-            self.index.add(key(song.id, *start), v).map_err(err)?;
+            self.index.add(key(id, *start), v).map_err(err)?;
         }
-        self.live.insert(song.id);
+        self.live.insert(id);
         Ok(())
     }
 

@@ -719,16 +719,87 @@ fn a_compaction_killed_before_or_after_its_commit_leaves_a_whole_library() {
     let mut lib = Library::open_writer(dir.path(), &layout(), &cfg(AnnKind::Hnsw)).unwrap();
     assert!(!RowKind::Fingerprints.path(dir.path(), 0).exists());
     assert_eq!(lib.dead_rows(), [0; 4]);
-    // A compaction is refused (changing nothing) when songs changed since it was prepared.
-    let prepared = lib.prepare_compaction().unwrap();
-    add_full(&mut lib, 7);
-    let err = lib.finish_compaction(prepared).unwrap_err().to_string();
-    assert!(err.contains("changed since"), "{err}");
-    assert_eq!(lib.generation(), 1);
-    assert_eq!(lib.songs().len(), 4);
+    // A compaction is refused (changing nothing) when another one finished
+    // since it began, and when its steps are not done.
+    let stale = lib.prepare_compaction().unwrap();
+    lib.compact().unwrap();
+    let err = lib.finish_compaction(stale).unwrap_err().to_string();
+    assert!(err.contains("another compaction"), "{err}");
+    let half = lib.begin_compaction().unwrap();
+    let err = lib.finish_compaction(half).unwrap_err().to_string();
+    assert!(err.contains("finish its steps"), "{err}");
+    assert_eq!((lib.generation(), lib.songs().len()), (2, 3));
     assert_eq!(found(&lib), ("h3".to_string(), 2));
-    let done = lib.compact().unwrap();
-    assert_eq!((done.generation, done.segments_removed), (2, 0));
+}
+
+#[test]
+fn songs_added_and_deleted_during_a_compaction_are_caught_up_with() {
+    for kind in [AnnKind::Exact, AnnKind::Hnsw, AnnKind::IvfPq] {
+        let (dir, fresh) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let model = shingle_model(&[101, 102, 103], 12);
+        let mut ivf = cfg(kind);
+        ivf.ivfpq.train_rows = 40;
+        let mut lib = Library::open_writer(dir.path(), &layout(), &ivf).unwrap();
+        lib.enable_shingles(model.clone(), 10.0).unwrap();
+        let songs: Vec<Song> = (1..=5).map(|s| add_full(&mut lib, s)).collect();
+        for s in [&songs[1], &songs[3]] {
+            lib.delete(s.id).unwrap();
+        }
+        // Two of three songs copied, then song 6 added and song 3 (copied)
+        // deleted; the last song copied, song 7 added.
+        let mut c = lib.begin_compaction().unwrap();
+        assert!(!lib.compaction_step(&mut c).unwrap());
+        assert!(!lib.compaction_step(&mut c).unwrap());
+        let s6 = add_full(&mut lib, 6);
+        assert!(lib.delete(songs[2].id).unwrap());
+        assert!(lib.compaction_step(&mut c).unwrap());
+        let s7 = add_full(&mut lib, 7);
+        let done = lib.finish_compaction(c).unwrap();
+        assert_eq!((done.songs, done.generation), (4, 1), "{kind:?}");
+        assert_eq!(done.segments_removed, 12 + 14, "{kind:?}");
+
+        let ids: Vec<i64> = lib.songs().iter().map(|s| s.id).collect();
+        assert_eq!(ids, vec![songs[0].id, songs[4].id, s6.id, s7.id], "{kind:?}");
+        // Song 3's rows stay, dead, for the next compaction.
+        assert_eq!(lib.dead_rows()[0], 13, "{kind:?}");
+        for (seed, s) in [(6u64, &s6), (7, &s7)] {
+            let query = song(seed, 10 + seed as usize).0[3 * 16..4 * 16].to_vec();
+            let (hit, seg) = lib.song_of(lib.nearest(&query, 1).unwrap()[0].0).unwrap();
+            assert_eq!((hit.id, seg), (s.id, 3), "{kind:?}");
+            let now = lib.song(s.id).unwrap();
+            assert_eq!(lib.chroma(now).concat(), tune(100 + seed, 600));
+            let stored = lib.song_landmarks(now).unwrap();
+            assert_eq!(stored.peaks, landmarks(seed as u32, 20 + 4 * seed as u32).peaks);
+            assert!(lib.landmarks().contains(s.id as u32));
+        }
+        let q3 = song(3, 13).0[4 * 16..5 * 16].to_vec();
+        assert!(
+            lib.nearest(&q3, 3)
+                .unwrap()
+                .iter()
+                .all(|(r, _)| lib.song_of(*r).unwrap().0.id != songs[2].id),
+            "{kind:?}: a song deleted during the compaction stays deleted"
+        );
+        assert!(!lib.landmarks().contains(songs[2].id as u32));
+        assert_eq!(lib.shingle_count(), 4 * model.count(600), "{kind:?}");
+
+        // Reopened, and compacted again: the same bytes as a library that
+        // only ever held the live songs.
+        drop(lib);
+        let mut lib = Library::open_writer(dir.path(), &layout(), &ivf).unwrap();
+        assert_eq!(lib.songs().len(), 4);
+        lib.enable_shingles(model.clone(), 10.0).unwrap();
+        assert_ne!(shingle_top(&lib, 103, &model).0, songs[2].id);
+        let again = lib.compact().unwrap();
+        assert_eq!((again.generation, again.segments_removed), (2, 13));
+        {
+            let mut other = Library::open_writer(fresh.path(), &layout(), &ivf).unwrap();
+            for s in [1, 5, 6, 7] {
+                add_full(&mut other, s);
+            }
+        }
+        assert_eq!(row_bytes(dir.path(), 2), row_bytes(fresh.path(), 0), "{kind:?}");
+    }
 }
 
 #[test]

@@ -340,7 +340,7 @@ impl Library {
         let shingles = shingle_evidence(&hits);
         let proposed = &hits[..hits.len().min(engine.settings().shingles.identify)];
         let mut chroma = self.chroma_candidates(engine, input, proposed, &landmarks, &neural);
-        let k = neural.len().min(GUIDED);
+        let k = neural.len().min(engine.settings().query.guided);
         self.verify_guided(engine, input, &landmarks, &mut neural[..k]);
         self.verify_guided(engine, input, &landmarks, &mut chroma);
         let mut joined = landmarks;
@@ -997,9 +997,6 @@ fn shingle_evidence(hits: &[sampleid_matching::ShingleHit]) -> Vec<(i64, samplei
         })
         .collect()
 }
-
-/// The neural stage's songs that the landmarks verify at its place.
-const GUIDED: usize = 3;
 
 fn skipped(name: &str, s: &Song) -> IndexOutcome {
     IndexOutcome::Skipped {

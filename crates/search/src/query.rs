@@ -65,6 +65,15 @@ pub struct QueryConfig {
     /// When the landmark stage alone gives a song at least this confidence,
     /// the engine answers without running the neural stage (above 1: never).
     pub early_stop: f64,
+    /// The neural stage's best songs (this many) that the landmarks verify
+    /// at the place and time ratio the neural stage located them, when the
+    /// landmark search did not verify them itself. With distractors in the
+    /// library the right song falls down the neural stage's list: on the
+    /// validation benchmarks at 6× their references (83 train-split
+    /// distractors), 6 found one more clip than 3 (bench-lm-val sample-ID
+    /// 40.9 → 41.6 %), 10 none more than 6, with the same false accepts
+    /// at 1× and 6× (`docs/identification.md`).
+    pub guided: usize,
 }
 
 impl Default for QueryConfig {
@@ -79,6 +88,7 @@ impl Default for QueryConfig {
             max_ratio: 1.6,
             min_confidence: 0.5,
             early_stop: EARLY_STOP,
+            guided: GUIDED,
         }
     }
 }
@@ -122,6 +132,9 @@ impl QueryConfig {
 
 /// Default of [`QueryConfig::early_stop`].
 pub const EARLY_STOP: f64 = 0.95;
+
+/// Default of [`QueryConfig::guided`].
+pub const GUIDED: usize = 6;
 
 /// One segment of a query: its fingerprint and its node matrix (as the encoder gives them).
 #[derive(Debug, Clone)]

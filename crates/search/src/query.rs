@@ -68,11 +68,12 @@ pub struct QueryConfig {
     /// The neural stage's best songs (this many) that the landmarks verify
     /// at the place and time ratio the neural stage located them, when the
     /// landmark search did not verify them itself. With distractors in the
-    /// library the right song falls down the neural stage's list: on the
-    /// validation benchmarks at 6× their references (83 train-split
-    /// distractors), 6 found one more clip than 3 (bench-lm-val sample-ID
-    /// 40.9 → 41.6 %), 10 none more than 6, with the same false accepts
-    /// at 1× and 6× (`docs/identification.md`).
+    /// library the right song falls down the neural stage's list, so more
+    /// were tried on the validation benchmarks at 6× their references (83
+    /// train-split distractors): 6 found one clip more than 3 (bench-lm-val
+    /// sample-ID 40.9 → 41.6 %; none at 1×), 10 none more than 6, with the
+    /// same false accepts, but bench-lm-val's queries took 7–8 % longer on
+    /// average (10 s clips 11–14 %): 3 stays (`docs/identification.md`).
     pub guided: usize,
 }
 
@@ -134,7 +135,7 @@ impl QueryConfig {
 pub const EARLY_STOP: f64 = 0.95;
 
 /// Default of [`QueryConfig::guided`].
-pub const GUIDED: usize = 6;
+pub const GUIDED: usize = 3;
 
 /// One segment of a query: its fingerprint and its node matrix (as the encoder gives them).
 #[derive(Debug, Clone)]

@@ -405,6 +405,76 @@ fn a_full_disk_is_a_clear_error_and_loses_nothing() {
     assert_eq!(listed(&db).len(), files.len());
 }
 
+#[test]
+fn a_compaction_on_a_full_disk_is_a_clear_error_and_changes_nothing() {
+    // A library on a tmpfs with room for itself and a quarter more, one
+    // song of five deleted: the compaction's new row files do not fit.
+    // Mounting needs the right to (root, as in CI's container).
+    let dir = tempfile::tempdir().unwrap();
+    let files = music(&dir.path().join("music"));
+    let paths: Vec<&str> = files.iter().map(|f| s(f)).collect();
+    let probe = dir.path().join("probe");
+    let mut args = vec!["-q", "index", "--db", s(&probe), "--jobs", "1"];
+    args.extend(&paths);
+    assert!(sampleid(&args).status.success());
+    let o = sampleid(&["-q", "delete", "--db", s(&probe), paths[0]]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let need = dir_bytes(&probe);
+    let small = dir.path().join("small");
+    std::fs::create_dir(&small).unwrap();
+    let size = format!("size={}k", need * 5 / 4 / 1024);
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", &size, "tmpfs", s(&small)])
+        .stderr(Stdio::null())
+        .status();
+    if !matches!(mounted, Ok(st) if st.success()) {
+        eprintln!("skipped: this machine does not let the test mount a tmpfs");
+        return;
+    }
+    let _unmount = Mounted(small.clone());
+    let db = small.join("lib");
+    assert!(
+        Command::new("cp")
+            .args(["-a", s(&probe), s(&db)])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let o = sampleid(&["compact", "--db", s(&db), "--json"]);
+    assert!(!o.status.success(), "a full disk is a failure: {}", stdout(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("No space left on device"), "the cause is named: {err}");
+    assert!(err.contains(s(&db)), "and where: {err}");
+    // The library is as it was: the four songs, found, their dead rows kept.
+    let now = listed(&db);
+    assert_eq!(now.len(), 4, "{now:?}");
+    for r in &paths[1..4] {
+        let o = sampleid(&["-q", "query", "--db", s(&db), "--json", r]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+        assert_eq!(v["matches"][0]["reference"], *r, "{v}");
+    }
+    let stats = |db: &Path| -> serde_json::Value {
+        let o = sampleid(&["stats", "--db", s(db), "--json"]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        serde_json::from_str(&stdout(&o)).unwrap()
+    };
+    assert!(stats(&db)["dead_segments"].as_u64().unwrap() > 0);
+    // Room again: the compaction goes through.
+    let grown = format!("remount,size={}k", need * 3 / 1024);
+    assert!(
+        Command::new("mount")
+            .args(["-o", &grown, s(&small)])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let o = sampleid(&["-q", "compact", "--db", s(&db)]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(stats(&db)["dead_segments"].as_u64(), Some(0));
+    assert_eq!(listed(&db).len(), 4);
+}
+
 /// `value` without its `song_id` fields (ids follow the order songs were added).
 fn without_ids(value: &serde_json::Value) -> serde_json::Value {
     match value {

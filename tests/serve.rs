@@ -177,6 +177,15 @@ fn the_api_identifies_uploads_and_guards_the_library() {
         (st, h["songs"].as_u64(), h["writable"].as_bool()),
         (200, Some(3), Some(true))
     );
+    // Memory as monitoring sees it: resident, of it the file-backed pages,
+    // and the allocator's heap.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        let (rss, file) = (h["rss_mb"].as_f64().unwrap(), h["rss_file_mb"].as_f64().unwrap());
+        assert!(file > 0.0 && file < rss, "{h}");
+        assert!(h["heap"]["in_use"].as_f64().unwrap() > 0.0, "{h}");
+        assert!(h["heap"]["free"].as_f64().unwrap() >= 0.0, "{h}");
+    }
     let mut page = agent().get(&srv.url("/")).call().unwrap();
     assert_eq!(page.status(), 200);
     assert!(page.body_mut().read_to_string().unwrap().contains("/app.js"));

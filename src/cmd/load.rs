@@ -89,6 +89,12 @@ struct Report {
     by_kind: BTreeMap<Kind, KindReport>,
     /// The server's resident memory (MB, from `/healthz`), one sample a second.
     rss_mb: Vec<f64>,
+    /// Of each sample: the pages backed by files (the library's mapped row
+    /// files among them), and glibc's heap in use and free in its arenas
+    /// (MB; empty where the server does not say).
+    rss_file_mb: Vec<f64>,
+    heap_in_use_mb: Vec<f64>,
+    heap_free_mb: Vec<f64>,
     /// The library's songs at each of those samples (uploads and deletes
     /// change it: memory follows the library's size).
     songs: Vec<u64>,
@@ -301,7 +307,7 @@ pub fn run(args: &BenchServeArgs, quiet: bool) -> Result<()> {
     bar.set_message(format!("{} clients → {base}", args.clients));
     let samples = Mutex::new(Vec::<Sample>::new());
     let checks = Mutex::new(Vec::<String>::new());
-    let rss = Mutex::new(Vec::<(f64, u64)>::new());
+    let rss = Mutex::new(Vec::<(f64, u64, [Option<f64>; 3])>::new());
     let started = Instant::now();
     let deadline = started + Duration::from_secs_f64(args.duration_s);
     let auth = token.map(|t| format!("Bearer {t}")).unwrap_or_default();
@@ -318,7 +324,12 @@ pub fn run(args: &BenchServeArgs, quiet: bool) -> Result<()> {
                         && let Some(mb) = v["rss_mb"].as_f64()
                     {
                         let songs = v["songs"].as_u64().unwrap_or(0);
-                        rss.lock().unwrap_or_else(|e| e.into_inner()).push((mb, songs));
+                        let more = [
+                            v["rss_file_mb"].as_f64(),
+                            v["heap"]["in_use"].as_f64(),
+                            v["heap"]["free"].as_f64(),
+                        ];
+                        rss.lock().unwrap_or_else(|e| e.into_inner()).push((mb, songs, more));
                     }
                     std::thread::sleep(Duration::from_secs(1));
                 }
@@ -544,6 +555,9 @@ pub fn run(args: &BenchServeArgs, quiet: bool) -> Result<()> {
         rss_mb_second_quarter: quarter(1),
         rss_mb_last_quarter: quarter(3),
         rss_mb: rss.iter().map(|r| r.0).collect(),
+        rss_file_mb: rss.iter().filter_map(|r| r.2[0]).collect(),
+        heap_in_use_mb: rss.iter().filter_map(|r| r.2[1]).collect(),
+        heap_free_mb: rss.iter().filter_map(|r| r.2[2]).collect(),
         songs: rss.iter().map(|r| r.1).collect(),
         server,
     };

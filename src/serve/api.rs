@@ -370,17 +370,41 @@ async fn healthz(State(st): State<Arc<AppState>>) -> axum::Json<Value> {
         "writable": st.token.is_some(),
         "genre": st.genre.as_ref().map(|c| c.info.classes.clone()),
         "uptime_s": st.started.elapsed().as_secs_f64(),
-        "rss_mb": resident_mb(),
+        "rss_mb": resident_mb(1),
+        "rss_file_mb": resident_mb(2),
+        "heap": heap_mb(),
         "compacting": st.compacting.load(std::sync::atomic::Ordering::SeqCst),
     }))
 }
 
 /// The server's resident memory in MB (Linux; `None` elsewhere), for
-/// monitoring and the load test's memory samples.
-fn resident_mb() -> Option<f64> {
+/// monitoring and the load test's memory samples: field 1 of
+/// `/proc/self/statm` is all of it, field 2 the pages backed by files (the
+/// library's memory-mapped row files among them), which the kernel can
+/// drop and read again.
+fn resident_mb(field: usize) -> Option<f64> {
     let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
-    let pages: f64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    let pages: f64 = statm.split_whitespace().nth(field)?.parse().ok()?;
     Some(pages * 4096.0 / 1e6)
+}
+
+/// glibc's view of the heap in MB: what is allocated (`in_use`, arenas and
+/// mmapped blocks) and what is free but still held in its arenas (`free`).
+/// Resident memory that grows while `in_use` does not is the allocator's
+/// fragmentation, not something kept (`docs/reliability.md`).
+fn heap_mb() -> Option<Value> {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: mallinfo2 takes no argument and returns a plain struct
+        // (glibc ≥ 2.33); it locks each arena while it counts.
+        let m = unsafe { libc::mallinfo2() };
+        Some(json!({
+            "in_use": (m.uordblks + m.hblkhd) as f64 / 1e6,
+            "free": m.fordblks as f64 / 1e6,
+        }))
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    None
 }
 
 async fn openapi() -> Response {

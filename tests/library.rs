@@ -337,6 +337,34 @@ fn dir_bytes(dir: &Path) -> u64 {
         .sum()
 }
 
+/// A tmpfs of `kib` KiB mounted at `at` (created), unmounted when the
+/// guard drops; `None` where this machine does not let the test mount one.
+fn mount_tmpfs(at: &Path, kib: u64) -> Option<Mounted> {
+    std::fs::create_dir(at).unwrap();
+    let size = format!("size={kib}k");
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", &size, "tmpfs", s(at)])
+        .stderr(Stdio::null())
+        .status();
+    if !matches!(mounted, Ok(st) if st.success()) {
+        eprintln!("skipped: this machine does not let the test mount a tmpfs");
+        return None;
+    }
+    Some(Mounted(at.to_path_buf()))
+}
+
+/// Gives the tmpfs at `at` `kib` KiB.
+fn remount(at: &Path, kib: u64) {
+    let size = format!("remount,size={kib}k");
+    assert!(
+        Command::new("mount")
+            .args(["-o", &size, s(at)])
+            .status()
+            .unwrap()
+            .success()
+    );
+}
+
 #[test]
 fn a_full_disk_is_a_clear_error_and_loses_nothing() {
     // A library on a tmpfs with room for about half of what the songs need
@@ -352,17 +380,9 @@ fn a_full_disk_is_a_clear_error_and_loses_nothing() {
     assert!(sampleid(&args).status.success());
     let need = dir_bytes(&probe);
     let small = dir.path().join("small");
-    std::fs::create_dir(&small).unwrap();
-    let size = format!("size={}k", need / 2 / 1024);
-    let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", &size, "tmpfs", s(&small)])
-        .stderr(Stdio::null())
-        .status();
-    if !matches!(mounted, Ok(st) if st.success()) {
-        eprintln!("skipped: this machine does not let the test mount a tmpfs");
+    let Some(_unmount) = mount_tmpfs(&small, need / 2 / 1024) else {
         return;
-    }
-    let _unmount = Mounted(small.clone());
+    };
     let db = small.join("lib");
     let mut args = vec!["-q", "index", "--db", s(&db), "--jobs", "1", "--json"];
     args.extend(&paths);
@@ -390,14 +410,7 @@ fn a_full_disk_is_a_clear_error_and_loses_nothing() {
         assert_eq!(v["matches"][0]["reference"], r.as_str(), "{v}");
     }
     // Room again: the next run continues where the full disk stopped it.
-    let grown = format!("remount,size={}k", need * 3 / 1024);
-    assert!(
-        Command::new("mount")
-            .args(["-o", &grown, s(&small)])
-            .status()
-            .unwrap()
-            .success()
-    );
+    remount(&small, need * 3 / 1024);
     let mut args = vec!["-q", "index", "--db", s(&db), "--jobs", "1"];
     args.extend(&paths);
     let o = sampleid(&args);
@@ -421,17 +434,9 @@ fn a_compaction_on_a_full_disk_is_a_clear_error_and_changes_nothing() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let need = dir_bytes(&probe);
     let small = dir.path().join("small");
-    std::fs::create_dir(&small).unwrap();
-    let size = format!("size={}k", need * 5 / 4 / 1024);
-    let mounted = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", &size, "tmpfs", s(&small)])
-        .stderr(Stdio::null())
-        .status();
-    if !matches!(mounted, Ok(st) if st.success()) {
-        eprintln!("skipped: this machine does not let the test mount a tmpfs");
+    let Some(_unmount) = mount_tmpfs(&small, need * 5 / 4 / 1024) else {
         return;
-    }
-    let _unmount = Mounted(small.clone());
+    };
     let db = small.join("lib");
     assert!(
         Command::new("cp")
@@ -461,14 +466,7 @@ fn a_compaction_on_a_full_disk_is_a_clear_error_and_changes_nothing() {
     };
     assert!(stats(&db)["dead_segments"].as_u64().unwrap() > 0);
     // Room again: the compaction goes through.
-    let grown = format!("remount,size={}k", need * 3 / 1024);
-    assert!(
-        Command::new("mount")
-            .args(["-o", &grown, s(&small)])
-            .status()
-            .unwrap()
-            .success()
-    );
+    remount(&small, need * 3 / 1024);
     let o = sampleid(&["-q", "compact", "--db", s(&db)]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(stats(&db)["dead_segments"].as_u64(), Some(0));

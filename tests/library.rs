@@ -337,6 +337,14 @@ fn dir_bytes(dir: &Path) -> u64 {
         .sum()
 }
 
+/// `sampleid index --jobs 1` of `paths` into `db`, which must succeed.
+fn index_one_by_one(db: &Path, paths: &[&str]) {
+    let mut args = vec!["-q", "index", "--db", s(db), "--jobs", "1"];
+    args.extend(paths);
+    let o = sampleid(&args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
 /// A tmpfs of `kib` KiB mounted at `at` (created), unmounted when the
 /// guard drops; `None` where this machine does not let the test mount one.
 fn mount_tmpfs(at: &Path, kib: u64) -> Option<Mounted> {
@@ -375,9 +383,7 @@ fn a_full_disk_is_a_clear_error_and_loses_nothing() {
     let files = music(&dir.path().join("music"));
     let paths: Vec<&str> = files.iter().map(|f| s(f)).collect();
     let probe = dir.path().join("probe");
-    let mut args = vec!["-q", "index", "--db", s(&probe), "--jobs", "1"];
-    args.extend(&paths);
-    assert!(sampleid(&args).status.success());
+    index_one_by_one(&probe, &paths);
     let need = dir_bytes(&probe);
     let small = dir.path().join("small");
     let Some(_unmount) = mount_tmpfs(&small, need / 2 / 1024) else {
@@ -427,9 +433,7 @@ fn a_compaction_on_a_full_disk_is_a_clear_error_and_changes_nothing() {
     let files = music(&dir.path().join("music"));
     let paths: Vec<&str> = files.iter().map(|f| s(f)).collect();
     let probe = dir.path().join("probe");
-    let mut args = vec!["-q", "index", "--db", s(&probe), "--jobs", "1"];
-    args.extend(&paths);
-    assert!(sampleid(&args).status.success());
+    index_one_by_one(&probe, &paths);
     let o = sampleid(&["-q", "delete", "--db", s(&probe), paths[0]]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let need = dir_bytes(&probe);

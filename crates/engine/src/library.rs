@@ -925,6 +925,10 @@ impl Library {
     }
 }
 
+/// At most this many songs added during a compaction's steps are taken
+/// before its finish (see [`Library::compact`]).
+const MAX_ADDED_BEFORE_FINISH: usize = 256;
+
 impl Library {
     /// The share of the library's bytes on disk that deleted songs' rows
     /// still hold (0–1): what a compaction would give back, at least.
@@ -960,8 +964,29 @@ impl Library {
                 None => break,
             };
         }
+        // Songs added during the steps are taken the same way, a few at a
+        // time, so that the finish (exclusive: queries wait for it) only
+        // catches up with those added since. Bounded, so that a stream of
+        // uploads cannot put the commit off for ever.
+        let mut taken = 0;
+        while taken < MAX_ADDED_BEFORE_FINISH {
+            let added = self.read().compaction_added(&c, 4)?;
+            if added.is_empty() {
+                break;
+            }
+            taken += added.len();
+            for rows in added {
+                c.take_added(rows)?;
+            }
+        }
         let _writing = self.writing()?;
+        let held = std::time::Instant::now();
         let done = self.write()?.finish_compaction(c)?;
+        tracing::info!(
+            taken_before_finish = taken,
+            finish_ms = held.elapsed().as_secs_f64() * 1e3,
+            "compaction finished"
+        );
         self.ann_dirty.store(false, Ordering::SeqCst);
         Ok(Some(done))
     }

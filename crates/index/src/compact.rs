@@ -24,8 +24,11 @@
 //! and deleted between the steps: the finish catches up with them (the
 //! added songs' rows are appended to the new files and their vectors,
 //! landmarks and shingles added; the deleted ones leave the new indexes
-//! and keep dead rows for the next compaction), so only the songs changed
-//! meanwhile are handled under exclusive access. Measured in
+//! and keep dead rows for the next compaction). Songs added during the
+//! steps can be taken before the finish the same way as the others
+//! ([`Library::compaction_added`] under shared access, then
+//! [`Compaction::take_added`] without the library), so that the finish,
+//! under exclusive access, only handles the songs changed since. Measured in
 //! `docs/reliability.md`: a server's uploads and deletes waited for a whole
 //! compaction (about 95 s at 14 h) when it held the writer, and queries
 //! stalled behind commits waiting for steps that held the shared lock
@@ -82,6 +85,9 @@ pub struct Compaction {
     songs: Vec<Song>,
     /// Songs of `old` copied so far.
     copied: usize,
+    /// Every song the compaction holds (or held) rows of: `old`'s and the
+    /// songs added meanwhile that it has taken (song ids are never reused).
+    taken: HashSet<i64>,
     /// New committed rows, chroma frames, peaks, quads.
     counts: [u64; 4],
     /// The next generation's row files, in [`RowKind::ALL`] order.
@@ -198,6 +204,7 @@ impl Library {
         Ok(Compaction {
             before: self.snapshot(),
             generation,
+            taken: old.iter().map(|s| s.id).collect(),
             old,
             songs,
             copied: 0,
@@ -225,6 +232,35 @@ impl Library {
         Ok(c.old
             .get(c.copied)
             .map(|old| self.song_rows(old, c.songs[c.copied].clone())))
+    }
+
+    /// The songs added since the compaction began that it has not taken
+    /// yet, at most `max` of them, their rows copied out (shared access, a
+    /// memory copy), for [`Compaction::take_added`] without the library:
+    /// what [`Library::finish_compaction`] is left to catch up with under
+    /// exclusive access is then only what was added after this call. Empty
+    /// until every song of the start is copied.
+    pub fn compaction_added(&self, c: &Compaction, max: usize) -> Result<Vec<SongRows>, IndexError> {
+        if self.generation != c.before.generation {
+            return Err(IndexError::Input(
+                "another compaction finished since this one began; begin it again".into(),
+            ));
+        }
+        if !c.is_prepared() {
+            return Ok(Vec::new());
+        }
+        let mut next = c.counts;
+        Ok(self
+            .songs
+            .iter()
+            .filter(|s| !c.taken.contains(&s.id))
+            .take(max)
+            .map(|old| {
+                let mut new = old.clone();
+                place(&mut new, &mut next);
+                self.song_rows(old, new)
+            })
+            .collect())
     }
 
     /// One step: [`Library::compaction_rows`] and [`Compaction::take`].
@@ -393,7 +429,6 @@ impl Library {
     /// returns (songs added, songs deleted) since it began.
     fn catch_up(&self, c: &mut Compaction) -> Result<(usize, usize), IndexError> {
         let live: HashSet<i64> = self.songs.iter().map(|s| s.id).collect();
-        let began: HashSet<i64> = c.before.ids.iter().copied().collect();
         let mut deleted = 0;
         for s in c.songs.iter().filter(|s| !live.contains(&s.id)) {
             // Its rows stay in the new files, dead, for the next compaction.
@@ -405,13 +440,16 @@ impl Library {
             deleted += 1;
         }
         c.songs.retain(|s| live.contains(&s.id));
-        let added: Vec<Song> = self.songs.iter().filter(|s| !began.contains(&s.id)).cloned().collect();
+        let added: Vec<Song> = self
+            .songs
+            .iter()
+            .filter(|s| !c.taken.contains(&s.id))
+            .cloned()
+            .collect();
         for old in &added {
             let mut new = old.clone();
-            place(&mut new, &mut c.counts);
-            // Every kind of index takes them one by one (IVF-PQ encodes them).
-            c.absorb(&self.song_rows(old, new.clone()), true)?;
-            c.songs.push(new);
+            place(&mut new, &mut c.counts.clone());
+            c.take_added(self.song_rows(old, new))?;
         }
         Ok((added.len(), deleted))
     }
@@ -472,6 +510,33 @@ impl Compaction {
             );
         }
         Ok(self.is_prepared())
+    }
+
+    /// Takes a song added since the compaction began (from
+    /// [`Library::compaction_added`]) without the library: its rows are
+    /// appended to the new files and it joins every new index (IVF-PQ
+    /// encodes its vectors one by one). The rows must be the next ones the
+    /// compaction places.
+    pub fn take_added(&mut self, rows: SongRows) -> Result<(), IndexError> {
+        let s = &rows.new;
+        let placed = [s.first_row, s.chroma_first, s.peaks_first, s.quads_first];
+        if !self.is_prepared() || self.taken.contains(&s.id) || placed != self.counts {
+            return Err(IndexError::Input(format!(
+                "song {} is not the next added song this compaction takes",
+                s.id
+            )));
+        }
+        self.absorb(&rows, true)?;
+        for (n, k) in self
+            .counts
+            .iter_mut()
+            .zip([s.segments, s.chroma_frames, s.peaks, s.quads])
+        {
+            *n += k;
+        }
+        self.taken.insert(s.id);
+        self.songs.push(rows.new);
+        Ok(())
     }
 
     /// Appends `rows` to the new files, where `rows.new` places them, and

@@ -803,6 +803,84 @@ fn songs_added_and_deleted_during_a_compaction_are_caught_up_with() {
 }
 
 #[test]
+fn songs_added_during_the_steps_are_taken_before_the_finish() {
+    for kind in [AnnKind::Exact, AnnKind::Hnsw, AnnKind::IvfPq] {
+        let (dir, fresh) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let mut ivf = cfg(kind);
+        ivf.ivfpq.train_rows = 40;
+        let mut lib = Library::open_writer(dir.path(), &layout(), &ivf).unwrap();
+        let songs: Vec<Song> = (1..=4).map(|s| add_full(&mut lib, s)).collect();
+        lib.delete(songs[1].id).unwrap();
+        let mut c = lib.begin_compaction().unwrap();
+        let s6 = add_full(&mut lib, 6);
+        // Nothing to take until the songs of the start are copied.
+        assert!(lib.compaction_added(&c, 8).unwrap().is_empty());
+        while !lib.compaction_step(&mut c).unwrap() {}
+        let s7 = add_full(&mut lib, 7);
+        assert_eq!(lib.compaction_added(&c, 1).unwrap().len(), 1);
+        let mut both = lib.compaction_added(&c, 8).unwrap().into_iter();
+        let (r6, r7) = (both.next().unwrap(), both.next().unwrap());
+        assert!(both.next().is_none());
+        // Taken in order only: song 7's rows are placed after song 6's.
+        let r7 = match c.take_added(r7) {
+            Err(e) => {
+                assert!(e.to_string().contains("not the next added song"), "{kind:?}: {e}");
+                lib.compaction_added(&c, 8).unwrap().pop().unwrap()
+            }
+            Ok(()) => panic!("{kind:?}: song 7 taken before song 6"),
+        };
+        c.take_added(r6).unwrap();
+        c.take_added(r7).unwrap();
+        assert!(lib.compaction_added(&c, 8).unwrap().is_empty());
+        // After that: song 8 added, song 6 (taken) deleted; the finish
+        // catches up with both.
+        let s8 = add_full(&mut lib, 8);
+        assert!(lib.delete(s6.id).unwrap());
+        let done = lib.finish_compaction(c).unwrap();
+        assert_eq!((done.songs, done.segments_removed), (5, 12), "{kind:?}");
+        let ids: Vec<i64> = lib.songs().iter().map(|s| s.id).collect();
+        assert_eq!(
+            ids,
+            vec![songs[0].id, songs[2].id, songs[3].id, s7.id, s8.id],
+            "{kind:?}"
+        );
+        assert_eq!(lib.dead_rows()[0], 16, "{kind:?}: song 6's rows stay, dead");
+        for (seed, s) in [(3u64, &songs[2]), (7, &s7), (8, &s8)] {
+            let query = song(seed, 10 + seed as usize).0[3 * 16..4 * 16].to_vec();
+            let (hit, seg) = lib.song_of(lib.nearest(&query, 1).unwrap()[0].0).unwrap();
+            assert_eq!((hit.id, seg), (s.id, 3), "{kind:?}");
+            let now = lib.song(s.id).unwrap();
+            assert_eq!(lib.chroma(now).concat(), tune(100 + seed, 600));
+            assert_eq!(
+                lib.song_landmarks(now).unwrap().peaks,
+                landmarks(seed as u32, 20 + 4 * seed as u32).peaks
+            );
+        }
+        let q6 = song(6, 16).0[4 * 16..5 * 16].to_vec();
+        assert!(
+            lib.nearest(&q6, 3)
+                .unwrap()
+                .iter()
+                .all(|(r, _)| lib.song_of(*r).unwrap().0.id != s6.id),
+            "{kind:?}: a song deleted after it was taken stays deleted"
+        );
+        assert!(!lib.landmarks().contains(s6.id as u32));
+
+        drop(lib);
+        let mut lib = Library::open_writer(dir.path(), &layout(), &ivf).unwrap();
+        let again = lib.compact().unwrap();
+        assert_eq!((again.generation, again.segments_removed), (2, 16));
+        {
+            let mut other = Library::open_writer(fresh.path(), &layout(), &ivf).unwrap();
+            for s in [1, 3, 4, 7, 8] {
+                add_full(&mut other, s);
+            }
+        }
+        assert_eq!(row_bytes(dir.path(), 2), row_bytes(fresh.path(), 0), "{kind:?}");
+    }
+}
+
+#[test]
 fn readers_opening_during_repeated_compactions_always_see_a_whole_library() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().to_path_buf();

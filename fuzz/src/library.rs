@@ -6,6 +6,13 @@
 //! every stage run) and listed. Errors are expected; a panic, a hang or a huge
 //! allocation is a finding.
 //!
+//! The `library_ivfpq` target does the same with an IVF-PQ library (its
+//! quantisers trained and saved in `ivfpq.bin`: the four 20 s fixtures and
+//! the four one after the other, 288 segments) copied while its writer
+//! still held it open, so that its SQLite commits are in the write-ahead
+//! log (`library.sqlite-wal`, `library.sqlite-shm`) and not yet in
+//! `library.sqlite`.
+//!
 //! An input is a list of up to [`MAX_DAMAGES`] damages, each
 //!
 //! ```text
@@ -24,6 +31,7 @@ use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use sampleid_engine::stages::index::AnnKind;
 use sampleid_engine::{Engine, IdentifyOptions, Library, ModelSource, QueryInput, Settings, Source, Stage};
 
 /// The library's files, in the order the input's first byte picks them
@@ -42,6 +50,23 @@ pub const FILES: &[&str] = &[
     "shingles.json",
 ];
 
+/// The files of the `library_ivfpq` target's library, in the order the
+/// input's first byte picks them.
+pub const FILES_IVFPQ: &[&str] = &[
+    "library.sqlite",
+    "library.sqlite-wal",
+    "library.sqlite-shm",
+    "ivfpq.bin",
+    "ann.json",
+    "fingerprints.f16",
+    "nodes.i8",
+    "chroma.u8",
+    "peaks.lm",
+    "quads.lm",
+    "shingles.usearch",
+    "shingles.json",
+];
+
 /// Damages per input at most.
 pub const MAX_DAMAGES: usize = 4;
 
@@ -49,6 +74,14 @@ pub const MAX_DAMAGES: usize = 4;
 /// on), long enough for every stage (a segment is 4.08 s, the chroma
 /// alignment wants 3 s, the chroma shingles about 7.5 s).
 const SONGS: &[&str] = &["nebula-20s.ogg", "media-threat-20s.ogg"];
+/// The IVF-PQ library's songs (with the four one after the other): IVF-PQ
+/// trains on 256 rows at least, a 20 s song has 32.
+const SONGS_IVFPQ: &[&str] = &[
+    "nebula-20s.ogg",
+    "media-threat-20s.ogg",
+    "awakening-20s.ogg",
+    "deprecation-20s.ogg",
+];
 const CLIP_FROM_S: usize = 4;
 const CLIP_S: usize = 8;
 
@@ -80,64 +113,121 @@ fn remove_stale(tmp: &Path) {
     }
 }
 
-fn state() -> &'static State {
-    static STATE: OnceLock<State> = OnceLock::new();
-    STATE.get_or_init(|| {
-        let tmp = std::env::temp_dir();
-        remove_stale(&tmp);
-        let root = tmp.join(format!("sampleid-fuzz-library-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&root);
-        let pristine = root.join("pristine");
-        let mut settings = Settings::default();
-        // Every stage runs (the landmarks are never decisive alone): the
-        // ANN, the fingerprint and node rows, the chroma are all read.
-        settings.query.early_stop = 2.0;
-        let engine = Engine::load(settings, ModelSource::Default).expect("the built-in models load");
-        {
-            let lib = Library::open_writer(&pristine, &engine).expect("a new library");
-            for song in SONGS {
-                lib.add(&Source::file(fixture(song)), None)
-                    .expect("a fixture song is indexed");
-            }
-            lib.save_ann().expect("the ANN index is saved");
+/// Which library a target damages.
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    Hnsw,
+    IvfPqInWal,
+}
+
+fn state(kind: Kind) -> &'static State {
+    static HNSW: OnceLock<State> = OnceLock::new();
+    static IVFPQ: OnceLock<State> = OnceLock::new();
+    let cell = match kind {
+        Kind::Hnsw => &HNSW,
+        Kind::IvfPqInWal => &IVFPQ,
+    };
+    cell.get_or_init(|| build(kind))
+}
+
+fn build(kind: Kind) -> State {
+    let tmp = std::env::temp_dir();
+    remove_stale(&tmp);
+    let root = tmp.join(format!(
+        "sampleid-fuzz-library-{}/{}",
+        std::process::id(),
+        if kind == Kind::Hnsw { "hnsw" } else { "ivfpq" }
+    ));
+    let _ = fs::remove_dir_all(&root);
+    let pristine = root.join("pristine");
+    let mut settings = Settings::default();
+    // Every stage runs (the landmarks are never decisive alone): the
+    // ANN, the fingerprint and node rows, the chroma are all read.
+    settings.query.early_stop = 2.0;
+    let (songs, names) = match kind {
+        Kind::Hnsw => (
+            SONGS.iter().map(|s| Source::file(fixture(s))).collect::<Vec<_>>(),
+            FILES,
+        ),
+        Kind::IvfPqInWal => {
+            settings.index.ann = AnnKind::IvfPq;
+            settings.index.ivfpq.lists = 8;
+            settings.index.ivfpq.nprobe = 4;
+            settings.index.ivfpq.train_rows = 256;
+            let mut songs: Vec<Source> = SONGS_IVFPQ.iter().map(|s| Source::file(fixture(s))).collect();
+            let rate = settings.audio.sample_rate;
+            let all: Vec<f32> = SONGS_IVFPQ
+                .iter()
+                .flat_map(|s| {
+                    sampleid_engine::stages::audio::decode_file(&fixture(s), &settings.audio)
+                        .expect("a fixture song decodes")
+                        .samples
+                })
+                .collect();
+            songs.push(Source::bytes(wav(&all, rate), "all-four", Some("wav")));
+            (songs, FILES_IVFPQ)
         }
-        let _ = fs::remove_file(pristine.join("write.lock"));
-        let mut files: Vec<String> = FILES.iter().map(|f| f.to_string()).collect();
-        let mut others: Vec<String> = fs::read_dir(&pristine)
-            .expect("the library directory")
-            .flatten()
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| !files.contains(n))
-            .collect();
-        others.sort();
-        files.extend(others);
-        let query = engine
-            .query_input_for(&clip(&engine), Stage::All)
-            .expect("the query clip is encoded");
-        // The undamaged library answers the clip with its song: every stage
-        // has something to read.
-        let lib = Library::open(&pristine, &engine).expect("the undamaged library opens");
-        let answer = lib
-            .identify_input(&query, &IdentifyOptions::default())
-            .expect("the undamaged library answers");
-        assert_eq!(
-            answer.matches.first().map(|m| m.reference.clone()),
-            Some(fixture(SONGS[0]).display().to_string()),
-            "the undamaged library finds the clip's song: {answer:?}"
-        );
-        assert!(
-            lib.read().shingle_model().is_some(),
-            "the identification searched the chroma shingles"
-        );
-        drop(lib);
-        State {
-            engine,
-            pristine,
-            scratch: root.join("scratch"),
-            files,
-            query,
+    };
+    let engine = Engine::load(settings, ModelSource::Default).expect("the built-in models load");
+    {
+        let writer = root.join("writer");
+        let lib = Library::open_writer(&writer, &engine).expect("a new library");
+        for song in &songs {
+            lib.add(song, None).expect("a song is indexed");
         }
-    })
+        lib.save_ann().expect("the ANN index is saved");
+        if kind == Kind::IvfPqInWal {
+            // Copied while the writer holds it: the commits are in the WAL.
+            copy_dir(&writer, &pristine);
+        }
+    }
+    if kind == Kind::Hnsw {
+        copy_dir(&root.join("writer"), &pristine);
+    }
+    let _ = fs::remove_file(pristine.join("write.lock"));
+    if kind == Kind::IvfPqInWal {
+        for f in ["ivfpq.bin", "library.sqlite-wal"] {
+            let len = fs::metadata(pristine.join(f)).map(|m| m.len()).unwrap_or(0);
+            assert!(len > 0, "the IVF-PQ library has {f}");
+        }
+    }
+    let mut files: Vec<String> = names.iter().map(|f| f.to_string()).collect();
+    let mut others: Vec<String> = fs::read_dir(&pristine)
+        .expect("the library directory")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !files.contains(n))
+        .collect();
+    others.sort();
+    files.extend(others);
+    let query = engine
+        .query_input_for(&clip(&engine), Stage::All)
+        .expect("the query clip is encoded");
+    // The undamaged library answers the clip with its song: every stage
+    // has something to read. Checked on a copy: opening checkpoints the WAL.
+    let check = root.join("check");
+    copy_dir(&pristine, &check);
+    let lib = Library::open(&check, &engine).expect("the undamaged library opens");
+    let answer = lib
+        .identify_input(&query, &IdentifyOptions::default())
+        .expect("the undamaged library answers");
+    assert_eq!(
+        answer.matches.first().map(|m| m.reference.clone()),
+        Some(fixture(SONGS[0]).display().to_string()),
+        "the undamaged library finds the clip's song: {answer:?}"
+    );
+    assert!(
+        lib.read().shingle_model().is_some(),
+        "the identification searched the chroma shingles"
+    );
+    drop(lib);
+    State {
+        engine,
+        pristine,
+        scratch: root.join("scratch"),
+        files,
+        query,
+    }
 }
 
 /// The query clip, as a 16-bit mono WAV in memory.
@@ -147,7 +237,12 @@ fn clip(engine: &Engine) -> Source {
         .expect("the fixture song decodes")
         .samples;
     let excerpt = &song[CLIP_FROM_S * rate as usize..(CLIP_FROM_S + CLIP_S) * rate as usize];
-    let data_bytes = (excerpt.len() * 2) as u32;
+    Source::bytes(wav(excerpt, rate), "clip", Some("wav"))
+}
+
+/// `samples` as a 16-bit mono WAV file in memory.
+fn wav(samples: &[f32], rate: u32) -> Vec<u8> {
+    let data_bytes = (samples.len() * 2) as u32;
     let mut wav = Vec::with_capacity(44 + data_bytes as usize);
     wav.extend_from_slice(b"RIFF");
     wav.extend_from_slice(&(36 + data_bytes).to_le_bytes());
@@ -161,10 +256,10 @@ fn clip(engine: &Engine) -> Source {
     wav.extend_from_slice(&16u16.to_le_bytes());
     wav.extend_from_slice(b"data");
     wav.extend_from_slice(&data_bytes.to_le_bytes());
-    for v in excerpt {
+    for v in samples {
         wav.extend_from_slice(&((v.clamp(-1.0, 1.0) * 32_767.0) as i16).to_le_bytes());
     }
-    Source::bytes(wav, "clip", Some("wav"))
+    wav
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -231,10 +326,19 @@ fn apply(data: &[u8], dir: &Path, files: &[String]) {
     }
 }
 
-/// One execution: a fresh copy of the library, damaged by `data`, opened
-/// for query, asked one identification and listed.
+/// One execution of `library`: a fresh copy of the HNSW library, damaged
+/// by `data`, opened for query, asked one identification and listed.
 pub fn damaged(data: &[u8]) {
-    let s = state();
+    run(state(Kind::Hnsw), data)
+}
+
+/// One execution of `library_ivfpq`: the same with the IVF-PQ library
+/// whose commits are in the WAL.
+pub fn damaged_ivfpq(data: &[u8]) {
+    run(state(Kind::IvfPqInWal), data)
+}
+
+fn run(s: &State, data: &[u8]) {
     let _ = fs::remove_dir_all(&s.scratch);
     copy_dir(&s.pristine, &s.scratch);
     apply(data, &s.scratch, &s.files);

@@ -73,7 +73,10 @@ pub fn upload(data: &[u8]) {
                 up.name
             );
             if let Some(ext) = &up.ext {
-                assert!(ext.len() <= 5 && ext.chars().all(|c| c.is_ascii_alphanumeric()), "hint {ext:?}");
+                assert!(
+                    ext.len() <= 5 && ext.chars().all(|c| c.is_ascii_alphanumeric()),
+                    "hint {ext:?}"
+                );
             }
         }
         Err(e) => {

@@ -167,7 +167,7 @@ impl Ann {
                     .ok()
                     .and_then(|b| serde_json::from_slice(&b).ok());
                 let loaded = saved.filter(|s| s.rows <= lib.rows).and_then(|s| {
-                    IvfPq::load(&lib.dir.join("ivfpq.bin"))
+                    IvfPq::load(&lib.dir.join("ivfpq.bin"), lib.layout.dim)
                         .filter(|ix| ix.size() == s.size)
                         .map(|ix| (s.rows, ix))
                 });

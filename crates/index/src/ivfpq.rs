@@ -276,49 +276,78 @@ impl IvfPq {
         sampleid_fsio::atomic_write(path, &b).map_err(crate::io(path))
     }
 
-    /// Reads what [`IvfPq::save`] wrote; `None` if it is damaged.
-    pub(crate) fn load(path: &Path) -> Option<Self> {
+    /// Reads what [`IvfPq::save`] wrote for vectors of `dim` dimensions;
+    /// `None` if it is damaged or of another dimension (the caller then
+    /// trains again). Every size in the file is checked against the bytes
+    /// that are there before anything is allocated or indexed by it: a
+    /// damaged size (fuzzing, `fuzz/regressions/library-ivfpq-lists-huge`)
+    /// made the sizes wrap and a query panic.
+    pub(crate) fn load(path: &Path, dim: usize) -> Option<Self> {
         let mut b = Vec::new();
         std::fs::File::open(path).ok()?.read_to_end(&mut b).ok()?;
-        let mut at = 0usize;
-        let mut u64_ = |b: &[u8]| -> Option<u64> {
-            let v = u64::from_le_bytes(b.get(at..at + 8)?.try_into().ok()?);
-            at += 8;
-            Some(v)
-        };
-        let (dim, m, lists) = (u64_(&b)? as usize, u64_(&b)? as usize, u64_(&b)? as usize);
-        if m == 0 || dim % m != 0 {
+        let mut r = Reader { b: &b, at: 0 };
+        let (file_dim, m, lists) = (r.size()?, r.size()?, r.size()?);
+        if file_dim != dim || m == 0 || dim % m != 0 || lists == 0 {
             return None;
         }
-        let nf = lists * dim + m * 256 * (dim / m);
-        let floats: Vec<f32> = b
-            .get(at..at + nf * 4)?
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect();
-        at += nf * 4;
+        let centroids = r.floats(lists.checked_mul(dim)?)?;
+        let codebooks = r.floats(m.checked_mul(256)?.checked_mul(dim / m)?)?;
+        // Every list takes 8 bytes at least: no more lists than that allows.
+        if lists > r.left() / 8 {
+            return None;
+        }
         let mut s = Self {
             dim,
             m,
-            centroids: floats[..lists * dim].to_vec(),
-            codebooks: floats[lists * dim..].to_vec(),
+            centroids,
+            codebooks,
             ids: Vec::with_capacity(lists),
             codes: Vec::with_capacity(lists),
         };
         for _ in 0..lists {
-            let n = u64::from_le_bytes(b.get(at..at + 8)?.try_into().ok()?) as usize;
-            at += 8;
-            let ids: Vec<u64> = b
-                .get(at..at + 8 * n)?
+            let n = r.size()?;
+            let ids: Vec<u64> = r
+                .bytes(n.checked_mul(8)?)?
                 .chunks_exact(8)
                 .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
                 .collect();
-            at += 8 * n;
-            s.codes.push(b.get(at..at + m * n)?.to_vec());
-            at += m * n;
+            s.codes.push(r.bytes(n.checked_mul(m)?)?.to_vec());
             s.ids.push(ids);
         }
-        (at == b.len()).then_some(s)
+        (r.left() == 0).then_some(s)
+    }
+}
+
+/// Reads [`IvfPq::save`]'s little-endian fields, each checked against the
+/// bytes left.
+struct Reader<'a> {
+    b: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn left(&self) -> usize {
+        self.b.len() - self.at
+    }
+
+    fn bytes(&mut self, n: usize) -> Option<&'a [u8]> {
+        let out = self.b.get(self.at..self.at.checked_add(n)?)?;
+        self.at += n;
+        Some(out)
+    }
+
+    /// A u64 size that fits in memory's address space.
+    fn size(&mut self) -> Option<usize> {
+        usize::try_from(u64::from_le_bytes(self.bytes(8)?.try_into().ok()?)).ok()
+    }
+
+    fn floats(&mut self, n: usize) -> Option<Vec<f32>> {
+        Some(
+            self.bytes(n.checked_mul(4)?)?
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+        )
     }
 }
 
@@ -383,12 +412,30 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("ivf.bin");
         ix.save(&p).unwrap();
-        let back = IvfPq::load(&p).unwrap();
+        let back = IvfPq::load(&p, d).unwrap();
         assert_eq!(
             back.search(&data[..d], 5, 4, &|_| true),
             ix.search(&data[..d], 5, 4, &|_| true)
         );
-        std::fs::write(&p, b"short").unwrap();
-        assert!(IvfPq::load(&p).is_none());
+        assert!(IvfPq::load(&p, 2 * d).is_none(), "another dimension");
+        // Damaged sizes are refused, never trusted (fuzzing found the first).
+        let good = std::fs::read(&p).unwrap();
+        for (at, v) in [(16, u64::MAX / 8), (16, 1 << 40), (0, 0), (8, 0), (8, 3), (16, 0)] {
+            let mut bad = good.clone();
+            bad[at..at + 8].copy_from_slice(&v.to_le_bytes());
+            std::fs::write(&p, &bad).unwrap();
+            assert!(IvfPq::load(&p, d).is_none(), "size {v} at {at}");
+        }
+        let first_list = 24 + 4 * (16 * d + 8 * 256 * (d / 8));
+        for v in [u64::MAX, u64::MAX / 8 + 1, 1 << 40, 0] {
+            let mut bad = good.clone();
+            bad[first_list..first_list + 8].copy_from_slice(&v.to_le_bytes());
+            std::fs::write(&p, &bad).unwrap();
+            assert!(IvfPq::load(&p, d).is_none(), "list size {v}");
+        }
+        for cut in [0, 7, 100, good.len() - 1] {
+            std::fs::write(&p, &good[..cut]).unwrap();
+            assert!(IvfPq::load(&p, d).is_none(), "cut at {cut}");
+        }
     }
 }

@@ -248,6 +248,15 @@ fn ivf_pq_trains_when_the_library_is_large_enough_and_persists() {
         hits >= 95,
         "exact re-scoring of the PQ candidates finds the row itself: {hits}/100"
     );
+    drop(lib);
+    // A damaged list count (fuzzing: `fuzz/regressions/library-ivfpq-lists-huge`,
+    // a query panicked) is refused: the quantisers are trained again.
+    let path = dir.path().join("ivfpq.bin");
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[16..24].copy_from_slice(&0x0fff_ffff_ffff_ffffu64.to_le_bytes());
+    std::fs::write(&path, &bytes).unwrap();
+    let lib = Library::open(dir.path()).unwrap();
+    assert_eq!(lib.nearest(&f[7 * 16..8 * 16], 1).unwrap()[0].0, 207);
 }
 
 #[test]

@@ -287,7 +287,7 @@ impl IvfPq {
         std::fs::File::open(path).ok()?.read_to_end(&mut b).ok()?;
         let mut r = Reader { b: &b, at: 0 };
         let (file_dim, m, lists) = (r.size()?, r.size()?, r.size()?);
-        if file_dim != dim || m == 0 || dim % m != 0 || lists == 0 {
+        if file_dim != dim || m == 0 || !dim.is_multiple_of(m) || lists == 0 {
             return None;
         }
         let centroids = r.floats(lists.checked_mul(dim)?)?;

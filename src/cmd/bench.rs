@@ -132,7 +132,12 @@ pub fn run(args: &BenchRunArgs, cfg: &Config, model_path: Option<&Path>, quiet: 
         }
     }
     let system = args.system.clone().unwrap_or(default_system);
-    let scores = sampleid_bench::score(&bench, &results);
+    // Looped music: an answer at another place where the reference plays
+    // the same audio counts in `located_repeat` (the references are decoded
+    // for the answers that need it only).
+    let repeats = sampleid_bench::RepeatCheck::new(&args.bench, &bench);
+    let same = |r: &str, a: f64, b: f64, len: f64| repeats.same_audio(r, a, b, len);
+    let scores = sampleid_bench::score_with(&bench, &results, Some(&same));
     let summary = sampleid_bench::report::Summary {
         system: &system,
         benchmark: args.bench.display().to_string(),

@@ -5,6 +5,7 @@
 
 pub mod make;
 pub mod metrics;
+pub mod repeats;
 pub mod report;
 pub mod score;
 pub mod spec;
@@ -14,7 +15,8 @@ pub mod versions;
 use std::path::{Path, PathBuf};
 
 pub use make::{MakeOptions, Suite, make};
-pub use score::{Scores, is_right, query_id, read_results, score};
+pub use repeats::RepeatCheck;
+pub use score::{Scores, is_right, query_id, read_results, score, score_with};
 pub use spec::{Benchmark, Protocol, Query, Reference, Target};
 pub use versions::{VersionOptions, make_versions};
 

@@ -110,7 +110,7 @@ pub fn markdown(summary: &Summary) -> String {
             md.push_str(&format!(
                 "All queries: {} positive, {} negative. top-1 {:.1} %, top-3 {:.1} %, top-10 {:.1} %, \
                  mAP (AP@20, paper) {:.1} %, mAP (standard) {:.1} %, segment exact {:.1} %, near {:.1} %, \
-                 located ±1 s {:.1} %, pitch shift reported {:.1} %, within ±0.5 st {:.1} % and within \
+                 located ±1 s {:.1} % (or at a repetition of the same audio {:.1} %), pitch shift reported {:.1} %, within ±0.5 st {:.1} % and within \
                  ±0.3 st {:.1} %, time ratio within ±2 % {:.1} %, false accepts on negatives {:.1} %.\n\n",
                 o.n,
                 o.n_negative,
@@ -122,6 +122,7 @@ pub fn markdown(summary: &Summary) -> String {
                 o.segment_exact,
                 o.segment_near,
                 o.located_1s,
+                o.located_repeat,
                 o.pitch_reported,
                 o.pitch_half_st,
                 o.pitch_fine,
@@ -131,7 +132,7 @@ pub fn markdown(summary: &Summary) -> String {
         }
         md.push_str(match protocol {
             Protocol::AudioId => {
-                "| condition | length (s) | n | song top-1 | segment exact | segment near | neg. | false accept |\n|---|---|---|---|---|---|---|---|\n"
+                "| condition | length (s) | n | song top-1 | segment exact | segment near | located ±1 s | or at a repetition | neg. | false accept |\n|---|---|---|---|---|---|---|---|---|---|\n"
             }
             Protocol::SampleId | Protocol::VersionId => {
                 "| condition | length (s) | n | top-1 | top-3 | top-10 | mAP (AP@20) | mAP | located ±1 s | pitch ±0.5 st | pitch ±0.3 st | ratio ±2 % | neg. | false accept |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
@@ -140,8 +141,17 @@ pub fn markdown(summary: &Summary) -> String {
         for c in cells {
             md.push_str(&match protocol {
                 Protocol::AudioId => format!(
-                    "| {} | {} | {} | {:.1} | {:.1} | {:.1} | {} | {:.1} |\n",
-                    c.condition, c.length_s, c.n, c.top1, c.segment_exact, c.segment_near, c.n_negative, c.false_accept
+                    "| {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {:.1} |\n",
+                    c.condition,
+                    c.length_s,
+                    c.n,
+                    c.top1,
+                    c.segment_exact,
+                    c.segment_near,
+                    c.located_1s,
+                    c.located_repeat,
+                    c.n_negative,
+                    c.false_accept
                 ),
                 Protocol::SampleId | Protocol::VersionId => format!(
                     "| {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {} | {:.1} |\n",

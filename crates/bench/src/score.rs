@@ -98,6 +98,11 @@ pub struct Cell {
     pub segment_near: f64,
     /// Top-1 correct and located within ±1 s.
     pub located_1s: f64,
+    /// Top-1 correct and located within ±1 s, or at another place where the
+    /// reference plays the same audio (looped music; [`crate::repeats`]).
+    /// Equal to `located_1s` when scored without the references' audio.
+    #[serde(default)]
+    pub located_repeat: f64,
     /// Top-1 correct with a pitch shift reported.
     #[serde(default)]
     pub pitch_reported: f64,
@@ -126,6 +131,7 @@ struct Acc {
     exact: f64,
     near: f64,
     located: f64,
+    located_repeat: f64,
     pitch_reported: f64,
     pitch_ok: f64,
     ratio_ok: f64,
@@ -145,6 +151,7 @@ impl Acc {
         self.exact += o.exact;
         self.near += o.near;
         self.located += o.located;
+        self.located_repeat += o.located_repeat;
         self.pitch_reported += o.pitch_reported;
         self.pitch_ok += o.pitch_ok;
         self.ratio_ok += o.ratio_ok;
@@ -168,6 +175,7 @@ impl Acc {
             segment_exact: pct(self.exact, self.n),
             segment_near: pct(self.near, self.n),
             located_1s: pct(self.located, self.n),
+            located_repeat: pct(self.located_repeat, self.n),
             pitch_reported: pct(self.pitch_reported, self.n),
             pitch_half_st: pct(self.pitch_ok, self.n),
             ratio_ok: pct(self.ratio_ok, self.n),
@@ -201,7 +209,11 @@ fn reference_time_error(m: &Match, target_query_s: f64, target_ref_s: f64) -> f6
     (predicted - target_ref_s).abs()
 }
 
-fn score_query(q: &Query, matches: &[Match], hop_s: f64) -> Acc {
+/// Whether a reference (id) plays the same audio for a length (s) from one
+/// place (s) as from another (see [`crate::repeats::RepeatCheck`]).
+pub type SameAudio<'a> = &'a (dyn Fn(&str, f64, f64, f64) -> bool + Sync);
+
+fn score_query(q: &Query, matches: &[Match], hop_s: f64, same_audio: Option<SameAudio>) -> Acc {
     if q.negative {
         return Acc {
             n_neg: 1,
@@ -240,6 +252,19 @@ fn score_query(q: &Query, matches: &[Match], hop_s: f64) -> Acc {
             acc.exact = if err <= hop_s / 2.0 { 1.0 } else { 0.0 };
             acc.near = if err <= 1.5 * hop_s { 1.0 } else { 0.0 };
             acc.located = if err <= 1.0 { 1.0 } else { 0.0 };
+            acc.located_repeat = acc.located;
+            if acc.located == 0.0
+                && let Some(same) = same_audio
+            {
+                // Where the answer puts the target's start, compared with the
+                // truth over the target's length in the reference.
+                let ratio = m.time_ratio.filter(|r| r.is_finite() && *r > 0.0).unwrap_or(1.0);
+                let answered = m.reference_start + (t.query_start_s - m.query_start) / ratio;
+                let length = (q.length_s - t.query_start_s).max(0.0) / t.time_ratio.max(1e-6);
+                if same(&t.reference, t.reference_start_s, answered, length) {
+                    acc.located_repeat = 1.0;
+                }
+            }
             if let Some(p) = m.pitch_shift {
                 acc.pitch_reported = 1.0;
                 acc.pitch_ok = if (p - t.pitch_shift).abs() <= 0.5 { 1.0 } else { 0.0 };
@@ -262,8 +287,15 @@ fn score_query(q: &Query, matches: &[Match], hop_s: f64) -> Acc {
     acc
 }
 
-/// Scores `results` (query id → matches) against `bench`.
+/// Scores `results` (query id → matches) against `bench`, without the
+/// references' audio (`located_repeat` is then `located_1s`).
 pub fn score(bench: &Benchmark, results: &HashMap<String, Vec<Match>>) -> Scores {
+    score_with(bench, results, None)
+}
+
+/// Scores `results` against `bench`; `same_audio` (when given) says where a
+/// reference repeats itself, for [`Cell::located_repeat`].
+pub fn score_with(bench: &Benchmark, results: &HashMap<String, Vec<Match>>, same_audio: Option<SameAudio>) -> Scores {
     // Cells keep the benchmark's order of conditions (not alphabetical: 5 dB before 10 dB).
     let mut order: HashMap<&str, usize> = HashMap::new();
     for q in &bench.queries {
@@ -281,7 +313,7 @@ pub fn score(bench: &Benchmark, results: &HashMap<String, Vec<Match>>) -> Scores
                 &[]
             }
         };
-        let a = score_query(q, matches, bench.segment_hop_s);
+        let a = score_query(q, matches, bench.segment_hop_s, same_audio);
         let key = (
             q.protocol,
             order[q.condition.as_str()],
@@ -380,6 +412,38 @@ mod tests {
         assert!((all.map20_paper - 100.0 * (1.0 + 0.5) / 3.0).abs() < 1e-9);
         assert!((all.segment_exact - 100.0 / 3.0).abs() < 1e-9);
         assert_eq!(all.false_accept, 50.0);
+    }
+
+    #[test]
+    fn an_answer_at_a_repetition_of_the_same_audio_counts_apart() {
+        let b = bench(vec![
+            query("q1", false, &[("r", 30.0)]),
+            query("q2", false, &[("r", 30.0)]),
+            query("q3", false, &[("r", 30.0)]),
+        ]);
+        // q1 at the truth, q2 at 90 s (where "r" repeats 30–35 s), q3 at 60 s (no repeat).
+        let results = HashMap::from([
+            ("q1".to_string(), vec![m("r", 1.0, 30.4)]),
+            ("q2".to_string(), vec![m("r", 1.0, 90.0)]),
+            ("q3".to_string(), vec![m("r", 1.0, 60.0)]),
+        ]);
+        let asked = std::sync::Mutex::new(Vec::new());
+        let same = |r: &str, a: f64, b: f64, len: f64| {
+            asked.lock().unwrap().push((r.to_string(), a, b, len));
+            r == "r" && a == 30.0 && (b - 90.0).abs() < 1e-9
+        };
+        let s = score_with(&b, &results, Some(&same));
+        let all = &s.overall[0];
+        assert!((all.located_1s - 100.0 / 3.0).abs() < 1e-9, "{all:?}");
+        assert!((all.located_repeat - 200.0 / 3.0).abs() < 1e-9, "{all:?}");
+        // Only the answers away from the truth are compared, over the clip's length.
+        assert_eq!(
+            *asked.lock().unwrap(),
+            [("r".to_string(), 30.0, 90.0, 5.0), ("r".to_string(), 30.0, 60.0, 5.0)]
+        );
+        // Without the audio, a repetition is not located.
+        let plain = &score(&b, &results).overall[0];
+        assert_eq!(plain.located_repeat, plain.located_1s);
     }
 
     #[test]

@@ -48,6 +48,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 nodes,
                 chroma,
                 landmarks,
+                // Copied from the library: its quads are the library's version's.
+                sparse_peaks: Vec::new(),
                 duration_s: s.duration_s,
                 peak: 1.0,
             };

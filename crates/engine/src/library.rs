@@ -730,6 +730,8 @@ impl Library {
         if let Some(s) = lib.find_hash(hash) {
             return Ok(skipped(name, s));
         }
+        // A library of an older landmark version gets that version's quads.
+        let landmarks = rows.landmarks_for(lib.landmark_version())?;
         let song = lib.add_with_landmarks(
             name,
             hash,
@@ -737,7 +739,7 @@ impl Library {
             &rows.fingerprints,
             &rows.nodes,
             &rows.chroma,
-            &rows.landmarks,
+            &landmarks,
         )?;
         drop(lib);
         self.ann_dirty.store(true, Ordering::SeqCst);

@@ -143,12 +143,40 @@ pub struct ReferenceRows {
     pub nodes: Vec<u8>,
     /// Chroma shares, 12 bytes per 10 Hz frame (see `sampleid_index::CHROMA_BYTES`).
     pub chroma: Vec<u8>,
-    /// Peaks and quads (empty when `[landmarks] index` is off).
+    /// Peaks and quads (empty when `[landmarks] index` is off), the quads
+    /// of the current landmark version
+    /// ([`sampleid_landmarks::STORED_VERSION`]).
     pub landmarks: SongLandmarks,
+    /// The sparse peaks the quads come from, so that a library of an older
+    /// landmark version is given that version's quads
+    /// ([`ReferenceRows::landmarks_for`]). Empty for rows copied out of a
+    /// library, whose quads are already that library's.
+    pub sparse_peaks: Vec<sampleid_peaks::Peak>,
     /// Decoded duration (s).
     pub duration_s: f64,
     /// Largest |sample| (0 for digital silence).
     pub peak: f32,
+}
+
+impl ReferenceRows {
+    /// The landmarks to store in a library whose landmark rows are of
+    /// `version` (`None`: not recorded, or the current one): the same peaks,
+    /// and that version's quads (the rows' own without sparse peaks). Errors
+    /// for a version this build does not know.
+    pub fn landmarks_for(&self, version: Option<&str>) -> Result<std::borrow::Cow<'_, SongLandmarks>> {
+        match version {
+            _ if self.sparse_peaks.is_empty() => Ok(std::borrow::Cow::Borrowed(&self.landmarks)),
+            None | Some(sampleid_landmarks::STORED_VERSION) => Ok(std::borrow::Cow::Borrowed(&self.landmarks)),
+            Some(v) => {
+                let cfg = sampleid_landmarks::reference_quads(v)
+                    .ok_or_else(|| Error::Config(format!("unknown landmark version {v}")))?;
+                Ok(std::borrow::Cow::Owned(SongLandmarks {
+                    peaks: self.landmarks.peaks.clone(),
+                    quads: sampleid_landmarks::quads(&self.sparse_peaks, &cfg),
+                }))
+            }
+        }
+    }
 }
 
 /// What a query needs from its clip.
@@ -469,15 +497,15 @@ impl Engine {
                 Ok(())
             },
         )?;
-        let landmarks = match tap {
+        let (landmarks, sparse_peaks) = match tap {
             Some(t) => {
                 let mut sets = t.finish();
                 let sparse = sets.pop().unwrap_or_default();
                 let peaks = sets.pop().unwrap_or_default();
                 let quads = sampleid_landmarks::quads(&sparse, &QuadConfig::reference());
-                SongLandmarks { peaks, quads }
+                (SongLandmarks { peaks, quads }, sparse)
             }
-            None => SongLandmarks::default(),
+            None => (SongLandmarks::default(), Vec::new()),
         };
         silent_unless(peak, source.name(), "index")?;
         if fps.is_empty() {
@@ -491,6 +519,7 @@ impl Engine {
             nodes,
             chroma: chroma.concat(),
             landmarks,
+            sparse_peaks,
             duration_s: d,
             peak,
         })

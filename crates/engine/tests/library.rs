@@ -351,3 +351,48 @@ fn songs_added_and_deleted_while_a_compaction_runs_are_kept_and_stay_deleted() {
     let lib = Library::open_writer(&tmp.path().join("lib"), &engine).unwrap();
     assert_eq!(lib.stats().unwrap().songs, 3);
 }
+
+/// A new library stores the current landmark version's quads; the rows of
+/// a song carry the sparse peaks, so that a library of the previous version
+/// is given that version's quads (fewer: 3 B per root, 9 per second).
+#[test]
+fn songs_get_the_quads_of_their_librarys_landmark_version() {
+    let tmp = tempfile::tempdir().unwrap();
+    let engine = engine();
+    let rows = engine.reference_rows(&Source::file(&songs()[0]), None).unwrap();
+    let current = rows.landmarks_for(None).unwrap();
+    assert_eq!(*current, rows.landmarks);
+    let same = rows
+        .landmarks_for(Some(sampleid_engine::stages::landmarks::STORED_VERSION))
+        .unwrap();
+    assert_eq!(*same, rows.landmarks);
+    let v2 = rows
+        .landmarks_for(Some(sampleid_engine::stages::landmarks::STORED_VERSION_V2))
+        .unwrap();
+    assert_eq!(v2.peaks, rows.landmarks.peaks);
+    assert_eq!(
+        v2.quads,
+        sampleid_engine::stages::landmarks::quads(
+            &rows.sparse_peaks,
+            &sampleid_engine::stages::landmarks::QuadConfig::reference_v2()
+        )
+    );
+    assert!(
+        !v2.quads.is_empty() && v2.quads.len() < rows.landmarks.quads.len(),
+        "{} v2 quads, {} now",
+        v2.quads.len(),
+        rows.landmarks.quads.len()
+    );
+    assert!(rows.landmarks_for(Some("unknown/v0")).is_err());
+
+    // Committed to a new library, the current version's quads are stored.
+    let lib = Library::open_writer(&tmp.path().join("lib"), &engine).unwrap();
+    lib.commit("a", "h", &rows).unwrap();
+    let r = lib.read();
+    assert_eq!(
+        r.landmark_version(),
+        Some(sampleid_engine::stages::landmarks::STORED_VERSION)
+    );
+    let stored = r.song_landmarks(&r.songs()[0]).unwrap();
+    assert_eq!(stored.quads.len(), rows.landmarks.quads.len());
+}

@@ -215,6 +215,8 @@ pub struct Library {
     peak_file: RowFile,
     quad_file: RowFile,
     landmarks: LandmarkIndex,
+    /// The version of the landmark rows (meta `landmarks`), when recorded.
+    landmark_version: Option<String>,
     ann: Ann,
     /// The chroma shingles, once the engine has enabled them.
     shingles: Option<Shingles>,
@@ -330,8 +332,10 @@ impl Library {
             .query_row("SELECT value FROM meta WHERE key='landmarks'", [], |r| r.get(0))
             .optional()
             .map_err(sql)?;
+        // An older known version is kept: its songs are added with its own
+        // quads (the engine asks `landmark_version`).
         if let Some(v) = stored
-            && v != sampleid_landmarks::STORED_VERSION
+            && sampleid_landmarks::reference_quads(&v).is_none()
         {
             return Err(IndexError::Mismatch {
                 what: "landmark rows",
@@ -454,6 +458,7 @@ impl Library {
             peak_file,
             quad_file,
             landmarks: LandmarkIndex::new(PairConfig::default()),
+            landmark_version: landmark_version.clone(),
             ann: Ann::Exact,
             shingles: None,
             generation,
@@ -466,7 +471,7 @@ impl Library {
             .execute_batch("COMMIT")
             .map_err(lib.sql())?;
         match landmark_version.as_deref() {
-            Some(sampleid_landmarks::STORED_VERSION) => lib.load_landmarks()?,
+            Some(v) if sampleid_landmarks::reference_quads(v).is_some() => lib.load_landmarks()?,
             Some(v) => tracing::warn!(
                 stored = v,
                 "the library's landmark rows are of another version and are not searched; index into a new --db"
@@ -613,6 +618,15 @@ impl Library {
             .map_err(self.sql())?;
         let last = last.and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
         Ok(max.unwrap_or(0).max(last) + 1)
+    }
+
+    /// The version of the library's landmark rows
+    /// ([`sampleid_landmarks::STORED_VERSION`] for a new library; an older
+    /// library keeps its own, and the songs added to it must be given that
+    /// version's quads: [`sampleid_landmarks::reference_quads`]). `None`
+    /// when not recorded.
+    pub fn landmark_version(&self) -> Option<&str> {
+        self.landmark_version.as_deref()
     }
 
     /// The directory of the library.

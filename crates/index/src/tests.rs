@@ -438,6 +438,49 @@ fn libraries_from_before_landmarks_open_and_gain_them() {
     assert_eq!(lib.songs().len(), 2);
 }
 
+/// A library of the previous landmark version keeps it (its songs are
+/// searched, and a writer tells the engine which quads to add); one of a
+/// version this build does not know is refused for writing and its
+/// landmarks are not searched.
+#[test]
+fn libraries_of_the_previous_landmark_version_keep_it_and_unknown_ones_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (f, n) = song(1, 4);
+    let set_version = |lib: &Library, v: &str| {
+        let conn = lib.conn.lock().unwrap();
+        conn.execute("UPDATE meta SET value=?1 WHERE key='landmarks'", [v])
+            .unwrap();
+    };
+    {
+        let mut lib = Library::open_writer(dir.path(), &layout(), &cfg(AnnKind::Exact)).unwrap();
+        assert_eq!(lib.landmark_version(), Some(sampleid_landmarks::STORED_VERSION));
+        lib.add_with_landmarks("a.wav", "ha", 5.0, &f, &n, &[], &landmarks(1, 40))
+            .unwrap();
+        set_version(&lib, sampleid_landmarks::STORED_VERSION_V2);
+    }
+    {
+        let mut lib = Library::open_writer(dir.path(), &layout(), &cfg(AnnKind::Exact)).unwrap();
+        assert_eq!(lib.landmark_version(), Some(sampleid_landmarks::STORED_VERSION_V2));
+        assert!(
+            lib.landmarks().contains(lib.songs()[0].id as u32),
+            "its landmarks are searched"
+        );
+        lib.add_with_landmarks("b.wav", "hb", 5.0, &f, &n, &[], &landmarks(2, 40))
+            .unwrap();
+        assert_eq!(lib.landmarks().sizes().0, 2);
+        set_version(&lib, "peaks-from-the-future/v9");
+    }
+    let err = Library::open_writer(dir.path(), &layout(), &cfg(AnnKind::Exact)).unwrap_err();
+    assert!(err.to_string().contains("v9"), "{err}");
+    let lib = Library::open(dir.path()).unwrap();
+    assert_eq!(lib.songs().len(), 2, "a reader still lists the songs");
+    assert_eq!(lib.landmarks().sizes().0, 0, "but does not search rows it cannot read");
+    assert_eq!(
+        sampleid_landmarks::reference_quads(sampleid_landmarks::STORED_VERSION_V2),
+        Some(sampleid_landmarks::QuadConfig::reference_v2())
+    );
+}
+
 /// Chroma shares of a random tune: one strong pitch class per 0.5 s.
 fn tune(seed: u64, frames: usize) -> Vec<u8> {
     let mut s = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;

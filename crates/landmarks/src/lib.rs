@@ -24,9 +24,25 @@ pub use quads::{Quad, QuadConfig, quad_hash, quads};
 pub use search::{LandmarkMatch, Method, QueryLandmarks, SearchConfig, search};
 
 /// Version of the stored landmark rows (peak and quad settings of the
-/// reference side and the row formats); a library records it, and rows of
-/// another version are not searched together.
-pub const STORED_VERSION: &str = "peaks-115x51-4ms/quads-151x75-225-425-b3-q9/v2";
+/// reference side and the row formats) that new libraries get; a library
+/// records its version, and rows of different versions are never searched
+/// together.
+pub const STORED_VERSION: &str = "peaks-115x51-4ms/quads-151x75-225-425-b6-q18/v3";
+
+/// The version before [`STORED_VERSION`]: the same peaks, 3 B per root and
+/// at most 9 quads per second. A library made with it keeps it, and the
+/// songs added to it get the same quads ([`reference_quads`]).
+pub const STORED_VERSION_V2: &str = "peaks-115x51-4ms/quads-151x75-225-425-b3-q9/v2";
+
+/// The reference side's quad settings of a stored landmark version; `None`
+/// for a version this build does not know.
+pub fn reference_quads(version: &str) -> Option<QuadConfig> {
+    match version {
+        STORED_VERSION => Some(QuadConfig::reference()),
+        STORED_VERSION_V2 => Some(QuadConfig::reference_v2()),
+        _ => None,
+    }
+}
 
 /// The peaks a library stores for each song (pairs and verification): the
 /// query side's denser extraction (115 × 51 filter, about 17 peaks/s), so

@@ -161,7 +161,7 @@ fn the_reference_side_keeps_the_strongest_quads_per_second() {
     for q in &kept {
         *per.entry(q.a.0 / 250).or_insert(0usize) += 1;
     }
-    assert!(per.values().all(|&n| n <= 9));
+    assert!(per.values().all(|&n| n <= QuadConfig::reference().per_second));
     assert!(kept.windows(2).all(|w| w[0].a.0 <= w[1].a.0));
     // Kept quads are the strongest of their second.
     for (s, _) in per {
@@ -174,7 +174,7 @@ fn the_reference_side_keeps_the_strongest_quads_per_second() {
             .iter()
             .filter(|q| q.a.0 / 250 == s && q.strength > weakest_kept)
             .count();
-        assert!(dropped_stronger <= 9);
+        assert!(dropped_stronger <= QuadConfig::reference().per_second);
     }
     // The query side is denser.
     assert!(quads(&p, &QuadConfig::query()).len() > kept.len());

@@ -178,6 +178,7 @@ fn a_killed_index_keeps_what_it_reported_and_continues() {
     let st: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
     assert_eq!(st["songs"], 4);
     assert!(st["bytes"].as_u64().unwrap() > 0);
+    assert!(st["landmarks"].as_str().unwrap().ends_with("/v3"), "{st}");
 }
 
 #[test]

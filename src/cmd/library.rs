@@ -253,6 +253,14 @@ pub fn stats(args: &DbArgs) -> Result<()> {
         println!("ann          {}", ann_name(st.ann));
         println!("encoder      {}", st.layout.encoder);
         println!("re-ranker    {}", st.layout.reranker);
+        match st.landmarks.as_deref() {
+            Some(v) if v == sampleid_engine::stages::landmarks::STORED_VERSION => println!("landmarks    {v}"),
+            Some(v) => println!(
+                "landmarks    {v} (an older version: its songs keep their quads; index into a new --db for {})",
+                sampleid_engine::stages::landmarks::STORED_VERSION
+            ),
+            None => println!("landmarks    none"),
+        }
     }
     Ok(())
 }

@@ -169,6 +169,8 @@ pub struct Stats {
     pub bytes_per_hour: f64,
     pub ann: AnnKind,
     pub layout: Layout,
+    /// The version of the landmark rows ([`Library::landmark_version`]).
+    pub landmarks: Option<String>,
 }
 
 const SCHEMA: &str = "
@@ -983,6 +985,7 @@ impl Library {
             bytes_per_hour: if hours > 0.0 { bytes as f64 / hours } else { 0.0 },
             ann: self.cfg.ann,
             layout: self.layout.clone(),
+            landmarks: self.landmark_version.clone(),
         })
     }
 }

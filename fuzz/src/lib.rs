@@ -2,7 +2,9 @@
 //!
 //! - The decoder targets decode the bytes to the end through the public
 //!   API, as `sampleid index` and an upload would ([`decode`]).
-//! - `settings` loads the bytes as a settings file ([`settings`]).
+//! - `settings` loads the bytes as a settings file ([`settings`]);
+//!   `settings_engine` indexes, identifies, matches and aligns with the
+//!   settings that load ([`engine::settings_engine`]).
 //! - `library` damages the files of a small real library and opens it for
 //!   query ([`library::damaged`]).
 //! - `upload` reads the body of an HTTP request (raw or a multipart form) as
@@ -14,6 +16,7 @@
 use sampleid_audio::{AudioConfig, AudioStream};
 use sampleid_engine::Settings;
 
+pub mod engine;
 pub mod library;
 pub mod upload;
 

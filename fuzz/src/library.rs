@@ -93,7 +93,7 @@ struct State {
     query: QueryInput,
 }
 
-fn fixture(name: &str) -> PathBuf {
+pub(crate) fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../fixtures/audio")
         .join(name)
@@ -241,7 +241,7 @@ fn clip(engine: &Engine) -> Source {
 }
 
 /// `samples` as a 16-bit mono WAV file in memory.
-fn wav(samples: &[f32], rate: u32) -> Vec<u8> {
+pub(crate) fn wav(samples: &[f32], rate: u32) -> Vec<u8> {
     let data_bytes = (samples.len() * 2) as u32;
     let mut wav = Vec::with_capacity(44 + data_bytes as usize);
     wav.extend_from_slice(b"RIFF");

@@ -18,9 +18,7 @@ use crate::error::{Error, Result};
 use crate::models::{ModelSource, load_encoder, load_reranker};
 use crate::settings::Settings;
 
-/// Peaks below this (−80 dBFS) are silence: nothing to identify, match,
-/// index or classify. The one silence rule of every entry point.
-pub const SILENCE_PEAK: f32 = 1e-4;
+pub use sampleid_audio::SILENCE_PEAK;
 
 /// Segments encoded per forward pass.
 const BATCH: usize = 64;
@@ -358,6 +356,17 @@ impl Engine {
             }),
             settings: Arc::new(settings),
             source,
+        })
+    }
+
+    /// The same models with other settings (validated): a settings change
+    /// without loading the models again.
+    pub fn with_settings(&self, settings: Settings) -> Result<Self> {
+        settings.validate()?;
+        Ok(Self {
+            models: Arc::clone(&self.models),
+            settings: Arc::new(settings),
+            source: self.source.clone(),
         })
     }
 

@@ -200,9 +200,20 @@ fn libraries_and_settings_are_checked() {
 
     let mut s = Settings::default();
     s.audio.block_samples = 0;
-    let e = Engine::load(s, ModelSource::Default).unwrap_err();
+    let e = Engine::load(s.clone(), ModelSource::Default).unwrap_err();
     assert!(matches!(e, Error::Config(_)), "{e}");
     assert!(e.to_string().contains("[audio]"), "{e}");
+
+    // Other settings on the same models are validated the same way.
+    let base = engine();
+    let e = base.with_settings(s).unwrap_err();
+    assert!(matches!(e, Error::Config(_)), "{e}");
+    let mut other = Settings::default();
+    other.query.max_matches = 3;
+    let swapped = base.with_settings(other).unwrap();
+    assert_eq!(swapped.settings().query.max_matches, 3);
+    assert_eq!(base.settings().query.max_matches, Settings::default().query.max_matches);
+    assert_eq!(swapped.layout().unwrap(), base.layout().unwrap());
 }
 
 /// The landmark stage on real music: an excerpt sped up (pitch and tempo

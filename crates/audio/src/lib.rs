@@ -131,6 +131,12 @@ fn collect(mut stream: AudioStream, cfg: &AudioConfig) -> Result<Decoded, AudioE
     })
 }
 
+/// Peaks below this (−80 dBFS) are silence: nothing to identify, match,
+/// index or classify. The one silence rule of every entry point (the engine
+/// re-exports it), and of the benchmark's queries, which must not be made of
+/// what the engine refuses as silent.
+pub const SILENCE_PEAK: f32 = 1e-4;
+
 /// Peak absolute level of a signal (0 for an empty one).
 pub fn peak(samples: &[f32]) -> f32 {
     samples.iter().fold(0.0f32, |m, s| m.max(s.abs()))

@@ -739,8 +739,10 @@ fn apply_with_repairs(
         let applied = query.transforms.apply(audio, RATE, res).and_then(|y| {
             // Chains without noise or mixing have no level check of their own:
             // a query of silence (or of the rounding dust of a reverb of it) is
-            // a silent target too. (Below −120 dBFS.)
-            if sampleid_transform::power(&y) < 1e-12 {
+            // a silent target too: below −120 dBFS of power, or a peak that the
+            // engine would refuse as silent once written as 16-bit samples
+            // (twice its threshold: rounding to 16 bits can lower a peak).
+            if sampleid_transform::power(&y) < 1e-12 || sampleid_audio::peak(&y) < 2.0 * sampleid_audio::SILENCE_PEAK {
                 Err(TransformError::Silent("target"))
             } else {
                 Ok(y)
@@ -1002,6 +1004,22 @@ mod tests {
         // A source silent everywhere is an error naming it.
         let e = apply_with_repairs(&q, &vec![0.0; audio.len()], &mut res).unwrap_err();
         assert!(e.to_string().contains("its source r stays silent"), "{e}");
+        // So is one whose quiet passage is one LSB of dither (−90 dBFS): the
+        // engine refuses such a clip as silent, so it moves on to the music.
+        let dust: Vec<f32> = audio
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| {
+                if v == 0.0 {
+                    if i % 3 == 0 { 1.0 / 32_768.0 } else { -1.0 / 32_768.0 }
+                } else {
+                    v
+                }
+            })
+            .collect();
+        let (y, fixed) = apply_with_repairs(&q, &dust, &mut res).unwrap();
+        assert_eq!(fixed.expect("repaired").targets[0].reference_start_s, 0.0);
+        assert!(sampleid_audio::peak(&y) > 0.1);
     }
 
     #[test]

@@ -3,4 +3,6 @@
 //! small real library; seeded from `fuzz/seeds/library` (see
 //! `docs/reliability.md`).
 #![no_main]
-libfuzzer_sys::fuzz_target!(|data: &[u8]| sampleid_fuzz::library::damaged(data));
+//! The library is built before the first input (`init`), so that libFuzzer's
+//! per-input timeout measures inputs, not the setup.
+libfuzzer_sys::fuzz_target!(init: sampleid_fuzz::library::prepare(), |data: &[u8]| sampleid_fuzz::library::damaged(data));

@@ -3,4 +3,8 @@
 //! (see `sampleid_fuzz::library`), applied to a copy of that library;
 //! seeded from `fuzz/seeds/library_ivfpq` (see `docs/reliability.md`).
 #![no_main]
-libfuzzer_sys::fuzz_target!(|data: &[u8]| sampleid_fuzz::library::damaged_ivfpq(data));
+//! The library is built before the first input (`init`), so that libFuzzer's
+//! per-input timeout measures inputs, not the setup.
+libfuzzer_sys::fuzz_target!(init: sampleid_fuzz::library::prepare_ivfpq(), |data: &[u8]| {
+    sampleid_fuzz::library::damaged_ivfpq(data)
+});

@@ -2,4 +2,7 @@
 //! matched and aligned with them (`sampleid_fuzz::engine`); seeded from
 //! `fuzz/seeds/settings_engine` (see `docs/reliability.md`).
 #![no_main]
-libfuzzer_sys::fuzz_target!(|data: &[u8]| sampleid_fuzz::engine::settings_engine(data));
+//! The models and audio are loaded before the first input (`init`).
+libfuzzer_sys::fuzz_target!(init: sampleid_fuzz::engine::prepare(), |data: &[u8]| {
+    sampleid_fuzz::engine::settings_engine(data)
+});

@@ -68,6 +68,12 @@ fn state() -> &'static State {
     })
 }
 
+/// Loads the models and the audio (once per process), before the first
+/// input: see [`crate::library::prepare`].
+pub fn prepare() {
+    state();
+}
+
 /// One execution of `settings_engine` (see the module's documentation).
 pub fn settings_engine(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else { return };

@@ -326,6 +326,19 @@ fn apply(data: &[u8], dir: &Path, files: &[String]) {
     }
 }
 
+/// Builds the HNSW library of `library` (once per process): called before
+/// the first input, so that the setup (indexing the songs, several seconds
+/// on a busy machine) does not count against libFuzzer's per-input timeout.
+/// CI's smoke run once timed out on its first input without it.
+pub fn prepare() {
+    state(Kind::Hnsw);
+}
+
+/// Builds the IVF-PQ library of `library_ivfpq` (once per process; see [`prepare`]).
+pub fn prepare_ivfpq() {
+    state(Kind::IvfPqInWal);
+}
+
 /// One execution of `library`: a fresh copy of the HNSW library, damaged
 /// by `data`, opened for query, asked one identification and listed.
 pub fn damaged(data: &[u8]) {

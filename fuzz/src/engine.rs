@@ -57,7 +57,10 @@ fn state() -> &'static State {
         }
         let clip = &decoded[0][CLIP_FROM_S * rate..(CLIP_FROM_S + CLIP_S) * rate];
         let clip = crate::library::wav(clip, audio.sample_rate);
-        let songs = decoded.iter().map(|s| crate::library::wav(s, audio.sample_rate)).collect();
+        let songs = decoded
+            .iter()
+            .map(|s| crate::library::wav(s, audio.sample_rate))
+            .collect();
         let scratch = std::env::temp_dir().join(format!("sampleid-fuzz-settings-engine-{}", std::process::id()));
         State {
             engine,
@@ -77,7 +80,9 @@ pub fn prepare() {
 /// One execution of `settings_engine` (see the module's documentation).
 pub fn settings_engine(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else { return };
-    let Ok(settings) = Settings::from_toml(text) else { return };
+    let Ok(settings) = Settings::from_toml(text) else {
+        return;
+    };
     let s = state();
     let Ok(engine) = s.engine.with_settings(settings) else {
         return;

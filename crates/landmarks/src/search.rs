@@ -20,11 +20,12 @@
 //!    The score is the matched share of the mapped peaks beyond what chance
 //!    gives with the query's peak density in each bin (Cohen's kappa).
 
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use sampleid_peaks::Peak;
 
-use crate::index::{LandmarkIndex, QuadProbe};
+use crate::index::{LandmarkIndex, QuadProbe, RefQuad};
 use crate::{LandmarkError, PairConfig, PairHash, Quad, QuadConfig, pairs, quads};
 
 /// Settings of the landmark search (`[landmarks.search]`).
@@ -512,7 +513,6 @@ fn quad_hypotheses(index: &LandmarkIndex, q: &QueryLandmarks, cfg: &SearchConfig
 }
 
 fn quad_hypotheses_counted(index: &LandmarkIndex, q: &QueryLandmarks, cfg: &SearchConfig) -> (Vec<Hypothesis>, usize) {
-    let mut hits: Vec<QuadHit> = Vec::new();
     // Probes in grid order: neighbouring query quads read neighbouring
     // memory. The fine pitch coherence below (|A_q − s_f · A_r| ≤
     // fine_pitch_bins with s_f = qdf / rdf) becomes a range of the
@@ -540,40 +540,28 @@ fn quad_hypotheses_counted(index: &LandmarkIndex, q: &QueryLandmarks, cfg: &Sear
             }
         })
         .collect();
-    index.quads_near_each(&probes, &mut |k, r| {
-        let qq = &quads[order[k].1];
-        let (qdt, qdf) = ((qq.b.0 - qq.a.0) as f64, qq.b.1 as f64 - qq.a.1 as f64);
-        let rq = &r.quad;
-        let (rdt, rdf) = ((rq.b.0 - rq.a.0) as f64, rq.b.1 as f64 - rq.a.1 as f64);
-        if rdt <= 0.0 || rdf <= 0.0 {
-            return;
-        }
-        let (s_t, s_f) = (qdt / rdt, qdf / rdf);
-        if !(cfg.min_time_scale..=cfg.max_time_scale).contains(&s_t)
-            || !(cfg.min_freq_scale..=cfg.max_freq_scale).contains(&s_f)
-        {
-            return;
-        }
-        let (qa_bin, ra_bin) = (qq.a.1 as f64, rq.a.1 as f64);
-        // Coarse pitch coherence: A itself moved by a factor in range (a
-        // root at 0 Hz, which no scaling moves, is left to the fine test
-        // below: a query root within `fine_pitch_bins` of 0 Hz) …
-        if ra_bin > 0.0 && !(cfg.min_freq_scale * 0.97..=cfg.max_freq_scale * 1.03).contains(&(qa_bin / ra_bin)) {
-            return;
-        }
-        // … and by the factor its quad's B − A spacing says.
-        if (qa_bin - ra_bin * s_f).abs() > cfg.fine_pitch_bins {
-            return;
-        }
-        hits.push(QuadHit {
-            song: r.song,
-            s_t,
-            s_f,
-            tau: rq.a.0 as f64 - qq.a.0 as f64 / s_t,
-            qa: (qq.a.0 as f64, qa_bin),
-            ra: (rq.a.0 as f64, ra_bin),
-        });
-    });
+    // The probes in contiguous runs of the grid's order, one per worker
+    // thread: a probe's scan is bounded by memory latency, which a second
+    // core overlaps. The hits are put in a total order below, so the split
+    // cannot change an answer.
+    let chunk = probes
+        .len()
+        .div_ceil(rayon::current_num_threads().max(1))
+        .max(MIN_PROBES_PER_THREAD);
+    let mut hits: Vec<QuadHit> = probes
+        .par_chunks(chunk)
+        .enumerate()
+        .map(|(c, part)| {
+            let mut hits = Vec::new();
+            index.quads_near_each(part, &mut |k, r| {
+                if let Some(h) = quad_hit(&quads[order[c * chunk + k].1], r, cfg) {
+                    hits.push(h);
+                }
+            });
+            hits
+        })
+        .flatten()
+        .collect();
     // A total order, so that the grid's order of entries (which depends on
     // when songs were merged into it) cannot change an answer.
     hits.sort_by(|a, b| {
@@ -599,6 +587,46 @@ fn quad_hypotheses_counted(index: &LandmarkIndex, q: &QueryLandmarks, cfg: &Sear
     out.sort_by(|a, b| b.votes.cmp(&a.votes).then(a.song.cmp(&b.song)));
     out.truncate(cfg.candidates);
     (out, hits.len())
+}
+
+/// Below this many query quads per thread the search stays on one thread
+/// (splitting a short query costs more than it saves).
+const MIN_PROBES_PER_THREAD: usize = 2048;
+
+/// The hit a stored quad makes for a query quad, if its time and frequency
+/// scales are in range and its root moved coherently with them.
+fn quad_hit(qq: &Quad, r: &RefQuad, cfg: &SearchConfig) -> Option<QuadHit> {
+    let (qdt, qdf) = ((qq.b.0 - qq.a.0) as f64, qq.b.1 as f64 - qq.a.1 as f64);
+    let rq = &r.quad;
+    let (rdt, rdf) = ((rq.b.0 - rq.a.0) as f64, rq.b.1 as f64 - rq.a.1 as f64);
+    if rdt <= 0.0 || rdf <= 0.0 {
+        return None;
+    }
+    let (s_t, s_f) = (qdt / rdt, qdf / rdf);
+    if !(cfg.min_time_scale..=cfg.max_time_scale).contains(&s_t)
+        || !(cfg.min_freq_scale..=cfg.max_freq_scale).contains(&s_f)
+    {
+        return None;
+    }
+    let (qa_bin, ra_bin) = (qq.a.1 as f64, rq.a.1 as f64);
+    // Coarse pitch coherence: A itself moved by a factor in range (a root
+    // at 0 Hz, which no scaling moves, is left to the fine test below: a
+    // query root within `fine_pitch_bins` of 0 Hz) …
+    if ra_bin > 0.0 && !(cfg.min_freq_scale * 0.97..=cfg.max_freq_scale * 1.03).contains(&(qa_bin / ra_bin)) {
+        return None;
+    }
+    // … and by the factor its quad's B − A spacing says.
+    if (qa_bin - ra_bin * s_f).abs() > cfg.fine_pitch_bins {
+        return None;
+    }
+    Some(QuadHit {
+        song: r.song,
+        s_t,
+        s_f,
+        tau: rq.a.0 as f64 - qq.a.0 as f64 / s_t,
+        qa: (qq.a.0 as f64, qa_bin),
+        ra: (rq.a.0 as f64, ra_bin),
+    })
 }
 
 fn median(v: &mut [f64]) -> f64 {

@@ -362,3 +362,59 @@ fn the_quad_grid_finds_what_a_brute_force_scan_finds_before_and_after_merging() 
         assert_eq!(one, expected[i]);
     }
 }
+
+#[test]
+fn the_quad_search_gives_the_same_answers_on_one_thread_and_on_several() {
+    let mut index = LandmarkIndex::new(PairConfig::default());
+    let songs: Vec<Vec<Peak>> = (0..6).map(|s| random_peaks(300 + s, 60, 12)).collect();
+    for (s, p) in songs.iter().enumerate() {
+        index.insert(s as u32 + 1, p.clone(), &quads(p, &QuadConfig::reference()));
+    }
+    index.seal();
+    // 20 s of song 4, stretched in time by 1.1 and in frequency by 0.95,
+    // with extra peaks: enough query quads to be split between threads.
+    let (start, len) = (15 * 250, 20 * 250);
+    let mut q: Vec<Peak> = songs[3]
+        .iter()
+        .filter(|p| (start..start + len).contains(&p.frame))
+        .map(|p| {
+            peak(
+                ((p.frame - start) as f64 * 1.1) as u32,
+                (p.bin as f64 * 0.95) as u32,
+                p.magnitude,
+            )
+        })
+        .collect();
+    q.extend(
+        random_peaks(77, 22, 10)
+            .into_iter()
+            .map(|p| peak(p.frame, p.bin, p.magnitude * 0.5)),
+    );
+    q.sort_by_key(|p| (p.frame, p.bin));
+    let cfg = SearchConfig {
+        pairs_decisive: 2.0,
+        ..SearchConfig::default()
+    };
+    let query = QueryLandmarks::new(
+        q,
+        22 * 250,
+        513,
+        &PairConfig::default(),
+        &QuadConfig::query(),
+        cfg.query_fan_out,
+    );
+    assert!(
+        query.quads().len() > 3 * 2048,
+        "too few query quads to split: {}",
+        query.quads().len()
+    );
+    let on = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        pool.install(|| format!("{:?}", search::verify_all(&index, &query, &cfg)))
+    };
+    let one = on(1);
+    assert!(one.contains("Quads"), "no quad hypothesis: {one}");
+    for threads in [2, 3, 4] {
+        assert_eq!(on(threads), one, "{threads} threads");
+    }
+}

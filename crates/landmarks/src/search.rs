@@ -540,14 +540,17 @@ fn quad_hypotheses_counted(index: &LandmarkIndex, q: &QueryLandmarks, cfg: &Sear
             }
         })
         .collect();
-    // The probes in contiguous runs of the grid's order, one per worker
-    // thread: a probe's scan is bounded by memory latency, which a second
-    // core overlaps. The hits are put in a total order below, so the split
-    // cannot change an answer.
-    let chunk = probes
-        .len()
-        .div_ceil(rayon::current_num_threads().max(1))
-        .max(MIN_PROBES_PER_THREAD);
+    // The probes in contiguous runs of the grid's order, shared by the
+    // worker threads: a probe's scan is bounded by memory latency, which a
+    // second core overlaps. A few runs per thread, because parts of the
+    // grid are denser than others and one run per thread left a thread
+    // idle. The hits are put in a total order below, so the split cannot
+    // change an answer.
+    let threads = rayon::current_num_threads().max(1);
+    let chunk = match threads {
+        1 => probes.len().max(1),
+        _ => probes.len().div_ceil(threads * RUNS_PER_THREAD).max(MIN_PROBES_PER_RUN),
+    };
     let mut hits: Vec<QuadHit> = probes
         .par_chunks(chunk)
         .enumerate()
@@ -563,8 +566,9 @@ fn quad_hypotheses_counted(index: &LandmarkIndex, q: &QueryLandmarks, cfg: &Sear
         .flatten()
         .collect();
     // A total order, so that the grid's order of entries (which depends on
-    // when songs were merged into it) cannot change an answer.
-    hits.sort_by(|a, b| {
+    // when songs were merged into it) cannot change an answer (over every
+    // field, so an unstable sort gives the same order).
+    hits.sort_unstable_by(|a, b| {
         (a.song.cmp(&b.song))
             .then(a.tau.total_cmp(&b.tau))
             .then(a.qa.0.total_cmp(&b.qa.0))
@@ -589,9 +593,12 @@ fn quad_hypotheses_counted(index: &LandmarkIndex, q: &QueryLandmarks, cfg: &Sear
     (out, hits.len())
 }
 
-/// Below this many query quads per thread the search stays on one thread
-/// (splitting a short query costs more than it saves).
-const MIN_PROBES_PER_THREAD: usize = 2048;
+/// The quad search splits a query's probes into about this many runs per
+/// worker thread, …
+const RUNS_PER_THREAD: usize = 4;
+/// … of at least this many probes (splitting a short query costs more than
+/// it saves).
+const MIN_PROBES_PER_RUN: usize = 1024;
 
 /// The hit a stored quad makes for a query quad, if its time and frequency
 /// scales are in range and its root moved coherently with them.

@@ -404,7 +404,7 @@ fn the_quad_search_gives_the_same_answers_on_one_thread_and_on_several() {
         cfg.query_fan_out,
     );
     assert!(
-        query.quads().len() > 3 * 2048,
+        query.quads().len() > 4 * 1024,
         "too few query quads to split: {}",
         query.quads().len()
     );

@@ -542,10 +542,10 @@ fn quad_hypotheses_counted(index: &LandmarkIndex, q: &QueryLandmarks, cfg: &Sear
         .collect();
     // The probes in contiguous runs of the grid's order, shared by the
     // worker threads: a probe's scan is bounded by memory latency, which a
-    // second core overlaps. A few runs per thread, because parts of the
-    // grid are denser than others and one run per thread left a thread
-    // idle. The hits are put in a total order below, so the split cannot
-    // change an answer.
+    // second core overlaps. A few runs per thread, so that a dense part of
+    // the grid does not leave the other thread idle (at 100 h no faster
+    // than one run per thread, within the machine's noise). The hits are
+    // put in a total order below, so the split cannot change an answer.
     let threads = rayon::current_num_threads().max(1);
     let chunk = match threads {
         1 => probes.len().max(1),

@@ -219,6 +219,26 @@ fn settings_are_checked() {
 
 /// A library of random "songs" and a query cut from one of them with extra
 /// (denser) peaks: both the pair and the quad path find it at the right place.
+/// The peaks of `song` in frames `start..start + len`, moved to start at 0
+/// and scaled by (time, frequency), plus `extra` peaks at half their
+/// magnitude (another source over the excerpt), in frame order.
+fn excerpt_with_extra_peaks(song: &[Peak], start: u32, len: u32, scale: (f64, f64), extra: Vec<Peak>) -> Vec<Peak> {
+    let mut q: Vec<Peak> = song
+        .iter()
+        .filter(|p| (start..start + len).contains(&p.frame))
+        .map(|p| {
+            peak(
+                ((p.frame - start) as f64 * scale.0) as u32,
+                (p.bin as f64 * scale.1) as u32,
+                p.magnitude,
+            )
+        })
+        .collect();
+    q.extend(extra.into_iter().map(|p| peak(p.frame, p.bin, p.magnitude * 0.5)));
+    q.sort_by_key(|p| (p.frame, p.bin));
+    q
+}
+
 #[test]
 fn search_finds_a_cut_with_extra_peaks_and_rejects_another_song() {
     let mut index = LandmarkIndex::new(PairConfig::default());
@@ -228,17 +248,7 @@ fn search_finds_a_cut_with_extra_peaks_and_rejects_another_song() {
     }
     // 10 s of song 3 from 20 s on, plus 8 extra peaks per second.
     let (start, len) = (20 * 250, 10 * 250);
-    let mut q: Vec<Peak> = songs[2]
-        .iter()
-        .filter(|p| (start..start + len).contains(&p.frame))
-        .map(|p| peak(p.frame - start, p.bin, p.magnitude))
-        .collect();
-    q.extend(
-        random_peaks(999, 10, 8)
-            .into_iter()
-            .map(|p| peak(p.frame, p.bin, p.magnitude * 0.5)),
-    );
-    q.sort_by_key(|p| (p.frame, p.bin));
+    let q = excerpt_with_extra_peaks(&songs[2], start, len, (1.0, 1.0), random_peaks(999, 10, 8));
     let cfg = SearchConfig::default();
     let query = QueryLandmarks::new(
         q,
@@ -374,23 +384,7 @@ fn the_quad_search_gives_the_same_answers_on_one_thread_and_on_several() {
     // 20 s of song 4, stretched in time by 1.1 and in frequency by 0.95,
     // with extra peaks: enough query quads to be split between threads.
     let (start, len) = (15 * 250, 20 * 250);
-    let mut q: Vec<Peak> = songs[3]
-        .iter()
-        .filter(|p| (start..start + len).contains(&p.frame))
-        .map(|p| {
-            peak(
-                ((p.frame - start) as f64 * 1.1) as u32,
-                (p.bin as f64 * 0.95) as u32,
-                p.magnitude,
-            )
-        })
-        .collect();
-    q.extend(
-        random_peaks(77, 22, 10)
-            .into_iter()
-            .map(|p| peak(p.frame, p.bin, p.magnitude * 0.5)),
-    );
-    q.sort_by_key(|p| (p.frame, p.bin));
+    let q = excerpt_with_extra_peaks(&songs[3], start, len, (1.1, 0.95), random_peaks(77, 22, 10));
     let cfg = SearchConfig {
         pairs_decisive: 2.0,
         ..SearchConfig::default()

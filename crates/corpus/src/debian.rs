@@ -41,6 +41,38 @@ pub fn download(package: &str, debs: &Path) -> Result<PathBuf, CorpusError> {
     })
 }
 
+/// The packages `package` depends on, directly or not (recommends and
+/// suggestions left out), as `apt-cache depends --recurse` lists them;
+/// virtual packages (`<name>`) are skipped.
+pub fn dependency_closure(package: &str) -> Result<Vec<String>, CorpusError> {
+    let out = run(
+        Command::new("apt-cache").args([
+            "depends",
+            "--recurse",
+            "--no-recommends",
+            "--no-suggests",
+            "--no-conflicts",
+            "--no-breaks",
+            "--no-replaces",
+            "--no-enhances",
+            package,
+        ]),
+        &format!("apt-cache depends {package}"),
+    )?;
+    Ok(parse_closure(&String::from_utf8_lossy(&out.stdout)))
+}
+
+/// The package names of `apt-cache depends --recurse` output: its lines that
+/// are not indented, without virtual packages, each once, in order.
+fn parse_closure(text: &str) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    text.lines()
+        .filter(|l| !l.starts_with(char::is_whitespace) && !l.starts_with('<') && !l.trim().is_empty())
+        .map(|l| l.trim().to_string())
+        .filter(|p| seen.insert(p.clone()))
+        .collect()
+}
+
 fn find_deb(package: &str, debs: &Path) -> Option<PathBuf> {
     let prefix = format!("{package}_");
     std::fs::read_dir(debs)
@@ -144,5 +176,11 @@ mod tests {
             ))
         );
         assert_eq!(parse_listing_line("garbage"), None);
+    }
+
+    #[test]
+    fn a_dependency_closure_lists_each_real_package_once() {
+        let text = "xmp\n  Depends: libasound2\n  Depends: libpulse0\nlibasound2\n  Depends: libc6\n<libc-dev>\nlibpulse0\n  Depends: libc6\nlibc6\nlibpulse0\n";
+        assert_eq!(parse_closure(text), ["xmp", "libasound2", "libpulse0", "libc6"]);
     }
 }

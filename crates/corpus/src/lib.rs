@@ -463,17 +463,116 @@ fn fetch_tools(dir: &Path) -> Result<Tools, CorpusError> {
         .ok()
         .and_then(|rd| rd.flatten().map(|e| e.path()).find(|p| p.join("libxmp.so.4").exists()))
         .unwrap_or_else(|| root.join("usr/lib/x86_64-linux-gnu"));
+    let bin = root.join("usr/bin/xmp");
+    let lib_dirs = tool_libraries(dir, &root, &bin, "xmp", vec![lib_dir])?;
     Ok(Tools {
-        xmp: modules::Xmp {
-            bin: root.join("usr/bin/xmp"),
-            lib_dir,
-        },
+        xmp: modules::Xmp { bin, lib_dirs },
         mma: grooves::Mma {
             script: root.join("usr/bin/mma"),
             home: root.join("usr/share/mma"),
         },
         soundfont: root.join("usr/share/sounds/sf2/TimGM6mb.sf2"),
     })
+}
+
+/// The library directories `bin` (extracted from Debian package `package`)
+/// runs with: `lib_dirs`, and beside them the packages of its dependency
+/// closure that hold a shared library this machine lacks, extracted under
+/// `root`. xmp links PulseAudio, which a server often does not have; without
+/// this every tracker module was rejected ("libpulse-simple.so.0: cannot
+/// open shared object file") and the corpus lost its module music and stems.
+fn tool_libraries(
+    dir: &Path,
+    root: &Path,
+    bin: &Path,
+    package: &str,
+    mut lib_dirs: Vec<PathBuf>,
+) -> Result<Vec<PathBuf>, CorpusError> {
+    let mut closure: Option<Vec<String>> = None;
+    let mut tried = std::collections::HashSet::new();
+    loop {
+        let missing = missing_libraries(bin, &lib_dirs)?;
+        if missing.is_empty() {
+            return Ok(lib_dirs);
+        }
+        let closure = match &closure {
+            Some(c) => c,
+            None => closure.insert(debian::dependency_closure(package)?),
+        };
+        let mut found = false;
+        for pkg in closure {
+            if tried.contains(pkg) {
+                continue;
+            }
+            let deb = debian::download(pkg, &dir.join("debs"))?;
+            let files = debian::list(&deb)?;
+            let provides = files.iter().any(|(p, _)| {
+                Path::new(p)
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    // `list` gives regular files: the soname is usually a
+                    // link to the versioned file (libfoo.so.0 → libfoo.so.0.1.2).
+                    .is_some_and(|n| missing.iter().any(|m| provides_soname(n, m)))
+            });
+            if !provides {
+                continue;
+            }
+            tried.insert(pkg.clone());
+            // Symbolic links (the sonames) come with the whole package.
+            debian::extract_all(&deb, root)?;
+            for (p, _) in &files {
+                let is_lib = Path::new(p)
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.contains(".so"));
+                if let Some(d) = Path::new(p).parent().filter(|_| is_lib) {
+                    let d = root.join(d.strip_prefix("/").unwrap_or(d));
+                    if !lib_dirs.contains(&d) {
+                        lib_dirs.push(d);
+                    }
+                }
+            }
+            found = true;
+        }
+        if !found {
+            return Err(CorpusError::Tool {
+                tool: package.to_string(),
+                reason: format!(
+                    "{} needs shared libraries that neither this machine nor the packages it depends on provide: {}",
+                    bin.display(),
+                    missing.join(", ")
+                ),
+            });
+        }
+    }
+}
+
+/// Whether a library file named `file` is, or is what links to, `soname`.
+fn provides_soname(file: &str, soname: &str) -> bool {
+    file.strip_prefix(soname)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+}
+
+/// Shared libraries `bin` needs that the dynamic linker does not find with
+/// `lib_dirs` added (from `ldd`).
+fn missing_libraries(bin: &Path, lib_dirs: &[PathBuf]) -> Result<Vec<String>, CorpusError> {
+    let mut cmd = std::process::Command::new("ldd");
+    cmd.arg(bin);
+    if let Ok(path) = std::env::join_paths(lib_dirs) {
+        cmd.env("LD_LIBRARY_PATH", path);
+    }
+    let out = cmd.output().map_err(|e| CorpusError::Tool {
+        tool: "ldd".into(),
+        reason: e.to_string(),
+    })?;
+    let mut missing: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains("=> not found"))
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .collect();
+    missing.sort();
+    missing.dedup();
+    Ok(missing)
 }
 
 fn render_all_grooves(
@@ -700,6 +799,14 @@ fn write_rejected(path: &Path, rows: &[Rejection]) -> Result<(), CorpusError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_versioned_library_file_provides_its_soname() {
+        assert!(provides_soname("libpulse-simple.so.0.1.1", "libpulse-simple.so.0"));
+        assert!(provides_soname("libpulse.so.0", "libpulse.so.0"));
+        assert!(!provides_soname("libpulse-simple.so.0.1.1", "libpulse.so.0"));
+        assert!(!provides_soname("libpulse.so.00", "libpulse.so.0"));
+    }
 
     #[test]
     fn listing_skips_partial_files_and_write_temporaries() {

@@ -8,11 +8,12 @@ use std::process::Command;
 use crate::CorpusError;
 use crate::wav;
 
-/// The xmp binary and the directory holding libxmp.
+/// The xmp binary and the directories holding libxmp and whatever other
+/// shared libraries it needs that the machine lacks.
 #[derive(Debug, Clone)]
 pub struct Xmp {
     pub bin: PathBuf,
-    pub lib_dir: PathBuf,
+    pub lib_dirs: Vec<PathBuf>,
 }
 
 /// A rendered module: the mix and its audible channels.
@@ -31,7 +32,9 @@ const SILENT_POWER: f64 = 1e-7;
 impl Xmp {
     fn command(&self) -> Command {
         let mut c = Command::new(&self.bin);
-        c.env("LD_LIBRARY_PATH", &self.lib_dir);
+        if let Ok(path) = std::env::join_paths(&self.lib_dirs) {
+            c.env("LD_LIBRARY_PATH", path);
+        }
         c
     }
 

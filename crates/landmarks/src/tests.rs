@@ -328,12 +328,12 @@ fn the_quad_grid_finds_what_a_brute_force_scan_finds_before_and_after_merging() 
     }
     assert!(stored.len() > 40_000, "{} quads", stored.len());
     index.remove(17);
-    // Probes near every 97th stored quad (so that they find something),
+    // Probes near every 37th stored quad (so that they find something),
     // moved in hash space, with wide and narrow ρ ranges and a few radii.
     let mut rng = Rng(424_242);
     let probes: Vec<index::QuadProbe> = stored
         .iter()
-        .step_by(97)
+        .step_by(37)
         .enumerate()
         .map(|(i, (_, q))| {
             let df = q.b.1 as f64 - q.a.1 as f64;
@@ -361,6 +361,18 @@ fn the_quad_grid_finds_what_a_brute_force_scan_finds_before_and_after_merging() 
         "the probes must find something"
     );
     assert!(expected.iter().flatten().all(|(s, _)| *s != 17));
+    // Wide probes (radius above half a grid cell, so that their box can
+    // span three cells in a coordinate) must find entries more than half a
+    // cell away, or the test would not see a wide probe that reads too few
+    // cells.
+    let beyond_copies = probes
+        .iter()
+        .zip(&expected)
+        .filter(|(p, _)| p.radius > 0.035)
+        .flat_map(|(p, found)| found.iter().map(move |(_, q)| (p, q)))
+        .filter(|(p, q)| [1, 3].iter().any(|&d| (q.hash[d] - p.hash[d]).abs() > 0.035))
+        .count();
+    assert!(beyond_copies > 5, "{beyond_copies} entries beyond the copies");
     assert_eq!(found(&index), expected, "merged array and pending map together");
     index.seal();
     assert_eq!(found(&index), expected, "everything merged");

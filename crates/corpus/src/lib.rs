@@ -490,6 +490,8 @@ fn tool_libraries(
 ) -> Result<Vec<PathBuf>, CorpusError> {
     let mut closure: Option<Vec<String>> = None;
     let mut tried = std::collections::HashSet::new();
+    // Each package of the closure downloaded and listed once.
+    let mut listed: std::collections::HashMap<String, (PathBuf, Vec<(String, u64)>)> = Default::default();
     loop {
         let missing = missing_libraries(bin, &lib_dirs)?;
         if missing.is_empty() {
@@ -504,8 +506,12 @@ fn tool_libraries(
             if tried.contains(pkg) {
                 continue;
             }
-            let deb = debian::download(pkg, &dir.join("debs"))?;
-            let files = debian::list(&deb)?;
+            if !listed.contains_key(pkg) {
+                let deb = debian::download(pkg, &dir.join("debs"))?;
+                let files = debian::list(&deb)?;
+                listed.insert(pkg.clone(), (deb, files));
+            }
+            let (deb, files) = &listed[pkg];
             let provides = files.iter().any(|(p, _)| {
                 Path::new(p)
                     .file_name()
@@ -519,8 +525,8 @@ fn tool_libraries(
             }
             tried.insert(pkg.clone());
             // Symbolic links (the sonames) come with the whole package.
-            debian::extract_all(&deb, root)?;
-            for (p, _) in &files {
+            debian::extract_all(deb, root)?;
+            for (p, _) in files {
                 let is_lib = Path::new(p)
                     .file_name()
                     .and_then(|n| n.to_str())

@@ -482,6 +482,10 @@ pub struct TrainCalibratorArgs {
     /// against 6 of 404 with 1, for 4 fewer of 522 known clips found.
     #[arg(long, default_value_t = 2.0)]
     pub unknown_weight: f64,
+    /// Fits without this feature (its weight is 0): to measure what a
+    /// feature adds. Repeat for several.
+    #[arg(long = "drop", value_name = "FEATURE")]
+    pub drop: Vec<String>,
 }
 
 #[derive(Debug, Args)]

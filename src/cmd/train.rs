@@ -207,6 +207,14 @@ pub fn calibrator(args: &crate::cli::TrainCalibratorArgs, model_path: Option<&st
         ));
         candidates.extend(c);
     }
+    for d in &args.drop {
+        anyhow::ensure!(
+            [Model::Landmarks, Model::Neural, Model::Fused]
+                .iter()
+                .any(|m| feature_names(*m).contains(&d.as_str())),
+            "--drop {d}: no such feature (the features are listed in models/calibrator.md)"
+        );
+    }
     let encoder = sampleid_engine::models::load_encoder(&sampleid_engine::ModelSource::from_option(model_path))?;
     let fit = |model: Model| -> Result<(Logistic, usize, usize)> {
         let rows: Vec<_> = candidates
@@ -219,16 +227,25 @@ pub fn calibrator(args: &crate::cli::TrainCalibratorArgs, model_path: Option<&st
                 Model::Fused => true,
             })
             .collect();
+        let names = feature_names(model);
+        let dropped: Vec<usize> = (0..names.len())
+            .filter(|&i| args.drop.iter().any(|d| d == names[i]))
+            .collect();
         let x: Vec<Vec<f64>> = rows
             .iter()
-            .map(|c| features(model, &c.evidence, c.duration_s))
+            .map(|c| {
+                let mut x = features(model, &c.evidence, c.duration_s);
+                // A constant column gets weight 0 in the fit.
+                dropped.iter().for_each(|&i| x[i] = 0.0);
+                x
+            })
             .collect();
         let y: Vec<bool> = rows.iter().map(|c| c.right).collect();
         let w: Vec<f64> = rows
             .iter()
             .map(|c| if c.unknown { args.unknown_weight } else { 1.0 })
             .collect();
-        let l = Logistic::fit(&feature_names(model), &x, &y, &w, args.l2)
+        let l = Logistic::fit(&names, &x, &y, &w, args.l2)
             .with_context(|| format!("fitting the {model:?} model"))?;
         Ok((l, rows.len(), y.iter().filter(|v| **v).count()))
     };

@@ -32,7 +32,7 @@ pub enum Model {
 
 /// Names of the features of each model, in order.
 pub fn feature_names(model: Model) -> Vec<&'static str> {
-    const LM: [&str; 8] = [
+    const LM: [&str; 9] = [
         "lm_present",
         "lm_kappa",
         "lm_ln_matched",
@@ -41,6 +41,7 @@ pub fn feature_names(model: Model) -> Vec<&'static str> {
         "lm_quads",
         "lm_guided",
         "lm_verified",
+        "lm_absent",
     ];
     const NN: [&str; 6] = [
         "nn_present",
@@ -84,8 +85,11 @@ pub fn features(model: Model, ev: &Evidence, duration_s: f64) -> Vec<f64> {
                 f64::from(l.method == "quads"),
                 f64::from(l.method == "guided"),
                 f64::from(l.verified),
+                // Unknown (too few matched peaks to estimate the clip's
+                // gain) counts as half lacking: no evidence either way.
+                l.absent.unwrap_or(0.5).clamp(0.0, 1.0),
             ]),
-            None => x.extend([0.0; 8]),
+            None => x.extend([0.0; 9]),
         }
     }
     if model != Model::Landmarks {

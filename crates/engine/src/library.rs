@@ -1064,6 +1064,7 @@ fn landmark_evidence(
         reference_start: (m.reference_frame(m.query_first) / rate).clamp(0.0, duration_s),
         time_ratio: m.time_scale,
         pitch_shift: 12.0 * m.freq_scale.log2(),
+        absent: m.absent,
     }
 }
 

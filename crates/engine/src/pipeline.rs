@@ -10,7 +10,7 @@ use sampleid_audio::AudioStream;
 use sampleid_encoder::{Embedding, Encoder};
 use sampleid_features::{ChromaStream, SegmentStream, quantise_shares};
 use sampleid_index::{Layout, SongLandmarks};
-use sampleid_landmarks::{PairConfig, QuadConfig, QueryLandmarks};
+use sampleid_landmarks::{LevelsBuilder, PairConfig, QuadConfig, QueryLandmarks, QueryLevels};
 use sampleid_peaks::{Peak, PeakConfig, PeakPicker, Spectrogram};
 use sampleid_rerank::Reranker;
 
@@ -228,6 +228,8 @@ impl Stage {
 struct PeakTap {
     spec: Spectrogram,
     pickers: Vec<(PeakPicker, Vec<Peak>)>,
+    /// The pooled spectrogram, kept for queries ([`sampleid_landmarks::QueryLevels`]).
+    levels: Option<LevelsBuilder>,
 }
 
 impl PeakTap {
@@ -249,34 +251,56 @@ impl PeakTap {
         Ok(Self {
             spec: Spectrogram::new(first),
             pickers,
+            levels: None,
         })
+    }
+
+    /// Also keeps the pooled spectrogram (a query's: 4 bytes per 6 cells).
+    fn with_levels(mut self) -> Self {
+        self.levels = Some(LevelsBuilder::new(self.spec.bins()));
+        self
     }
 
     fn push(&mut self, block: &[f32]) {
         let pickers = &mut self.pickers;
+        let levels = &mut self.levels;
         self.spec.push(block, &mut |col| {
             for (p, out) in pickers.iter_mut() {
                 p.push(col, &mut |k| out.push(k));
+            }
+            if let Some(l) = levels.as_mut() {
+                l.push(col);
             }
         });
     }
 
     /// Each picker's peaks, in frame order (bins ascending within a frame).
-    fn finish(mut self) -> Vec<Vec<Peak>> {
+    fn finish(self) -> Vec<Vec<Peak>> {
+        self.finish_with_levels().0
+    }
+
+    /// Each picker's peaks and the pooled spectrogram, if kept.
+    fn finish_with_levels(mut self) -> (Vec<Vec<Peak>>, Option<QueryLevels>) {
         let pickers = &mut self.pickers;
+        let levels = &mut self.levels;
         self.spec.finish(&mut |col| {
             for (p, out) in pickers.iter_mut() {
                 p.push(col, &mut |k| out.push(k));
             }
+            if let Some(l) = levels.as_mut() {
+                l.push(col);
+            }
         });
-        self.pickers
+        let peaks = self
+            .pickers
             .into_iter()
             .map(|(mut p, mut out)| {
                 p.finish(&mut |k| out.push(k));
                 out.sort_by_key(|k| (k.frame, k.bin));
                 out
             })
-            .collect()
+            .collect();
+        (peaks, self.levels.map(LevelsBuilder::finish))
     }
 }
 
@@ -545,7 +569,7 @@ impl Engine {
     pub fn query_input_for(&self, source: &Source, stage: Stage) -> Result<QueryInput> {
         let lm = &self.settings.landmarks;
         let mut tap = match stage.landmarks() {
-            true => Some(PeakTap::new(std::slice::from_ref(&lm.query_peaks))?),
+            true => Some(PeakTap::new(std::slice::from_ref(&lm.query_peaks))?.with_levels()),
             false => None,
         };
         let (mut out, mut chroma) = (Vec::new(), Vec::new());
@@ -580,14 +604,19 @@ impl Engine {
         silent_unless(peak, source.name(), "identify")?;
         let landmarks = tap.map(|t| {
             let frames = (d * lm.query_peaks.frame_rate()).ceil() as u32 + 1;
-            QueryLandmarks::new(
-                t.finish().pop().unwrap_or_default(),
+            let (mut peaks, levels) = t.finish_with_levels();
+            let q = QueryLandmarks::new(
+                peaks.pop().unwrap_or_default(),
                 frames,
                 lm.query_peaks.bins() as u32,
                 &PairConfig::default(),
                 &lm.query_quads,
                 lm.search.query_fan_out,
-            )
+            );
+            match levels {
+                Some(l) => q.with_levels(l),
+                None => q,
+            }
         });
         Ok(QueryInput {
             name: source.name().to_string(),

@@ -14,6 +14,7 @@
 
 pub mod codec;
 pub mod index;
+pub mod levels;
 mod pairs;
 mod quads;
 pub mod search;
@@ -21,6 +22,7 @@ pub mod search;
 pub use index::LandmarkIndex;
 pub use pairs::{PairConfig, PairHash, pairs};
 pub use quads::{Quad, QuadConfig, quad_hash, quads};
+pub use levels::{LevelsBuilder, QueryLevels};
 pub use search::{LandmarkMatch, Method, QueryLandmarks, SearchConfig, search};
 
 /// Version of the stored landmark rows (peak and quad settings of the

@@ -424,3 +424,68 @@ fn the_quad_search_gives_the_same_answers_on_one_thread_and_on_several() {
         assert_eq!(on(threads), one, "{threads} threads");
     }
 }
+
+/// Pooled levels of a query whose spectrogram is `floor` everywhere except
+/// at `peaks` (their magnitudes, spread over ±1 frame and bin).
+fn levels_of(peaks: &[Peak], frames: u32, bins: u32, floor: f32) -> QueryLevels {
+    let mut grid = vec![floor; frames as usize * bins as usize];
+    for p in peaks {
+        for f in p.frame.saturating_sub(1)..=(p.frame + 1).min(frames - 1) {
+            for b in p.bin.saturating_sub(1)..=(p.bin + 1).min(bins - 1) {
+                let c = &mut grid[f as usize * bins as usize + b as usize];
+                *c = c.max(p.magnitude);
+            }
+        }
+    }
+    let mut b = LevelsBuilder::new(bins as usize);
+    for col in grid.chunks(bins as usize) {
+        b.push(col);
+    }
+    b.finish()
+}
+
+#[test]
+fn verification_tells_a_song_under_other_sound_from_another_recording_sharing_its_notes() {
+    let mut index = LandmarkIndex::new(PairConfig::default());
+    let song = random_peaks(300, 60, 17);
+    index.insert(1, song.clone(), &quads(&song, &QuadConfig::reference()));
+    let (start, len, bins) = (20 * 250, 10 * 250, 513);
+    let cfg = SearchConfig::default();
+    let make = |peaks: Vec<Peak>, loud: &[Peak], floor: f32| {
+        QueryLandmarks::new(peaks, len, bins, &PairConfig::default(), &QuadConfig::query(), cfg.query_fan_out)
+            .with_levels(levels_of(loud, len, bins, floor))
+    };
+    // The song's excerpt with other sound over it: every note still there
+    // (the other sound's peaks hide some), and a noise floor.
+    let other = random_peaks(77, 10, 12);
+    let heard = excerpt_with_extra_peaks(&song, start, len, (1.0, 1.0), other.clone());
+    let mut loud = heard.clone();
+    loud.extend(other.iter().map(|p| peak(p.frame, p.bin, p.magnitude * 2.0)));
+    let q = make(heard.clone(), &loud, 1e-3);
+    let found = search(&index, &q, &cfg);
+    assert_eq!(found.len(), 1, "{found:?}");
+    let under = found[0].absent.expect("levels give an absence share");
+    assert!(under < 0.05, "{found:?}");
+    // Another piece sharing half of the song's notes (every other peak),
+    // with notes of its own: verification still finds the song (the shared
+    // half matches), but the query is quiet where the song's other notes are.
+    let shared: Vec<Peak> = song
+        .iter()
+        .filter(|p| (start..start + len).contains(&p.frame))
+        .enumerate()
+        .filter(|(i, _)| i % 2 == 0)
+        .map(|(_, p)| peak(p.frame - start, p.bin, p.magnitude))
+        .collect();
+    let mut piece = shared.clone();
+    piece.extend(random_peaks(78, 10, 10));
+    piece.sort_by_key(|p| (p.frame, p.bin));
+    let q = make(piece.clone(), &piece, 1e-4);
+    let all = search::candidates(&index, &q, &cfg);
+    let m = all.iter().find(|m| m.song == 1).expect("the shared notes give a hypothesis");
+    assert!(m.score > 0.2, "{m:?}");
+    let lacking = m.absent.expect("levels give an absence share");
+    assert!(lacking > 0.3, "{m:?}");
+    // Without levels there is no share.
+    let q = QueryLandmarks::new(piece, len, bins, &PairConfig::default(), &QuadConfig::query(), cfg.query_fan_out);
+    assert!(search::candidates(&index, &q, &cfg).iter().all(|m| m.absent.is_none()));
+}

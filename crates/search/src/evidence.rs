@@ -56,6 +56,12 @@ pub struct LandmarkEvidence {
     pub time_ratio: f64,
     /// Semitones from the song to the query.
     pub pitch_shift: f64,
+    /// Share of the mapped peaks whose energy the query lacks (quiet where
+    /// the song is loud): near 0 for the song under noise, reverb or other
+    /// music, high for another recording that shares some of its notes.
+    /// `null` when it could not be estimated.
+    #[serde(default)]
+    pub absent: Option<f64>,
 }
 
 /// The neural stage's view of a song.

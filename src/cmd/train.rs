@@ -245,8 +245,7 @@ pub fn calibrator(args: &crate::cli::TrainCalibratorArgs, model_path: Option<&st
             .iter()
             .map(|c| if c.unknown { args.unknown_weight } else { 1.0 })
             .collect();
-        let l = Logistic::fit(&names, &x, &y, &w, args.l2)
-            .with_context(|| format!("fitting the {model:?} model"))?;
+        let l = Logistic::fit(&names, &x, &y, &w, args.l2).with_context(|| format!("fitting the {model:?} model"))?;
         Ok((l, rows.len(), y.iter().filter(|v| **v).count()))
     };
     let (landmarks, n_lm, p_lm) = fit(Model::Landmarks)?;

@@ -32,7 +32,7 @@ pub enum Model {
 
 /// Names of the features of each model, in order.
 pub fn feature_names(model: Model) -> Vec<&'static str> {
-    const LM: [&str; 9] = [
+    const LM: [&str; 10] = [
         "lm_present",
         "lm_kappa",
         "lm_ln_matched",
@@ -42,6 +42,7 @@ pub fn feature_names(model: Model) -> Vec<&'static str> {
         "lm_guided",
         "lm_verified",
         "lm_absent",
+        "lm_absent_known",
     ];
     const NN: [&str; 6] = [
         "nn_present",
@@ -85,11 +86,13 @@ pub fn features(model: Model, ev: &Evidence, duration_s: f64) -> Vec<f64> {
                 f64::from(l.method == "quads"),
                 f64::from(l.method == "guided"),
                 f64::from(l.verified),
-                // Unknown (too few matched peaks to estimate the clip's
-                // gain) counts as half lacking: no evidence either way.
-                l.absent.unwrap_or(0.5).clamp(0.0, 1.0),
+                // Unknown when too few peaks matched to estimate the clip's
+                // gain: 0 and an indicator of its own (the missing-value
+                // indicator method), so that the fit weighs "unknown" apart.
+                l.absent.unwrap_or(0.0).clamp(0.0, 1.0),
+                f64::from(l.absent.is_some()),
             ]),
-            None => x.extend([0.0; 9]),
+            None => x.extend([0.0; 10]),
         }
     }
     if model != Model::Landmarks {
@@ -417,5 +420,45 @@ mod tests {
     #[test]
     fn the_shipped_calibrator_fits_the_features() {
         crate::models::load_calibrator().unwrap();
+    }
+
+    /// A pair match like the planetblupi false accepts (kappa 0.4, 30 of
+    /// 80 peaks): the shipped models trust it less when the clip lacks much
+    /// of the song than when it lacks nothing.
+    #[test]
+    fn the_shipped_calibrator_distrusts_a_match_whose_clip_lacks_the_song() {
+        if std::env::var_os("SAMPLEID_CALIBRATOR").is_some() {
+            return; // the environment picks another calibrator
+        }
+        let cal = crate::models::load_calibrator().unwrap();
+        let ev = |absent: Option<f64>| Evidence {
+            landmarks: Some(sampleid_search::LandmarkEvidence {
+                method: "pairs".into(),
+                kappa: 0.4,
+                matched: 30,
+                mapped: 80,
+                votes: 20,
+                verified: true,
+                query_start: 0.5,
+                reference_start: 60.0,
+                time_ratio: 1.0,
+                pitch_shift: 0.0,
+                absent,
+            }),
+            neural: None,
+            chroma: None,
+            shingles: None,
+        };
+        for model in [Model::Landmarks, Model::Fused] {
+            let (none, half, unknown) = (
+                cal.confidence(model, &ev(Some(0.0)), 10.0),
+                cal.confidence(model, &ev(Some(0.5)), 10.0),
+                cal.confidence(model, &ev(None), 10.0),
+            );
+            // At least 2 in log-odds (odds 7 times smaller).
+            let logit = |p: f64| (p / (1.0 - p)).ln();
+            assert!(logit(none) > logit(half) + 2.0, "{model:?}: {none} {half}");
+            assert!(unknown.is_finite(), "{model:?}: {unknown}");
+        }
     }
 }

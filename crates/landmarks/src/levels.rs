@@ -68,7 +68,8 @@ impl LevelsBuilder {
     }
 
     fn flush(&mut self) {
-        self.cells.extend(self.row.iter().map(|&m| m.max(1e-9).ln().max(SILENT)));
+        self.cells
+            .extend(self.row.iter().map(|&m| m.max(1e-9).ln().max(SILENT)));
         self.row.iter_mut().for_each(|m| *m = 0.0);
         self.in_row = 0;
     }

@@ -20,9 +20,9 @@ mod quads;
 pub mod search;
 
 pub use index::LandmarkIndex;
+pub use levels::{LevelsBuilder, QueryLevels};
 pub use pairs::{PairConfig, PairHash, pairs};
 pub use quads::{Quad, QuadConfig, quad_hash, quads};
-pub use levels::{LevelsBuilder, QueryLevels};
 pub use search::{LandmarkMatch, Method, QueryLandmarks, SearchConfig, search};
 
 /// Version of the stored landmark rows (peak and quad settings of the

@@ -452,8 +452,15 @@ fn verification_tells_a_song_under_other_sound_from_another_recording_sharing_it
     let (start, len, bins) = (20 * 250, 10 * 250, 513);
     let cfg = SearchConfig::default();
     let make = |peaks: Vec<Peak>, loud: &[Peak], floor: f32| {
-        QueryLandmarks::new(peaks, len, bins, &PairConfig::default(), &QuadConfig::query(), cfg.query_fan_out)
-            .with_levels(levels_of(loud, len, bins, floor))
+        QueryLandmarks::new(
+            peaks,
+            len,
+            bins,
+            &PairConfig::default(),
+            &QuadConfig::query(),
+            cfg.query_fan_out,
+        )
+        .with_levels(levels_of(loud, len, bins, floor))
     };
     // The song's excerpt with other sound over it: every note still there
     // (the other sound's peaks hide some), and a noise floor.
@@ -481,11 +488,21 @@ fn verification_tells_a_song_under_other_sound_from_another_recording_sharing_it
     piece.sort_by_key(|p| (p.frame, p.bin));
     let q = make(piece.clone(), &piece, 1e-4);
     let all = search::candidates(&index, &q, &cfg);
-    let m = all.iter().find(|m| m.song == 1).expect("the shared notes give a hypothesis");
+    let m = all
+        .iter()
+        .find(|m| m.song == 1)
+        .expect("the shared notes give a hypothesis");
     assert!(m.score > 0.2, "{m:?}");
     let lacking = m.absent.expect("levels give an absence share");
     assert!(lacking > 0.3, "{m:?}");
     // Without levels there is no share.
-    let q = QueryLandmarks::new(piece, len, bins, &PairConfig::default(), &QuadConfig::query(), cfg.query_fan_out);
+    let q = QueryLandmarks::new(
+        piece,
+        len,
+        bins,
+        &PairConfig::default(),
+        &QuadConfig::query(),
+        cfg.query_fan_out,
+    );
     assert!(search::candidates(&index, &q, &cfg).iter().all(|m| m.absent.is_none()));
 }

@@ -211,9 +211,17 @@ fn build(kind: Kind) -> State {
     let answer = lib
         .identify_input(&query, &IdentifyOptions::default())
         .expect("the undamaged library answers");
-    assert_eq!(
-        answer.matches.first().map(|m| m.reference.clone()),
-        Some(fixture(SONGS[0]).display().to_string()),
+    // The IVF-PQ library holds the clip's song twice (alone and in
+    // "all-four"): both are right, and which comes first is a tie in
+    // confidence (1 − 5e-13 for both), broken by rounding.
+    let song = fixture(SONGS[0]).display().to_string();
+    let first = answer.matches.first().map(|m| m.reference.as_str());
+    assert!(
+        first == Some(song.as_str()) || (kind == Kind::IvfPqInWal && first == Some("all-four")),
+        "the undamaged library finds the clip's song first: {answer:?}"
+    );
+    assert!(
+        answer.matches.iter().any(|m| m.reference == song),
         "the undamaged library finds the clip's song: {answer:?}"
     );
     assert!(

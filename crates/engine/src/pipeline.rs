@@ -262,16 +262,18 @@ impl PeakTap {
     }
 
     fn push(&mut self, block: &[f32]) {
-        let pickers = &mut self.pickers;
-        let levels = &mut self.levels;
-        self.spec.push(block, &mut |col| {
-            for (p, out) in pickers.iter_mut() {
-                p.push(col, &mut |k| out.push(k));
-            }
-            if let Some(l) = levels.as_mut() {
-                l.push(col);
-            }
-        });
+        let (pickers, levels) = (&mut self.pickers, &mut self.levels);
+        self.spec.push(block, &mut |col| Self::column(pickers, levels, col));
+    }
+
+    /// One spectrogram column to every picker and to the pooled levels.
+    fn column(pickers: &mut [(PeakPicker, Vec<Peak>)], levels: &mut Option<LevelsBuilder>, col: &[f32]) {
+        for (p, out) in pickers.iter_mut() {
+            p.push(col, &mut |k| out.push(k));
+        }
+        if let Some(l) = levels.as_mut() {
+            l.push(col);
+        }
     }
 
     /// Each picker's peaks, in frame order (bins ascending within a frame).
@@ -281,16 +283,8 @@ impl PeakTap {
 
     /// Each picker's peaks and the pooled spectrogram, if kept.
     fn finish_with_levels(mut self) -> (Vec<Vec<Peak>>, Option<QueryLevels>) {
-        let pickers = &mut self.pickers;
-        let levels = &mut self.levels;
-        self.spec.finish(&mut |col| {
-            for (p, out) in pickers.iter_mut() {
-                p.push(col, &mut |k| out.push(k));
-            }
-            if let Some(l) = levels.as_mut() {
-                l.push(col);
-            }
-        });
+        let (pickers, levels) = (&mut self.pickers, &mut self.levels);
+        self.spec.finish(&mut |col| Self::column(pickers, levels, col));
         let peaks = self
             .pickers
             .into_iter()

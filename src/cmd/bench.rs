@@ -166,6 +166,9 @@ pub(crate) struct Candidate {
     pub evidence: sampleid_engine::stages::search::Evidence,
     pub confidence: Option<f64>,
     pub duration_s: f64,
+    /// The library's size when the query was answered (h); `None` in
+    /// answers written before the answers carried it.
+    pub library_hours: Option<f64>,
     pub right: bool,
     /// From a negative query (unknown music).
     pub unknown: bool,
@@ -179,6 +182,8 @@ pub(crate) fn labelled_candidates(bench: &sampleid_bench::Benchmark, results: &P
         query: String,
         #[serde(default)]
         duration_s: f64,
+        #[serde(default)]
+        library_hours: Option<f64>,
         matches: Vec<M>,
     }
     #[derive(serde::Deserialize)]
@@ -205,6 +210,7 @@ pub(crate) fn labelled_candidates(bench: &sampleid_bench::Benchmark, results: &P
             evidence: m.evidence,
             confidence: m.confidence,
             duration_s,
+            library_hours: l.library_hours,
         }));
     }
     Ok(out)

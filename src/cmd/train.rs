@@ -176,7 +176,7 @@ pub fn reranker(args: &TrainRerankerArgs, model_path: Option<&std::path::Path>, 
 /// `sampleid train calibrator`: the three logistic models of the fused
 /// confidence, fitted on labelled candidates of validation benchmarks.
 pub fn calibrator(args: &crate::cli::TrainCalibratorArgs, model_path: Option<&std::path::Path>) -> Result<()> {
-    use sampleid_engine::fusion::{Calibrator, Logistic, Model, feature_names, features, reliability};
+    use sampleid_engine::fusion::{Calibrator, Context, Logistic, Model, feature_names, features, reliability};
 
     anyhow::ensure!(
         args.unknown_weight.is_finite() && args.unknown_weight > 0.0,
@@ -193,6 +193,11 @@ pub fn calibrator(args: &crate::cli::TrainCalibratorArgs, model_path: Option<&st
         anyhow::ensure!(
             !c.is_empty(),
             "{answers} lists no candidate of {bench_dir}'s queries: run `bench run --min-confidence 0`"
+        );
+        anyhow::ensure!(
+            c.iter().all(|c| c.library_hours.is_some()),
+            "{answers} does not say how large the library was (`library_hours`): \
+             it was written by an older sampleid; run `bench run --min-confidence 0` again"
         );
         anyhow::ensure!(
             c.iter()
@@ -215,6 +220,12 @@ pub fn calibrator(args: &crate::cli::TrainCalibratorArgs, model_path: Option<&st
             "--drop {d}: no such feature (the features are listed in models/calibrator.md)"
         );
     }
+    let ctx = |c: &crate::cmd::bench::Candidate| Context {
+        duration_s: c.duration_s,
+        library_hours: c.library_hours.unwrap_or_default(),
+    };
+    let hours = candidates.iter().map(|c| ctx(c).library_hours);
+    let library_hours = [hours.clone().fold(f64::INFINITY, f64::min), hours.fold(0.0, f64::max)];
     let encoder = sampleid_engine::models::load_encoder(&sampleid_engine::ModelSource::from_option(model_path))?;
     let fit = |model: Model| -> Result<(Logistic, usize, usize)> {
         let rows: Vec<_> = candidates
@@ -234,7 +245,7 @@ pub fn calibrator(args: &crate::cli::TrainCalibratorArgs, model_path: Option<&st
         let x: Vec<Vec<f64>> = rows
             .iter()
             .map(|c| {
-                let mut x = features(model, &c.evidence, c.duration_s);
+                let mut x = features(model, &c.evidence, ctx(c));
                 // A constant column gets weight 0 in the fit.
                 dropped.iter().for_each(|&i| x[i] = 0.0);
                 x
@@ -256,6 +267,7 @@ pub fn calibrator(args: &crate::cli::TrainCalibratorArgs, model_path: Option<&st
         encoder: encoder.info().version.clone(),
         trained_on: sources.clone(),
         unknown_weight: args.unknown_weight,
+        library_hours,
         landmarks,
         neural,
         fused,
@@ -263,7 +275,7 @@ pub fn calibrator(args: &crate::cli::TrainCalibratorArgs, model_path: Option<&st
     cal.validate()?;
     let predicted: Vec<(f64, bool)> = candidates
         .iter()
-        .map(|c| (cal.confidence(Model::Fused, &c.evidence, c.duration_s), c.right))
+        .map(|c| (cal.confidence(Model::Fused, &c.evidence, ctx(c)), c.right))
         .collect();
     let (bins, ece) = reliability(&predicted, 10);
     if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -289,6 +301,10 @@ pub fn calibrator(args: &crate::cli::TrainCalibratorArgs, model_path: Option<&st
     for s in &sources {
         card.push_str(&format!("- {s}\n"));
     }
+    card.push_str(&format!(
+        "\nLibraries of {:.2}–{:.2} h (`ln_library_hours`; a smaller or larger library is taken as the nearest of these).\n",
+        library_hours[0], library_hours[1]
+    ));
     card.push_str(&format!(
         "\n| model | candidates | right |\n|---|--:|--:|\n| landmarks | {n_lm} | {p_lm} |\n\
          | neural | {n_nn} | {p_nn} |\n| fused | {n_fu} | {p_fu} |\n\n\

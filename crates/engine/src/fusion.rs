@@ -66,11 +66,23 @@ pub fn feature_names(model: Model) -> Vec<&'static str> {
         out.push("agree");
     }
     out.push("ln_duration");
+    out.push("ln_library_hours");
     out
 }
 
+/// What a candidate's confidence depends on beside its evidence: the clip's
+/// length and the size of the library it was searched in (the more music,
+/// the more chance matches a given evidence has to beat).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Context {
+    /// The clip's decoded duration (s).
+    pub duration_s: f64,
+    /// Hours of audio in the library's live songs.
+    pub library_hours: f64,
+}
+
 /// The features of a candidate for `model` (in [`feature_names`] order).
-pub fn features(model: Model, ev: &Evidence, duration_s: f64) -> Vec<f64> {
+pub fn features(model: Model, ev: &Evidence, ctx: Context) -> Vec<f64> {
     let mut x = Vec::with_capacity(20);
     if model != Model::Neural {
         match &ev.landmarks {
@@ -124,9 +136,13 @@ pub fn features(model: Model, ev: &Evidence, duration_s: f64) -> Vec<f64> {
         }
         x.push(f64::from(agree(ev)));
     }
-    x.push(duration_s.max(0.5).ln());
+    x.push(ctx.duration_s.max(0.5).ln());
+    x.push(ctx.library_hours.max(MIN_LIBRARY_HOURS).ln());
     x
 }
+
+/// The smallest library size the feature tells apart (h): a few songs.
+const MIN_LIBRARY_HOURS: f64 = 0.1;
 
 /// Pseudo-count of the landmark kappa feature's shrinkage (peaks).
 const KAPPA_PRIOR_PEAKS: f64 = 20.0;
@@ -280,6 +296,10 @@ fn one() -> f64 {
     1.0
 }
 
+fn any_library() -> [f64; 2] {
+    [0.0, f64::MAX]
+}
+
 /// The three models and what they were trained on (`models/calibrator.json`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Calibrator {
@@ -294,6 +314,11 @@ pub struct Calibrator {
     /// unknown clips as the training benchmarks had.
     #[serde(default = "one")]
     pub unknown_weight: f64,
+    /// The smallest and largest library the fit saw (h). A library outside
+    /// them is taken as the nearest: the library-size weight is not
+    /// extrapolated beyond what it was measured on.
+    #[serde(default = "any_library")]
+    pub library_hours: [f64; 2],
     pub landmarks: Logistic,
     pub neural: Logistic,
     pub fused: Logistic,
@@ -310,8 +335,13 @@ impl Calibrator {
     }
 
     /// The probability that the candidate is right, by `model`.
-    pub fn confidence(&self, model: Model, ev: &Evidence, duration_s: f64) -> f64 {
-        self.model(model).predict(&features(model, ev, duration_s))
+    pub fn confidence(&self, model: Model, ev: &Evidence, ctx: Context) -> f64 {
+        let [lo, hi] = self.library_hours;
+        let ctx = Context {
+            library_hours: ctx.library_hours.clamp(lo, hi.max(lo)),
+            ..ctx
+        };
+        self.model(model).predict(&features(model, ev, ctx))
     }
 
     /// Checks that every model has the features this engine computes.
@@ -422,6 +452,59 @@ mod tests {
         crate::models::load_calibrator().unwrap();
     }
 
+    /// A calibrator whose only weight is on the library's size (−1 per
+    /// unit of ln hours), fitted on libraries of 1 to 8 h.
+    fn size_only() -> Calibrator {
+        let model = |m: Model| {
+            let names = feature_names(m);
+            let d = names.len();
+            let mut weights = vec![0.0; d];
+            weights[d - 1] = -1.0;
+            Logistic {
+                features: names.iter().map(|s| s.to_string()).collect(),
+                mean: vec![0.0; d],
+                scale: vec![1.0; d],
+                weights,
+                bias: 2.0,
+            }
+        };
+        Calibrator {
+            version: "test".into(),
+            encoder: "test".into(),
+            trained_on: Vec::new(),
+            unknown_weight: 1.0,
+            library_hours: [1.0, 8.0],
+            landmarks: model(Model::Landmarks),
+            neural: model(Model::Neural),
+            fused: model(Model::Fused),
+        }
+    }
+
+    #[test]
+    fn the_library_size_counts_only_within_the_sizes_the_fit_saw() {
+        let cal = size_only();
+        cal.validate().unwrap();
+        let at = |h: f64| {
+            let ctx = Context {
+                duration_s: 10.0,
+                library_hours: h,
+            };
+            cal.confidence(Model::Fused, &Evidence::default(), ctx)
+        };
+        // Within the range: e^(2 − ln h) / (1 + …), less trust in a larger library.
+        assert!((at(2.0) - 1.0 / (1.0 + 2.0 / 2f64.exp())).abs() < 1e-12, "{}", at(2.0));
+        assert!(at(1.0) > at(4.0) && at(4.0) > at(8.0));
+        // Outside it: the nearest size the fit saw, not an extrapolation.
+        assert_eq!(at(100.0), at(8.0));
+        assert_eq!(at(0.01), at(1.0));
+    }
+
+    /// A 10 s clip against a 2 h library.
+    const CTX: Context = Context {
+        duration_s: 10.0,
+        library_hours: 2.0,
+    };
+
     /// A pair match like the planetblupi false accepts (kappa 0.4, 30 of
     /// 80 peaks): the shipped models trust it less when the clip lacks much
     /// of the song than when it lacks nothing.
@@ -451,9 +534,9 @@ mod tests {
         };
         for model in [Model::Landmarks, Model::Fused] {
             let (none, half, unknown) = (
-                cal.confidence(model, &ev(Some(0.0)), 10.0),
-                cal.confidence(model, &ev(Some(0.5)), 10.0),
-                cal.confidence(model, &ev(None), 10.0),
+                cal.confidence(model, &ev(Some(0.0)), CTX),
+                cal.confidence(model, &ev(Some(0.5)), CTX),
+                cal.confidence(model, &ev(None), CTX),
             );
             // At least 2 in log-odds (odds 7 times smaller).
             let logit = |p: f64| (p / (1.0 - p)).ln();

@@ -18,7 +18,7 @@ use rayon::prelude::*;
 use sampleid_index::{IndexConfig, Song, Stats};
 
 use crate::error::{Error, Result};
-use crate::fusion::Model;
+use crate::fusion::{Context, Model};
 use crate::pipeline::{Engine, Progress, QueryInput, ReferenceRows, Source, Stage};
 use crate::results::{Compacted, Identification, IndexOutcome, IndexSummary, Passage, Passages};
 
@@ -319,9 +319,10 @@ impl Library {
     ) -> Option<Identification> {
         let cal = engine.calibrator();
         let stop = engine.settings().query.early_stop;
+        let ctx = self.context(input);
         let decisive = landmarks
             .iter()
-            .any(|m| cal.confidence(Model::Landmarks, &m.evidence, input.duration_s) >= stop);
+            .any(|m| cal.confidence(Model::Landmarks, &m.evidence, ctx) >= stop);
         decisive.then(|| self.answer(engine, input, landmarks.to_vec(), Model::Landmarks, opts))
     }
 
@@ -494,8 +495,9 @@ impl Library {
         let cal = engine.calibrator();
         let qcfg = &engine.settings().query;
         let min = opts.min_confidence.unwrap_or(qcfg.min_confidence);
+        let ctx = self.context(input);
         for m in &mut matches {
-            let c = cal.confidence(model, &m.evidence, input.duration_s);
+            let c = cal.confidence(model, &m.evidence, ctx);
             m.score = c;
             m.confidence = Some(c);
             m.stages = m.evidence.stages();
@@ -506,7 +508,16 @@ impl Library {
         Identification {
             query: input.name.clone(),
             duration_s: input.duration_s,
+            library_hours: ctx.library_hours,
             matches,
+        }
+    }
+
+    /// What the confidence of `input`'s candidates depends on beside their evidence.
+    fn context(&self, input: &QueryInput) -> Context {
+        Context {
+            duration_s: input.duration_s,
+            library_hours: self.read().hours(),
         }
     }
 

@@ -13,6 +13,9 @@ pub struct Identification {
     pub query: String,
     /// The clip's decoded duration (s).
     pub duration_s: f64,
+    /// Hours of audio in the library searched: the confidences are
+    /// calibrated for a library of this size (chance matches grow with it).
+    pub library_hours: f64,
     /// Best first; empty for "no match".
     pub matches: Vec<Match>,
 }

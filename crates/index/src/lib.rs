@@ -960,6 +960,11 @@ impl Library {
         self.ann.nearest(self, q, k)
     }
 
+    /// Hours of audio of the live songs (what a query is searched against).
+    pub fn hours(&self) -> f64 {
+        self.songs.iter().map(|s| s.duration_s).sum::<f64>() / 3600.0
+    }
+
     /// Sizes of the library.
     pub fn stats(&self) -> Result<Stats, IndexError> {
         let mut bytes = 0;
@@ -967,7 +972,7 @@ impl Library {
             let e = e.map_err(io(&self.dir))?;
             bytes += e.metadata().map(|m| m.len()).unwrap_or(0);
         }
-        let hours = self.songs.iter().map(|s| s.duration_s).sum::<f64>() / 3600.0;
+        let hours = self.hours();
         let live: u64 = self.songs.iter().map(|s| s.segments).sum();
         Ok(Stats {
             songs: self.songs.len(),

@@ -345,6 +345,16 @@ fn bench_run_answers_a_benchmark_with_the_built_in_engine() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("no stage evidence"), "{}", stderr(&o));
     assert!(!d.join("cal.json").exists());
+    // sampleid's own answers from before they said the library's size.
+    std::fs::write(
+        &peer,
+        r#"{"query":"queries/q1.mp3","duration_s":8.0,"matches":[{"reference":"x/awakening-20s.ogg","score":0.9,"evidence":{"landmarks":null,"neural":{"score":3.0,"total":3.0,"accepted":4,"query_segments":8,"rank":0,"share":1.0,"query_start":0.0,"reference_start":4.0,"time_ratio":1.0},"chroma":null,"shingles":null}}]}"#,
+    )
+    .unwrap();
+    let o = sampleid(&["train", "calibrator", "--on", &on, "--out", s(&d.join("cal.json"))]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("`library_hours`"), "{}", stderr(&o));
+    assert!(!d.join("cal.json").exists());
     // Encoder training refuses no threads and settings it cannot follow,
     // before it touches the run directory.
     let run = d.join("enc-run");

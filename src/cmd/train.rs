@@ -195,15 +195,15 @@ pub fn calibrator(args: &crate::cli::TrainCalibratorArgs, model_path: Option<&st
             "{answers} lists no candidate of {bench_dir}'s queries: run `bench run --min-confidence 0`"
         );
         anyhow::ensure!(
-            c.iter().all(|c| c.library_hours.is_some()),
-            "{answers} does not say how large the library was (`library_hours`): \
-             it was written by an older sampleid; run `bench run --min-confidence 0` again"
-        );
-        anyhow::ensure!(
             c.iter()
                 .any(|c| c.evidence.landmarks.is_some() || c.evidence.neural.is_some()),
             "{answers} has no stage evidence: the calibrator learns from sampleid's own answers \
              (`sampleid bench run --min-confidence 0`), not from another system's"
+        );
+        anyhow::ensure!(
+            c.iter().all(|c| c.library_hours.is_some()),
+            "{answers} does not say how large the library was (`library_hours`): \
+             it was written by an older sampleid; run `bench run --min-confidence 0` again"
         );
         sources.push(format!(
             "{bench_dir} ({} queries, {} negatives): {answers}",

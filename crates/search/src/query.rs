@@ -74,6 +74,8 @@ pub struct QueryConfig {
     /// sample-ID 40.9 → 41.6 %; none at 1×), 10 none more than 6, with the
     /// same false accepts, but bench-lm-val's queries took 7–8 % longer on
     /// average (10 s clips 11–14 %): 3 stays (`docs/identification.md`).
+    /// The song nearest by chroma shingle is verified as well when the
+    /// neural stage ranks it below these (the engine's fused answer).
     pub guided: usize,
 }
 

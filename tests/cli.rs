@@ -466,3 +466,24 @@ fn bench_peaks_reports_landmark_densities() {
         "{v}"
     );
 }
+
+#[test]
+fn an_empty_model_variable_counts_as_unset_and_a_missing_file_is_named() {
+    // `SAMPLEID_MODEL= sampleid …` (a script's variable left empty) must mean
+    // the built-in model, not a file named "".
+    let run = |value: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_sampleid"))
+            .args(["model", "--json"])
+            .env_remove("SAMPLEID_LOG")
+            .env("SAMPLEID_MODEL", value)
+            .output()
+            .expect("the binary runs")
+    };
+    let o = run("");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["source"], "built-in");
+    let o = run("/nonexistent/encoder.safetensors");
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("/nonexistent/encoder"), "{}", stderr(&o));
+}

@@ -510,7 +510,7 @@ mod tests {
     /// of the song than when it lacks nothing.
     #[test]
     fn the_shipped_calibrator_distrusts_a_match_whose_clip_lacks_the_song() {
-        if std::env::var_os("SAMPLEID_CALIBRATOR").is_some() {
+        if crate::models::env_path("SAMPLEID_CALIBRATOR").is_some() {
             return; // the environment picks another calibrator
         }
         let cal = crate::models::load_calibrator().unwrap();

@@ -43,7 +43,7 @@ impl ModelSource {
     pub fn resolve(&self) -> Option<PathBuf> {
         match self {
             Self::File(p) => Some(p.clone()),
-            Self::Default => std::env::var_os("SAMPLEID_MODEL").map(PathBuf::from),
+            Self::Default => env_path("SAMPLEID_MODEL"),
         }
     }
 
@@ -76,9 +76,8 @@ pub fn load_encoder(source: &ModelSource) -> Result<Encoder> {
 /// Loads the re-ranker that belongs to `encoder`: `$SAMPLEID_RERANKER`, else
 /// the built-in one; refuses one trained for another encoder.
 pub fn load_reranker(encoder: &Encoder) -> Result<Reranker> {
-    let r = match std::env::var_os("SAMPLEID_RERANKER") {
+    let r = match env_path("SAMPLEID_RERANKER") {
         Some(path) => {
-            let path = PathBuf::from(path);
             Reranker::load(&path)
                 .map_err(|e| Error::Model(format!("cannot load the re-ranker {}: {e}", path.display())))?
         }
@@ -101,12 +100,17 @@ pub fn load_reranker(encoder: &Encoder) -> Result<Reranker> {
     Ok(r)
 }
 
+/// The file a model variable names; an empty variable (`SAMPLEID_CALIBRATOR=
+/// sampleid …`, as a script that fills it conditionally writes) counts as unset.
+pub fn env_path(var: &str) -> Option<PathBuf> {
+    std::env::var_os(var).filter(|v| !v.is_empty()).map(PathBuf::from)
+}
+
 /// A JSON model: the file `$var` names, else the built-in text; `what` names
 /// it in errors.
 fn json_model<T: serde::de::DeserializeOwned>(var: &str, builtin: &str, what: &str) -> Result<T> {
-    match std::env::var_os(var) {
+    match env_path(var) {
         Some(path) => {
-            let path = PathBuf::from(path);
             let text = std::fs::read_to_string(&path)
                 .map_err(|e| Error::Model(format!("cannot read the {what} {}: {e}", path.display())))?;
             serde_json::from_str(&text)
@@ -139,7 +143,7 @@ mod tests {
 
     #[test]
     fn the_built_in_models_load_and_embed() {
-        if std::env::var_os("SAMPLEID_MODEL").is_some() || std::env::var_os("SAMPLEID_RERANKER").is_some() {
+        if env_path("SAMPLEID_MODEL").is_some() || env_path("SAMPLEID_RERANKER").is_some() {
             return; // the environment picks other models
         }
         let enc = load_encoder(&ModelSource::Default).unwrap();

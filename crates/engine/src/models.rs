@@ -77,10 +77,8 @@ pub fn load_encoder(source: &ModelSource) -> Result<Encoder> {
 /// the built-in one; refuses one trained for another encoder.
 pub fn load_reranker(encoder: &Encoder) -> Result<Reranker> {
     let r = match env_path("SAMPLEID_RERANKER") {
-        Some(path) => {
-            Reranker::load(&path)
-                .map_err(|e| Error::Model(format!("cannot load the re-ranker {}: {e}", path.display())))?
-        }
+        Some(path) => Reranker::load(&path)
+            .map_err(|e| Error::Model(format!("cannot load the re-ranker {}: {e}", path.display())))?,
         None => {
             let info: RerankerInfo = serde_json::from_str(RERANKER_INFO)
                 .map_err(|e| Error::Model(format!("the built-in re-ranker card is damaged: {e}")))?;

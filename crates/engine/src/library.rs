@@ -303,7 +303,7 @@ impl Library {
                 None => self.fused_answer(engine, input, landmarks, opts),
             },
             Stage::Neural => {
-                let neural = self.neural_candidates(engine, input, opts)?;
+                let neural = self.neural_candidates(engine, input, opts, &[])?;
                 Ok(self.answer(engine, input, neural, Model::Neural, opts))
             }
         }
@@ -334,7 +334,16 @@ impl Library {
         landmarks: Vec<sampleid_search::Match>,
         opts: &IdentifyOptions,
     ) -> Result<Identification> {
-        let mut neural = self.neural_candidates(engine, input, opts)?;
+        let guides: Vec<sampleid_search::Guide> = landmarks
+            .iter()
+            .map(|m| sampleid_search::Guide {
+                song_id: m.song_id,
+                query_start: m.query_start,
+                reference_start: m.reference_start,
+                time_ratio: m.time_ratio.unwrap_or(1.0),
+            })
+            .collect();
+        let mut neural = self.neural_candidates(engine, input, opts, &guides)?;
         let hits = self
             .shingle_candidates(&input.chroma, engine.settings().shingles.k)?
             .unwrap_or_default();
@@ -530,12 +539,15 @@ impl Library {
     }
 
     /// The neural stage's songs (every song with accepted candidates), with
-    /// the chroma alignment of the best ones.
+    /// the chroma alignment of the best ones; the songs of `guides` (the
+    /// landmark stage's, best first) are also looked at where the landmarks
+    /// placed them (`[query] neural_guided`).
     fn neural_candidates(
         &self,
         engine: &Engine,
         input: &QueryInput,
         opts: &IdentifyOptions,
+        guides: &[sampleid_search::Guide],
     ) -> Result<Vec<sampleid_search::Match>> {
         if input.segments.is_empty() {
             return Err(Error::Config(
@@ -548,7 +560,7 @@ impl Library {
         }
         let reranker = if opts.rerank { Some(engine.reranker()?) } else { None };
         let lib = self.read();
-        let mut matches = sampleid_search::query(&lib, reranker, &input.segments, &qcfg)?;
+        let mut matches = sampleid_search::query_guided(&lib, reranker, &input.segments, &qcfg, guides)?;
         refine(&lib, engine, input, &mut matches);
         Ok(matches)
     }

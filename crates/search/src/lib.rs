@@ -18,4 +18,4 @@ pub mod evidence;
 pub mod query;
 
 pub use evidence::{ChromaEvidence, Evidence, LandmarkEvidence, NeuralEvidence, ShingleEvidence};
-pub use query::{Located, Match, Pair, QueryConfig, QuerySegment, SearchError, locate, query};
+pub use query::{Guide, Located, Match, Pair, QueryConfig, QuerySegment, SearchError, locate, query, query_guided};

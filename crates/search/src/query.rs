@@ -77,6 +77,14 @@ pub struct QueryConfig {
     /// The song nearest by chroma shingle is verified as well when the
     /// neural stage ranks it below these (the engine's fused answer).
     pub guided: usize,
+    /// The landmark stage's best songs (this many, best verification score
+    /// first) that the neural stage also looks at where the landmarks placed
+    /// them: the song's segments along that line are re-ranked like the
+    /// ANN's candidates. In a larger
+    /// library the right song's segments are pushed out of the ANN's `top_k`
+    /// by other songs' and its neural evidence is lost although the
+    /// landmarks found it. 0: only the ANN's candidates (before).
+    pub neural_guided: usize,
 }
 
 impl Default for QueryConfig {
@@ -92,6 +100,7 @@ impl Default for QueryConfig {
             min_confidence: 0.5,
             early_stop: EARLY_STOP,
             guided: GUIDED,
+            neural_guided: NEURAL_GUIDED,
         }
     }
 }
@@ -138,6 +147,23 @@ pub const EARLY_STOP: f64 = 0.95;
 
 /// Default of [`QueryConfig::guided`].
 pub const GUIDED: usize = 3;
+
+/// Default of [`QueryConfig::neural_guided`].
+pub const NEURAL_GUIDED: usize = 0;
+
+/// A song that the neural stage looks at along the line another stage
+/// placed it on (a landmark hypothesis), beside what its ANN search retrieves.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Guide {
+    /// The song's id in the library.
+    pub song_id: i64,
+    /// Where the match starts in the query (s).
+    pub query_start: f64,
+    /// Where it starts in the song (s).
+    pub reference_start: f64,
+    /// Query duration / reference duration.
+    pub time_ratio: f64,
+}
 
 /// One segment of a query: its fingerprint and its node matrix (as the encoder gives them).
 #[derive(Debug, Clone)]
@@ -194,10 +220,30 @@ pub fn query(
     segments: &[QuerySegment],
     cfg: &QueryConfig,
 ) -> Result<Vec<Match>, SearchError> {
+    query_guided(lib, reranker, segments, cfg, &[])
+}
+
+/// [`query`], where the songs of `guides` (at most `cfg.neural_guided` of
+/// them, in order) are looked at along their guide's line as well: the
+/// reference segments within one hop of where the line puts each query
+/// segment become candidates of it.
+pub fn query_guided(
+    lib: &Library,
+    reranker: Option<&Reranker>,
+    segments: &[QuerySegment],
+    cfg: &QueryConfig,
+    guides: &[Guide],
+) -> Result<Vec<Match>, SearchError> {
     if segments.is_empty() || lib.songs().is_empty() {
         return Ok(Vec::new());
     }
-    let candidates = retrieve(lib, segments, cfg.top_k)?;
+    let mut candidates = retrieve(lib, segments, cfg.top_k)?;
+    add_guided(
+        lib,
+        segments,
+        &guides[..guides.len().min(cfg.neural_guided)],
+        &mut candidates,
+    );
     let (scored, threshold) = match reranker {
         Some(rr) => (rerank(lib, rr, segments, &candidates)?, cfg.accept),
         None => (by_similarity(&candidates), cfg.min_similarity),
@@ -329,6 +375,52 @@ fn retrieve(lib: &Library, segments: &[QuerySegment], top_k: usize) -> Result<Ve
         .into_iter()
         .map(|(row, retrieved_by)| Candidate { row, retrieved_by })
         .collect())
+}
+
+/// The rows of each guide's song along its line, for every query segment,
+/// as candidates: merged into the ANN's (a row both retrieved is one
+/// candidate with every query segment that reached it), in row order.
+fn add_guided(lib: &Library, segments: &[QuerySegment], guides: &[Guide], candidates: &mut Vec<Candidate>) {
+    if guides.is_empty() {
+        return;
+    }
+    let hop = lib.layout().hop_s;
+    let mut by_row: BTreeMap<u64, Vec<Hit>> = std::mem::take(candidates)
+        .into_iter()
+        .map(|c| (c.row, c.retrieved_by))
+        .collect();
+    for g in guides {
+        if !(g.time_ratio.is_finite() && g.time_ratio > 0.0) {
+            continue;
+        }
+        let Some(song) = lib.songs().iter().find(|s| s.id == g.song_id) else {
+            continue;
+        };
+        for (segment, q) in segments.iter().enumerate() {
+            let at = (g.reference_start + (segment as f64 * hop - g.query_start) / g.time_ratio) / hop;
+            let centre = at.round();
+            for off in [centre - 1.0, centre, centre + 1.0] {
+                if off < 0.0 || off >= song.segments as f64 {
+                    continue;
+                }
+                let row = song.first_row + off as u64;
+                let hits = by_row.entry(row).or_default();
+                if hits.iter().all(|h| h.segment != segment) {
+                    let similarity = dot(&lib.fingerprint(row), &q.fingerprint);
+                    hits.push(Hit { segment, similarity });
+                    hits.sort_by_key(|h| h.segment);
+                }
+            }
+        }
+    }
+    *candidates = by_row
+        .into_iter()
+        .map(|(row, retrieved_by)| Candidate { row, retrieved_by })
+        .collect();
+}
+
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
 /// Stage 2: every candidate's best classifier score over all query segments
@@ -695,6 +787,65 @@ mod tests {
         let m = query(&lib, None, &q, &first_stage(0.9)).unwrap();
         assert_eq!(m.iter().map(|m| m.song_id).collect::<Vec<_>>(), [ids[1]]);
         assert_eq!(m[0].segments, 10);
+    }
+
+    #[test]
+    fn a_guide_brings_back_a_song_whose_segments_the_ann_left_out() {
+        // Song 9 holds the query's own segments, so with top_k 1 the ANN
+        // gives every query segment to song 9 and song 2 gets no candidate.
+        let q: Vec<Vec<f32>> = (5..15).map(|j| perturbed(&segment(2, j), 500 + j as u64)).collect();
+        let (_dir, mut lib, ids) = library(&[(1, 40), (2, 40), (3, 40)]);
+        let copy = lib
+            .add(
+                "song9.wav",
+                "h9",
+                11.0 * HOP,
+                &q.concat(),
+                &vec![0; q.len() * NODE_BYTES],
+                &[],
+            )
+            .unwrap();
+        let q = segments(q);
+        let cfg = QueryConfig {
+            top_k: 1,
+            neural_guided: 2,
+            ..first_stage(0.9)
+        };
+        let songs = |m: &[Match]| m.iter().map(|m| m.song_id).collect::<Vec<_>>();
+        assert_eq!(songs(&query(&lib, None, &q, &cfg).unwrap()), [copy.id]);
+        let guide = Guide {
+            song_id: ids[1],
+            query_start: 0.0,
+            reference_start: 5.0 * HOP,
+            time_ratio: 1.0,
+        };
+        let m = query_guided(&lib, None, &q, &cfg, &[guide]).unwrap();
+        assert_eq!(songs(&m), [copy.id, ids[1]], "{m:?}");
+        assert!((m[1].reference_start - 5.0 * HOP).abs() < 1e-9, "{m:?}");
+        assert_eq!(m[1].segments, 10, "one accepted segment per query segment: {m:?}");
+        // A guide to the wrong place finds nothing above the threshold, and
+        // guides beyond `neural_guided` are not looked at.
+        let elsewhere = Guide {
+            reference_start: 25.0 * HOP,
+            ..guide
+        };
+        assert_eq!(
+            songs(&query_guided(&lib, None, &q, &cfg, &[elsewhere]).unwrap()),
+            [copy.id]
+        );
+        let off = QueryConfig {
+            neural_guided: 0,
+            ..cfg.clone()
+        };
+        assert_eq!(songs(&query_guided(&lib, None, &q, &off, &[guide]).unwrap()), [copy.id]);
+        let third = QueryConfig {
+            neural_guided: 1,
+            ..cfg
+        };
+        assert_eq!(
+            songs(&query_guided(&lib, None, &q, &third, &[elsewhere, guide]).unwrap()),
+            [copy.id]
+        );
     }
 
     #[test]

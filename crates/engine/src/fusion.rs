@@ -53,6 +53,11 @@ pub fn feature_names(model: Model) -> Vec<&'static str> {
         "nn_ln_total",
     ];
     const CH: [&str; 3] = ["chroma_present", "chroma_relative_cost", "chroma_cost"];
+    // The neural stage's evidence of a song it looked at only where the
+    // landmarks placed it: re-ranked along a line it did not choose, it
+    // accepts more of a wrong song than the ANN's candidates do, so it has
+    // weights of its own (the `nn_` features are 0 then).
+    const NNG: [&str; 4] = ["nng_present", "nng_ln_score", "nng_accepted_per_segment", "nng_share"];
     let mut out = Vec::new();
     if model != Model::Neural {
         out.extend(LM);
@@ -62,6 +67,7 @@ pub fn feature_names(model: Model) -> Vec<&'static str> {
         out.extend(CH);
     }
     if model == Model::Fused {
+        out.extend(NNG);
         out.extend(["shingle_present", "shingle_distance", "shingle_relative", "shingle_top"]);
         out.push("agree");
     }
@@ -107,8 +113,12 @@ pub fn features(model: Model, ev: &Evidence, ctx: Context) -> Vec<f64> {
             None => x.extend([0.0; 10]),
         }
     }
+    let guided = (model == Model::Fused)
+        .then_some(ev.neural.as_ref())
+        .flatten()
+        .filter(|n| n.guided);
     if model != Model::Landmarks {
-        match &ev.neural {
+        match ev.neural.as_ref().filter(|_| guided.is_none()) {
             Some(n) => x.extend([
                 1.0,
                 n.score.max(0.0).ln_1p(),
@@ -125,6 +135,15 @@ pub fn features(model: Model, ev: &Evidence, ctx: Context) -> Vec<f64> {
         }
     }
     if model == Model::Fused {
+        match guided {
+            Some(n) => x.extend([
+                1.0,
+                n.score.max(0.0).ln_1p(),
+                n.accepted as f64 / n.query_segments.max(1) as f64,
+                n.share.clamp(0.0, 1.0),
+            ]),
+            None => x.extend([0.0; 4]),
+        }
         match &ev.shingles {
             Some(s) => x.extend([
                 1.0,
@@ -148,9 +167,10 @@ const MIN_LIBRARY_HOURS: f64 = 0.1;
 const KAPPA_PRIOR_PEAKS: f64 = 20.0;
 
 /// Whether the landmark and neural stages put the song at the same place
-/// (reference times within 1.5 s at the landmark's query start).
+/// (reference times within 1.5 s at the landmark's query start); never when
+/// the neural stage only looked where the landmarks placed the song.
 pub fn agree(ev: &Evidence) -> bool {
-    let (Some(l), Some(n)) = (&ev.landmarks, &ev.neural) else {
+    let (Some(l), Some(n)) = (&ev.landmarks, ev.neural.as_ref().filter(|n| !n.guided)) else {
         return false;
     };
     let ratio = n.time_ratio.unwrap_or(1.0).max(0.1);
@@ -542,6 +562,55 @@ mod tests {
             let logit = |p: f64| (p / (1.0 - p)).ln();
             assert!(logit(none) > logit(half) + 2.0, "{model:?}: {none} {half}");
             assert!(unknown.is_finite(), "{model:?}: {unknown}");
+        }
+    }
+    /// Neural evidence of a song the stage only looked at where the
+    /// landmarks placed it goes to features of its own.
+    #[test]
+    fn guided_neural_evidence_is_weighed_apart() {
+        let neural = |guided: bool| sampleid_search::NeuralEvidence {
+            score: 3.0,
+            total: 3.0,
+            accepted: 4,
+            query_segments: 8,
+            rank: 2,
+            share: 0.25,
+            query_start: 0.0,
+            reference_start: 60.0,
+            time_ratio: Some(1.0),
+            guided,
+        };
+        let landmarks = sampleid_search::LandmarkEvidence {
+            method: "pairs".into(),
+            kappa: 0.2,
+            matched: 20,
+            mapped: 90,
+            votes: 10,
+            verified: false,
+            query_start: 0.0,
+            reference_start: 60.0,
+            time_ratio: 1.0,
+            pitch_shift: 0.0,
+            absent: None,
+        };
+        let names = feature_names(Model::Fused);
+        let at = |x: &[f64], name: &str| x[names.iter().position(|n| *n == name).unwrap()];
+        for guided in [false, true] {
+            let ev = Evidence {
+                landmarks: Some(landmarks.clone()),
+                neural: Some(neural(guided)),
+                ..Evidence::default()
+            };
+            let x = features(Model::Fused, &ev, CTX);
+            assert_eq!(x.len(), names.len());
+            let (own, apart) = if guided { (0.0, 1.0) } else { (1.0, 0.0) };
+            assert_eq!(at(&x, "nn_present"), own);
+            assert_eq!(at(&x, "nng_present"), apart);
+            assert_eq!(at(&x, "nng_accepted_per_segment"), apart * 0.5);
+            assert_eq!(at(&x, "nng_share"), apart * 0.25);
+            assert_eq!(at(&x, "agree"), own, "a guided line agrees by construction");
+            // The neural model alone never sees guided evidence apart.
+            assert_eq!(features(Model::Neural, &ev, CTX)[0], 1.0);
         }
     }
 }

@@ -344,6 +344,15 @@ impl Library {
             })
             .collect();
         let mut neural = self.neural_candidates(engine, input, opts, &guides)?;
+        // The songs the neural stage only looked at where the landmarks placed
+        // them (at the end of its list) are not verified again by the
+        // landmarks at that same place, nor promoted: that evidence would be
+        // circular.
+        let looked = neural
+            .iter()
+            .position(|m| m.evidence.neural.as_ref().is_some_and(|n| n.guided))
+            .unwrap_or(neural.len());
+        let looked = neural.split_off(looked);
         let hits = self
             .shingle_candidates(&input.chroma, engine.settings().shingles.k)?
             .unwrap_or_default();
@@ -362,7 +371,7 @@ impl Library {
         self.verify_guided(engine, input, &landmarks, &mut neural[..k]);
         self.verify_guided(engine, input, &landmarks, &mut chroma);
         let mut joined = landmarks;
-        for n in neural.into_iter().chain(chroma) {
+        for n in neural.into_iter().chain(looked).chain(chroma) {
             match joined.iter_mut().find(|m| m.song_id == n.song_id) {
                 Some(m) => {
                     m.evidence.neural = n.evidence.neural;

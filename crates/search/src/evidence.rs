@@ -84,6 +84,11 @@ pub struct NeuralEvidence {
     pub reference_start: f64,
     /// Query duration / reference duration, when the line is clear.
     pub time_ratio: Option<f64>,
+    /// Whether the stage looked at the song only where the landmarks placed
+    /// it (`[query] neural_guided`): its ANN search accepted none of the
+    /// song's segments. Such evidence is weighed apart from the ANN's.
+    #[serde(default)]
+    pub guided: bool,
 }
 
 /// The chroma (CENS) subsequence alignment of the clip with the song.

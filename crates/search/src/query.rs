@@ -79,15 +79,15 @@ pub struct QueryConfig {
     pub guided: usize,
     /// The landmark stage's best songs (this many, best verification score
     /// first) that the neural stage also looks at where the landmarks placed
-    /// them: the song's segments along that line are re-ranked like the
-    /// ANN's candidates. In a larger
-    /// library the right song's segments are pushed out of the ANN's `top_k`
-    /// by other songs' and its neural evidence is lost although the
-    /// landmarks found it. 0: only the ANN's candidates (before). 3, with
-    /// the calibrator refitted on its answers (the guided evidence weighed
-    /// apart): 844 known clips of the four validation runs found against
-    /// 843 at 0, 11 unknown ones accepted against 11; 10 s clips at a 4×
-    /// library 1.11× slower (median 75.4 → 84.0 ms; docs/identification.md).
+    /// them, when none of its ANN's accepted candidates came from them: the
+    /// song's segments along that line are re-ranked like the ANN's. In a
+    /// larger library the right song's segments are pushed out of the ANN's
+    /// `top_k` by other songs' while the landmarks still hold it. 0: only the
+    /// ANN's candidates (before). 3, with the calibrator refitted on its
+    /// answers (the guided evidence weighed apart): 844 known clips of the
+    /// four validation runs found against 843 at 0, 11 unknown ones accepted
+    /// against 11; 10 s clips at a 4× library 1.07× slower (median 85.4 →
+    /// 91.7 ms; docs/identification.md, which also has the test split).
     pub neural_guided: usize,
 }
 

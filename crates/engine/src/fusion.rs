@@ -564,6 +564,7 @@ mod tests {
             assert!(unknown.is_finite(), "{model:?}: {unknown}");
         }
     }
+
     /// Neural evidence of a song the stage only looked at where the
     /// landmarks placed it goes to features of its own.
     #[test]

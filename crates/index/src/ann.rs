@@ -375,7 +375,7 @@ impl Ann {
                     }
                 };
                 // Scored again exactly and cut to k in content order: see HNSW_POOL.
-                let cand = m.keys.into_iter().map(|r| (r, dot(q, &lib.fingerprint(r)))).collect();
+                let cand = m.keys.into_iter().map(|r| (r, lib.similarity(r, q))).collect();
                 Ok(best_k(lib, cand, k))
             }
             Self::IvfPq(Some(ix), cfg) => {
@@ -383,7 +383,7 @@ impl Ann {
                 let cand: Vec<(u64, f32)> = ix
                     .search(q, k * cfg.refine.max(1), cfg.nprobe, &keep)
                     .into_iter()
-                    .map(|(r, _)| (r, dot(q, &lib.fingerprint(r))))
+                    .map(|(r, _)| (r, lib.similarity(r, q)))
                     .collect();
                 Ok(best_k(lib, cand, k))
             }
@@ -391,12 +391,7 @@ impl Ann {
                 let mut all: Vec<(u64, f32)> = lib
                     .songs
                     .par_iter()
-                    .flat_map_iter(|s| {
-                        (s.first_row..s.first_row + s.segments).map(|r| {
-                            let f = lib.fingerprint(r);
-                            (r, dot(q, &f))
-                        })
-                    })
+                    .flat_map_iter(|s| (s.first_row..s.first_row + s.segments).map(|r| (r, lib.similarity(r, q))))
                     .collect();
                 let k = k.min(all.len());
                 if k == 0 {
@@ -437,10 +432,6 @@ fn best_k(lib: &Library, mut cand: Vec<(u64, f32)>, k: usize) -> Vec<(u64, f32)>
     cand.sort_by(|a, b| by_content(lib, *a, *b));
     cand.truncate(k);
     cand
-}
-
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
 fn new_index(dim: usize, cfg: &IndexConfig) -> Result<Index, IndexError> {

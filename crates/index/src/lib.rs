@@ -678,6 +678,12 @@ impl Library {
         store::f16_to_f32(self.fingerprints.row(row))
     }
 
+    /// Cosine similarity of a row's fingerprint and `q` (both unit vectors):
+    /// the exact score every search ranks rows by.
+    pub fn similarity(&self, row: u64, q: &[f32]) -> f32 {
+        self.fingerprint(row).iter().zip(q).map(|(x, y)| x * y).sum()
+    }
+
     /// A row's stored node matrix.
     pub fn nodes(&self, row: u64) -> &[u8] {
         self.nodes.row(row)

@@ -434,7 +434,7 @@ fn guided_candidates(lib: &Library, segments: &[QuerySegment], guides: &[&Guide]
                     continue;
                 }
                 let row = song.first_row + off as u64;
-                let similarity = dot(&lib.fingerprint(row), &q.fingerprint);
+                let similarity = lib.similarity(row, &q.fingerprint);
                 by_row.entry(row).or_default().push(Hit { segment, similarity });
             }
         }
@@ -443,10 +443,6 @@ fn guided_candidates(lib: &Library, segments: &[QuerySegment], guides: &[&Guide]
         .into_iter()
         .map(|(row, retrieved_by)| Candidate { row, retrieved_by })
         .collect()
-}
-
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
 /// Stage 2: every candidate's best classifier score over all query segments

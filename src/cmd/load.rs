@@ -87,8 +87,10 @@ struct Report {
     /// Query latency (as in the pure query load).
     latency_ms: Percentiles,
     by_kind: BTreeMap<Kind, KindReport>,
-    /// The server's resident memory (MB, from `/healthz`), one sample a second.
+    /// The server's resident memory (MB, from `/healthz`), one sample a second,
+    /// and when each was taken (s since the run began).
     rss_mb: Vec<f64>,
+    rss_t_s: Vec<f64>,
     /// Of each sample: the pages backed by files (the library's mapped row
     /// files among them), and glibc's heap in use and free in its arenas
     /// (MB; empty where the server does not say).
@@ -102,6 +104,9 @@ struct Report {
     /// (after warm-up): flat memory keeps these close.
     rss_mb_second_quarter: f64,
     rss_mb_last_quarter: f64,
+    /// The least-squares trend of resident memory after the first quarter
+    /// (MB per hour): 0 for flat memory, whatever the swing about it.
+    rss_mb_per_hour: f64,
     server: serde_json::Value,
 }
 
@@ -307,7 +312,7 @@ pub fn run(args: &BenchServeArgs, quiet: bool) -> Result<()> {
     bar.set_message(format!("{} clients → {base}", args.clients));
     let samples = Mutex::new(Vec::<Sample>::new());
     let checks = Mutex::new(Vec::<String>::new());
-    let rss = Mutex::new(Vec::<(f64, u64, [Option<f64>; 3])>::new());
+    let rss = Mutex::new(Vec::<(f64, u64, [Option<f64>; 3], f64)>::new());
     let started = Instant::now();
     let deadline = started + Duration::from_secs_f64(args.duration_s);
     let auth = token.map(|t| format!("Bearer {t}")).unwrap_or_default();
@@ -329,7 +334,8 @@ pub fn run(args: &BenchServeArgs, quiet: bool) -> Result<()> {
                             v["heap"]["in_use"].as_f64(),
                             v["heap"]["free"].as_f64(),
                         ];
-                        rss.lock().unwrap_or_else(|e| e.into_inner()).push((mb, songs, more));
+                        let t = started.elapsed().as_secs_f64();
+                        rss.lock().unwrap_or_else(|e| e.into_inner()).push((mb, songs, more, t));
                     }
                     std::thread::sleep(Duration::from_secs(1));
                 }
@@ -529,6 +535,12 @@ pub fn run(args: &BenchServeArgs, quiet: bool) -> Result<()> {
             part.iter().map(|r| r.0).sum::<f64>() / part.len() as f64
         }
     };
+    let after_warm_up = &rss[rss.len() / 4..];
+    let rss_mb_per_hour = 3600.0
+        * crate::stats::slope(
+            &after_warm_up.iter().map(|r| r.3).collect::<Vec<_>>(),
+            &after_warm_up.iter().map(|r| r.0).collect::<Vec<_>>(),
+        );
     let report = Report {
         url: base.clone(),
         clients: args.clients,
@@ -554,7 +566,9 @@ pub fn run(args: &BenchServeArgs, quiet: bool) -> Result<()> {
         by_kind,
         rss_mb_second_quarter: quarter(1),
         rss_mb_last_quarter: quarter(3),
+        rss_mb_per_hour,
         rss_mb: rss.iter().map(|r| r.0).collect(),
+        rss_t_s: rss.iter().map(|r| r.3).collect(),
         rss_file_mb: rss.iter().filter_map(|r| r.2[0]).collect(),
         heap_in_use_mb: rss.iter().filter_map(|r| r.2[1]).collect(),
         heap_free_mb: rss.iter().filter_map(|r| r.2[2]).collect(),
@@ -593,9 +607,10 @@ pub fn run(args: &BenchServeArgs, quiet: bool) -> Result<()> {
             );
         }
         println!(
-            "server memory: {:.0} MB in the second quarter, {:.0} MB in the last ({} samples)",
+            "server memory: {:.0} MB in the second quarter, {:.0} MB in the last, {:+.1} MB per hour after the first quarter ({} samples)",
             report.rss_mb_second_quarter,
             report.rss_mb_last_quarter,
+            report.rss_mb_per_hour,
             report.rss_mb.len()
         );
         for (k, n) in &report.errors_by_kind {

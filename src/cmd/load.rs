@@ -110,6 +110,17 @@ struct Report {
     server: serde_json::Value,
 }
 
+/// One sample of the server's memory (`/healthz`).
+struct MemorySample {
+    /// Seconds since the run began.
+    t_s: f64,
+    rss_mb: f64,
+    songs: u64,
+    file_mb: Option<f64>,
+    heap_in_use_mb: Option<f64>,
+    heap_free_mb: Option<f64>,
+}
+
 #[derive(Debug, Serialize)]
 struct Percentiles {
     p50: f64,
@@ -312,7 +323,7 @@ pub fn run(args: &BenchServeArgs, quiet: bool) -> Result<()> {
     bar.set_message(format!("{} clients → {base}", args.clients));
     let samples = Mutex::new(Vec::<Sample>::new());
     let checks = Mutex::new(Vec::<String>::new());
-    let rss = Mutex::new(Vec::<(f64, u64, [Option<f64>; 3], f64)>::new());
+    let rss = Mutex::new(Vec::<MemorySample>::new());
     let started = Instant::now();
     let deadline = started + Duration::from_secs_f64(args.duration_s);
     let auth = token.map(|t| format!("Bearer {t}")).unwrap_or_default();
@@ -328,14 +339,15 @@ pub fn run(args: &BenchServeArgs, quiet: bool) -> Result<()> {
                         && let Ok(v) = serde_json::from_str::<serde_json::Value>(&body)
                         && let Some(mb) = v["rss_mb"].as_f64()
                     {
-                        let songs = v["songs"].as_u64().unwrap_or(0);
-                        let more = [
-                            v["rss_file_mb"].as_f64(),
-                            v["heap"]["in_use"].as_f64(),
-                            v["heap"]["free"].as_f64(),
-                        ];
-                        let t = started.elapsed().as_secs_f64();
-                        rss.lock().unwrap_or_else(|e| e.into_inner()).push((mb, songs, more, t));
+                        let sample = MemorySample {
+                            t_s: started.elapsed().as_secs_f64(),
+                            rss_mb: mb,
+                            songs: v["songs"].as_u64().unwrap_or(0),
+                            file_mb: v["rss_file_mb"].as_f64(),
+                            heap_in_use_mb: v["heap"]["in_use"].as_f64(),
+                            heap_free_mb: v["heap"]["free"].as_f64(),
+                        };
+                        rss.lock().unwrap_or_else(|e| e.into_inner()).push(sample);
                     }
                     std::thread::sleep(Duration::from_secs(1));
                 }
@@ -532,14 +544,14 @@ pub fn run(args: &BenchServeArgs, quiet: bool) -> Result<()> {
         if part.is_empty() {
             f64::NAN
         } else {
-            part.iter().map(|r| r.0).sum::<f64>() / part.len() as f64
+            part.iter().map(|r| r.rss_mb).sum::<f64>() / part.len() as f64
         }
     };
     let after_warm_up = &rss[rss.len() / 4..];
     let rss_mb_per_hour = 3600.0
         * crate::stats::slope(
-            &after_warm_up.iter().map(|r| r.3).collect::<Vec<_>>(),
-            &after_warm_up.iter().map(|r| r.0).collect::<Vec<_>>(),
+            &after_warm_up.iter().map(|r| r.t_s).collect::<Vec<_>>(),
+            &after_warm_up.iter().map(|r| r.rss_mb).collect::<Vec<_>>(),
         );
     let report = Report {
         url: base.clone(),
@@ -567,12 +579,12 @@ pub fn run(args: &BenchServeArgs, quiet: bool) -> Result<()> {
         rss_mb_second_quarter: quarter(1),
         rss_mb_last_quarter: quarter(3),
         rss_mb_per_hour,
-        rss_mb: rss.iter().map(|r| r.0).collect(),
-        rss_t_s: rss.iter().map(|r| r.3).collect(),
-        rss_file_mb: rss.iter().filter_map(|r| r.2[0]).collect(),
-        heap_in_use_mb: rss.iter().filter_map(|r| r.2[1]).collect(),
-        heap_free_mb: rss.iter().filter_map(|r| r.2[2]).collect(),
-        songs: rss.iter().map(|r| r.1).collect(),
+        rss_mb: rss.iter().map(|r| r.rss_mb).collect(),
+        rss_t_s: rss.iter().map(|r| r.t_s).collect(),
+        rss_file_mb: rss.iter().filter_map(|r| r.file_mb).collect(),
+        heap_in_use_mb: rss.iter().filter_map(|r| r.heap_in_use_mb).collect(),
+        heap_free_mb: rss.iter().filter_map(|r| r.heap_free_mb).collect(),
+        songs: rss.iter().map(|r| r.songs).collect(),
         server,
     };
     if args.json {

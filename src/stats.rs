@@ -42,6 +42,35 @@ pub fn slope(x: &[f64], y: &[f64]) -> f64 {
     if sxx > 0.0 { sxy / sxx } else { f64::NAN }
 }
 
+/// The lowest and highest `y` in each of `windows` equal spans of `x`
+/// from `from` to the last `x`: (span's middle, min, max), spans without a
+/// point left out. The load test's memory floor: a server that frees what
+/// a compaction or an upload no longer needs comes back to the same low
+/// point, however far it swings above it, so a leak shows as a rising
+/// floor before the swing's trend can tell it from noise.
+pub fn window_extremes(x: &[f64], y: &[f64], from: f64, windows: usize) -> Vec<(f64, f64, f64)> {
+    let n = x.len().min(y.len());
+    let last = x[..n].iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    if windows == 0 || n == 0 || last <= from {
+        return Vec::new();
+    }
+    let width = (last - from) / windows as f64;
+    let mut out = vec![(0.0, f64::INFINITY, f64::NEG_INFINITY); windows];
+    for (&a, &b) in x[..n].iter().zip(&y[..n]) {
+        if a < from {
+            continue;
+        }
+        let w = (((a - from) / width) as usize).min(windows - 1);
+        out[w].1 = out[w].1.min(b);
+        out[w].2 = out[w].2.max(b);
+    }
+    out.iter_mut()
+        .enumerate()
+        .for_each(|(w, e)| e.0 = from + (w as f64 + 0.5) * width);
+    out.retain(|e| e.1.is_finite());
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -74,5 +103,25 @@ mod tests {
         assert_eq!(slope(&x, &flat), 0.0);
         assert!(slope(&[1.0], &[2.0]).is_nan());
         assert!(slope(&[2.0, 2.0], &[1.0, 5.0]).is_nan(), "no spread in x");
+    }
+
+    #[test]
+    fn window_floors_follow_a_leak_under_a_swing() {
+        // A saw tooth (a compaction cycle of 10 s) over a floor that rises
+        // 0.1 per second: the floors rise with it, the swing does not hide it.
+        let x: Vec<f64> = (0..=100).map(f64::from).collect();
+        let y: Vec<f64> = x.iter().map(|t| 0.1 * t + (t % 10.0) * 5.0).collect();
+        let w = window_extremes(&x, &y, 20.0, 4);
+        assert_eq!(w.len(), 4);
+        assert_eq!(w[0].0, 30.0);
+        assert_eq!(w[0].1, 2.0);
+        assert!((w[0].2 - 48.9).abs() < 1e-9);
+        let floors: Vec<f64> = w.iter().map(|e| e.1).collect();
+        let mids: Vec<f64> = w.iter().map(|e| e.0).collect();
+        assert!((slope(&mids, &floors) - 0.1).abs() < 1e-9);
+        // Points before `from` count nowhere; empty spans are left out.
+        let sparse = window_extremes(&[0.0, 1.0, 9.0], &[5.0, 1.0, 3.0], 1.0, 4);
+        assert_eq!(sparse, vec![(2.0, 1.0, 1.0), (8.0, 3.0, 3.0)]);
+        assert!(window_extremes(&[1.0], &[1.0], 5.0, 3).is_empty());
     }
 }

@@ -107,7 +107,22 @@ struct Report {
     /// The least-squares trend of resident memory after the first quarter
     /// (MB per hour): 0 for flat memory, whatever the swing about it.
     rss_mb_per_hour: f64,
+    /// After the first quarter, in ten equal spans of time: each span's
+    /// middle (s), lowest and highest resident memory (MB); and the trend of
+    /// those lows (MB per hour). The low point a server comes back to after
+    /// each compaction and trim: a leak raises it, the swing above it
+    /// (uploads, compactions) does not.
+    rss_windows: Vec<RssWindow>,
+    rss_floor_mb_per_hour: f64,
     server: serde_json::Value,
+}
+
+/// The lowest and highest resident memory in one span of the run.
+#[derive(Debug, Serialize)]
+struct RssWindow {
+    t_s: f64,
+    min_mb: f64,
+    max_mb: f64,
 }
 
 /// One sample of the server's memory (`/healthz`).
@@ -553,6 +568,17 @@ pub fn run(args: &BenchServeArgs, quiet: bool) -> Result<()> {
             &after_warm_up.iter().map(|r| r.t_s).collect::<Vec<_>>(),
             &after_warm_up.iter().map(|r| r.rss_mb).collect::<Vec<_>>(),
         );
+    let (t_s, rss_mb): (Vec<f64>, Vec<f64>) = rss.iter().map(|r| (r.t_s, r.rss_mb)).unzip();
+    let warm = after_warm_up.first().map_or(0.0, |r| r.t_s);
+    let rss_windows: Vec<RssWindow> = crate::stats::window_extremes(&t_s, &rss_mb, warm, 10)
+        .into_iter()
+        .map(|(t_s, min_mb, max_mb)| RssWindow { t_s, min_mb, max_mb })
+        .collect();
+    let rss_floor_mb_per_hour = 3600.0
+        * crate::stats::slope(
+            &rss_windows.iter().map(|w| w.t_s).collect::<Vec<_>>(),
+            &rss_windows.iter().map(|w| w.min_mb).collect::<Vec<_>>(),
+        );
     let report = Report {
         url: base.clone(),
         clients: args.clients,
@@ -579,8 +605,10 @@ pub fn run(args: &BenchServeArgs, quiet: bool) -> Result<()> {
         rss_mb_second_quarter: quarter(1),
         rss_mb_last_quarter: quarter(3),
         rss_mb_per_hour,
-        rss_mb: rss.iter().map(|r| r.rss_mb).collect(),
-        rss_t_s: rss.iter().map(|r| r.t_s).collect(),
+        rss_windows,
+        rss_floor_mb_per_hour,
+        rss_mb,
+        rss_t_s: t_s,
         rss_file_mb: rss.iter().filter_map(|r| r.file_mb).collect(),
         heap_in_use_mb: rss.iter().filter_map(|r| r.heap_in_use_mb).collect(),
         heap_free_mb: rss.iter().filter_map(|r| r.heap_free_mb).collect(),
@@ -619,10 +647,11 @@ pub fn run(args: &BenchServeArgs, quiet: bool) -> Result<()> {
             );
         }
         println!(
-            "server memory: {:.0} MB in the second quarter, {:.0} MB in the last, {:+.1} MB per hour after the first quarter ({} samples)",
+            "server memory: {:.0} MB in the second quarter, {:.0} MB in the last, {:+.1} MB per hour after the first quarter, its floor {:+.1} MB per hour ({} samples)",
             report.rss_mb_second_quarter,
             report.rss_mb_last_quarter,
             report.rss_mb_per_hour,
+            report.rss_floor_mb_per_hour,
             report.rss_mb.len()
         );
         for (k, n) in &report.errors_by_kind {

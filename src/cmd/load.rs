@@ -220,7 +220,13 @@ fn loudest_window(x: &[f32], n: usize, step: usize) -> usize {
     if x.len() <= n || step == 0 {
         return 0;
     }
-    let energy = |a: usize| x[a..a + n].iter().map(|v| f64::from(*v) * f64::from(*v)).sum::<f64>();
+    // Running sums: one pass however long the song.
+    let mut sum = Vec::with_capacity(x.len() + 1);
+    sum.push(0.0f64);
+    for v in x {
+        sum.push(sum[sum.len() - 1] + f64::from(*v) * f64::from(*v));
+    }
+    let energy = |a: usize| sum[a + n] - sum[a];
     let mut best = (0, energy(0));
     let mut a = step;
     while a + n <= x.len() {

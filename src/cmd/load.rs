@@ -113,6 +113,7 @@ struct Report {
     /// each compaction and trim: a leak raises it, the swing above it
     /// (uploads, compactions) does not.
     rss_windows: Vec<RssWindow>,
+    /// The least-squares trend of `rss_windows`' lows (MB per hour).
     rss_floor_mb_per_hour: f64,
     server: serde_json::Value,
 }
